@@ -1,0 +1,30 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test venv system-deps bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Chromium (browser tests) and poppler-utils (PDF checks) come from Debian's packages.
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: venv
+	@bash scripts/run.sh
+
+test: venv system-deps
+	@bash scripts/test.sh $(ARGS)
+
+bench: venv
+	$(PY) -m bench all
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,45 @@
+from django.urls import NoReverseMatch, reverse
+
+from .pricing import is_community
+
+# Settings -> Billing navigation, mirroring the product page. Only pages that exist are shown.
+NAV = [
+    ("Overview", "billing:overview", False),
+    ("Buy Credits", "billing:buy", True),
+    ("Plans", "billing:plans", True),
+    ("Usage", "usage:usage", False),
+    ("Alerts", "budgets:alerts", False),
+    ("History", "invoices:history", True),
+    ("Members", "budgets:members", False),
+    ("Developer tokens", "usage:tokens", False),
+]
+
+
+def billing(request):
+    context = {"community_edition": is_community()}
+    match = getattr(request, "resolver_match", None)
+    membership = getattr(request, "membership", None)
+    if not match or membership is None:
+        return context
+    items = []
+    for label, name, manage_only in NAV:
+        if manage_only and not membership.can_manage_billing:
+            continue
+        try:
+            url = reverse(name, kwargs={"slug": membership.workspace.slug})
+        except NoReverseMatch:
+            continue
+        items.append({"label": label, "url": url, "active": request.path == url or (
+            name != "billing:overview" and request.path.startswith(url))})
+    context.update(nav_items=items, membership=membership, workspace=membership.workspace)
+    if request.user.is_authenticated:
+        from .services import memberships_for
+
+        context["switcher"] = memberships_for(request.user)
+    try:
+        from budgets.selectors import active_alerts
+
+        context["alert_banner"] = active_alerts(workspace=membership.workspace)
+    except ImportError:
+        pass
+    return context

@@ -1,0 +1,101 @@
+"""The one place where credits change representation.
+
+Stored amounts are integer nanocredits (1 credit = 10**9). They leave the system as exact decimal
+strings (API, CSV) and are shown rounded in pages. Prices are integer cents; Stripe gets minor units.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+NANOS_PER_CREDIT = 1_000_000_000
+# Rates per 1M tokens have at most 3 decimals, so a per-token rate is a whole number of nanocredits:
+# rate_per_million * 10**9 / 10**6 == rate_per_million * 1000.
+NANOS_PER_TOKEN_PER_RATE_UNIT = 1000
+MAX_CREDITS = 10**12  # anything above is refused as absurd input (SPEC section 10)
+
+
+class InvalidAmount(ValueError):
+    pass
+
+
+def credits_to_nanos(value, *, max_decimals: int = 9) -> int:
+    """Parse credits given as str/int/Decimal into nanocredits, refusing floats and excess precision."""
+    if isinstance(value, float) or isinstance(value, bool):
+        raise InvalidAmount("Credits must be given as a decimal string or an integer, not a float.")
+    try:
+        amount = Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, ValueError):
+        raise InvalidAmount(f"{value!r} is not a number of credits.") from None
+    if not amount.is_finite():
+        raise InvalidAmount(f"{value!r} is not a number of credits.")
+    if abs(amount) > MAX_CREDITS:
+        raise InvalidAmount(f"{value} is more than {MAX_CREDITS:,} credits.")
+    if amount != amount.quantize(Decimal(1).scaleb(-max_decimals)):
+        raise InvalidAmount(f"{value} has more than {max_decimals} decimal places.")
+    return int(amount * NANOS_PER_CREDIT)
+
+
+def nanos_to_decimal(nanos: int) -> Decimal:
+    return Decimal(int(nanos)).scaleb(-9)
+
+
+def nanos_to_str(nanos: int) -> str:
+    """Exact decimal string without trailing zeros: 1500000000 -> '1.5', 0 -> '0'."""
+    sign = "-" if nanos < 0 else ""
+    whole, frac = divmod(abs(int(nanos)), NANOS_PER_CREDIT)
+    if not frac:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}." + f"{frac:09d}".rstrip("0")
+
+
+def nanos_display(nanos: int) -> str:
+    """Credits for people: 2 decimals with thousands separators; a non-zero amount under 0.01
+    shows enough digits to not read as 0.00 (up to 9)."""
+    nanos = int(nanos)
+    value = nanos_to_decimal(nanos)
+    if nanos != 0 and abs(nanos) < NANOS_PER_CREDIT // 100:
+        digits = 2
+        while digits < 9 and value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP) == 0:
+            digits += 1
+        # one more significant digit reads better: 0.0042 rather than 0.004
+        digits = min(9, digits + 1)
+        text = f"{value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP):f}".rstrip("0")
+        return text
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+
+
+def rate_to_nanos_per_token(rate_per_million) -> int:
+    """A rate in credits per 1M tokens (at most 3 decimals) as nanocredits per token."""
+    if isinstance(rate_per_million, float):
+        raise InvalidAmount("Rates must be decimal strings, not floats.")
+    try:
+        rate = Decimal(str(rate_per_million))
+    except InvalidOperation:
+        raise InvalidAmount(f"{rate_per_million!r} is not a rate.") from None
+    if not rate.is_finite() or rate < 0:
+        raise InvalidAmount("A rate must be zero or more.")
+    scaled = rate * NANOS_PER_TOKEN_PER_RATE_UNIT
+    if scaled != scaled.to_integral_value():
+        raise InvalidAmount("A rate per 1M tokens has at most 3 decimal places.")
+    return int(scaled)
+
+
+def nanos_per_token_to_rate(nanos_per_token: int) -> Decimal:
+    """Back to credits per 1M tokens, for display and the API."""
+    return (Decimal(int(nanos_per_token)) / NANOS_PER_TOKEN_PER_RATE_UNIT).normalize()
+
+
+def rate_str(nanos_per_token: int) -> str:
+    return f"{nanos_per_token_to_rate(nanos_per_token):f}"
+
+
+def cents_display(cents: int, currency: str = "usd") -> str:
+    symbol = "$" if currency.lower() == "usd" else currency.upper() + " "
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{symbol}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def cents_to_stripe_minor_units(cents: int, currency: str = "usd") -> int:
+    """Prices are stored in cents; Stripe's minor unit for USD is the cent."""
+    if currency.lower() != "usd":
+        raise ValueError(f"Unsupported currency {currency}")
+    return int(cents)

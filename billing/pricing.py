@@ -1,0 +1,71 @@
+"""Exact pricing: cost_nanocredits = tokens * rate_nanos_per_token (+ calls * tool rate). No floats."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+
+from .models import ModelRate, ToolRate
+
+
+@dataclass(frozen=True)
+class Rate:
+    model_id: str
+    input_nanos_per_token: int
+    output_nanos_per_token: int
+
+
+def is_community() -> bool:
+    """Community Edition: no platform-credit charges (SPEC section 9)."""
+    return settings.BILLING_EDITION == "community"
+
+
+def model_rates_at(*, at: datetime, model_ids=None) -> dict[str, Rate]:
+    """The rate in force at `at` for each model (one query; rates are few)."""
+    rates: dict[str, Rate] = {}
+    query = ModelRate.objects.filter(effective_from__lte=at).order_by("model_id", "-effective_from")
+    if model_ids is not None:
+        query = query.filter(model_id__in=list(model_ids))
+    for model_id, rate_in, rate_out in query.values_list("model_id", "input_nanos_per_token", "output_nanos_per_token"):
+        if model_id not in rates:
+            rates[model_id] = Rate(model_id, 0, 0) if is_community() else Rate(model_id, rate_in, rate_out)
+    return rates
+
+
+def tool_rates_at(*, at: datetime, tools=None) -> dict[str, int]:
+    """Nanocredits per call in force at `at`; a tool with no rate is free (absent here)."""
+    rates: dict[str, int] = {}
+    query = ToolRate.objects.filter(effective_from__lte=at).order_by("tool", "-effective_from")
+    if tools is not None:
+        query = query.filter(tool__in=list(tools))
+    for tool, nanos in query.values_list("tool", "nanos_per_call"):
+        rates.setdefault(tool, 0 if is_community() else nanos)
+    return rates
+
+
+@dataclass
+class NodePrice:
+    token_credits: int
+    tool_credits: int
+    tools: list[dict] = field(default_factory=list)
+
+    @property
+    def credits(self) -> int:
+        return self.token_credits + self.tool_credits
+
+
+def price_tokens(*, rate: Rate, input_tokens: int, output_tokens: int) -> int:
+    return input_tokens * rate.input_nanos_per_token + output_tokens * rate.output_nanos_per_token
+
+
+def price_node(*, rate: Rate, input_tokens: int, output_tokens: int, tool_calls: list[tuple[str, int]],
+               tool_rates: dict[str, int]) -> NodePrice:
+    tools = []
+    for name, calls in tool_calls:
+        per_call = tool_rates.get(name, 0)
+        tools.append({"name": name, "calls": calls, "nanos_per_call": per_call, "credits": calls * per_call})
+    return NodePrice(
+        token_credits=price_tokens(rate=rate, input_tokens=input_tokens, output_tokens=output_tokens),
+        tool_credits=sum(tool["credits"] for tool in tools),
+        tools=tools,
+    )

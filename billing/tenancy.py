@@ -1,0 +1,23 @@
+"""One way to load a workspace for a request: the membership decides, and outsiders get 404 so a
+workspace's existence is never revealed (SPEC section 5)."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .models import Membership
+
+
+def membership_for(request, slug: str, *, manage: bool = False) -> Membership:
+    """The signed-in user's membership of workspace `slug`, with the workspace, plan, wallet and
+    budget loaded. `manage=True` requires owner or admin (403 for a member)."""
+    membership = (
+        Membership.objects.select_related("workspace__plan", "workspace__wallet", "workspace__budget", "user")
+        .filter(workspace__slug=slug, user_id=request.user.pk)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such workspace.")
+    if manage and not membership.can_manage_billing:
+        raise PermissionDenied("Only the workspace owner and admins can do this.")
+    request.membership = membership
+    return membership

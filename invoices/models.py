@@ -1,0 +1,67 @@
+"""Invoices and credit notes with gapless yearly numbers (LF-2026-000001, CN-2026-000001)."""
+
+from django.db import models
+from django.utils import timezone
+
+from billing.models import Purchase, Workspace
+
+
+class InvoiceSequence(models.Model):
+    """The last number used per prefix and year; locked with SELECT ... FOR UPDATE while a number is
+    taken, in the same transaction as the invoice, so numbers are never shared and never skipped."""
+
+    prefix = models.CharField(max_length=8)  # LF or CN
+    year = models.IntegerField()
+    last_number = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prefix", "year"], name="one_sequence_per_prefix_year")]
+
+
+class Invoice(models.Model):
+    INVOICE, CREDIT_NOTE = "invoice", "credit_note"
+    PAID, REFUNDED, PARTIALLY_REFUNDED, ISSUED = "paid", "refunded", "partially_refunded", "issued"
+    STATUSES = [(PAID, "Paid"), (REFUNDED, "Refunded"), (PARTIALLY_REFUNDED, "Partially refunded"), (ISSUED, "Issued")]
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=32, unique=True)
+    kind = models.CharField(max_length=16, choices=[(INVOICE, "Invoice"), (CREDIT_NOTE, "Credit note")], default=INVOICE)
+    refers_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes")
+    status = models.CharField(max_length=24, choices=STATUSES, default=PAID)
+    description = models.CharField(max_length=200)
+    issued_at = models.DateTimeField(default=timezone.now)
+    currency = models.CharField(max_length=3, default="usd")
+    total_cents = models.IntegerField()  # negative on a credit note
+    # Buyer snapshot at issue time: an invoice never changes when the workspace does.
+    buyer_name = models.CharField(max_length=200)
+    buyer_email = models.EmailField()
+    buyer_workspace = models.CharField(max_length=120)
+    buyer_address = models.TextField(blank=True)
+    buyer_tax_id = models.CharField(max_length=64, blank=True)
+    # What it bills: exactly one of purchase / stripe_invoice_id (plan payment) / refers_to (credit note).
+    purchase = models.ForeignKey(Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices")
+    stripe_invoice_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    pdf = models.BinaryField(null=True, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self):
+        return self.number
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.IntegerField()
+    description = models.CharField(max_length=300)
+    quantity = models.IntegerField(default=1)
+    unit_cents = models.IntegerField()
+    amount_cents = models.IntegerField()
+    credits = models.BigIntegerField(default=0)  # nanocredits delivered by this line
+
+    class Meta:
+        ordering = ["invoice", "position"]

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make run: migrate, seed the demo when the database is empty, and serve the portal with a Celery
+# worker and beat. SQLite and an embedded (file) broker unless DATABASE_URL / REDIS_URL are set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBUG="${DEBUG:-true}"
+export PORT="${PORT:-8000}"
+PY=.venv/bin/python
+mkdir -p var/celery/queue var/celery/processed
+$PY manage.py migrate --noinput
+$PY manage.py seed_demo --if-empty
+$PY manage.py stripe_webhook_endpoint --quiet || true
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+.venv/bin/celery -A config worker --loglevel=warning --pool=solo --concurrency=1 & pids+=($!)
+.venv/bin/celery -A config beat --loglevel=warning & pids+=($!)
+$PY manage.py runserver "0.0.0.0:$PORT" --noreload & pids+=($!)
+sleep 2
+cat <<TXT
+
+  LenserFight Billing is running: http://127.0.0.1:$PORT/
+  Demo logins (password: demo12345)
+    owner@demo.test   owner of "Acme Team" (Team plan) and of a personal Free workspace
+    admin@demo.test   admin of Acme Team
+    member@demo.test  member of Acme Team
+    staff@demo.test   staff: the Django admin at http://127.0.0.1:$PORT/admin/
+  API docs: http://127.0.0.1:$PORT/v1/docs/   Stop with Ctrl-C.
+
+TXT
+wait -n "${pids[@]}"

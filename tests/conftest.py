@@ -1,0 +1,62 @@
+"""Shared fixtures: personas (owner, admin, member, outsider), sockets blocked beyond loopback, and
+the needs_postgres / needs_redis markers (skipped only outside CI; under CI the settings fail first)."""
+
+import socket
+
+import pytest
+
+from tests.factories import make_workspace
+
+
+def pytest_collection_modifyitems(config, items):
+    from config import test_settings
+
+    for item in items:
+        if "needs_postgres" in item.keywords and not test_settings.HAS_POSTGRES:
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL is not reachable"))
+        if "needs_redis" in item.keywords and not test_settings.HAS_REDIS:
+            item.add_marker(pytest.mark.skip(reason="Redis is not reachable"))
+
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and (host in ("localhost", "::1") or host.startswith("127.") or host.startswith("/")):
+        return _real_connect(self, address)
+    if self.family == socket.AF_UNIX:
+        return _real_connect(self, address)
+    raise RuntimeError(f"Network access to {address!r} in a test: stub it at the HTTP edge.")
+
+
+@pytest.fixture(autouse=True)
+def block_network(monkeypatch):
+    """Only loopback (PostgreSQL, Redis, the live server) is reachable; Stripe must be stubbed."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def team(db):
+    """A Team-plan workspace with owner, admin and member, plus an outsider with a workspace of their own."""
+    return make_workspace()
+
+
+@pytest.fixture
+def outsider(db):
+    from billing.services import user_get_or_create, workspace_create
+
+    user = user_get_or_create(email="outsider@example.com", password="pw-outsider-1")
+    workspace_create(slug="elsewhere", name="Elsewhere", owner=user, plan_id="free", kind="personal")
+    return user
+
+

@@ -1,0 +1,169 @@
+"""Runs, their per-node breakdown, the daily rollups behind the dashboard, and developer tokens."""
+
+import hashlib
+import secrets
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import AIModel, Membership, Workspace, credits
+
+TOKEN_PREFIX = "lf_"
+
+
+class Workflow(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="workflows")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="workflow_name_per_workspace")]
+
+    def __str__(self):
+        return self.name
+
+
+class Agent(models.Model):
+    """Created on first use by name. Its three budgets default to the product page's 10/100/1,000."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=200)
+    max_per_run = models.BigIntegerField(default=credits(10))  # nanocredits
+    max_per_day = models.BigIntegerField(default=credits(100))  # nanocredits per UTC day
+    max_per_month = models.BigIntegerField(default=credits(1000))  # nanocredits per billing period
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="agent_name_per_workspace"),
+            models.CheckConstraint(
+                condition=Q(max_per_run__gt=0) & Q(max_per_day__gt=0) & Q(max_per_month__gt=0),
+                name="agent_budgets_positive",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class DeveloperToken(models.Model):
+    """Belongs to one member of one workspace. Only the SHA-256 of the token is stored."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100, default="API token")
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to recognise the token.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def generate() -> str:
+        return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Run(models.Model):
+    RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED = "running", "succeeded", "failed", "cancelled", "expired"
+    STATUSES = [(s, s.title()) for s in (RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED)]
+    FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="runs")
+    # The client's idempotency key (or a generated one); unique within the workspace.
+    public_id = models.CharField(max_length=100)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    member = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="runs")
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
+    reserved = models.BigIntegerField(default=0)  # the hold, nanocredits
+    credits = models.BigIntegerField(default=0)  # charged, nanocredits; set once by complete
+    over_reservation = models.BooleanField(default=False)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    estimated_input_tokens = models.BigIntegerField(null=True, blank=True)
+    max_output_tokens = models.BigIntegerField(null=True, blank=True)
+    # Windows the run counts in, fixed at authorization: the UTC day and the billing period.
+    day = models.DateField()
+    period_start = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)  # when the hold was released
+    completed_at = models.DateTimeField(null=True, blank=True)  # set once, with the charge
+    authorize_hash = models.CharField(max_length=64)  # the authorize body, for idempotent replays
+    complete_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "public_id"], name="run_public_id_per_workspace"),
+            models.CheckConstraint(condition=Q(reserved__gte=0) & Q(credits__gte=0), name="run_amounts_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="run_ws_recent"),
+            models.Index(fields=["status", "expires_at"], name="run_open_expiry", condition=Q(status="running")),
+        ]
+
+    def __str__(self):
+        return self.public_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.released_at is None
+
+
+class RunNode(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
+    position = models.IntegerField()
+    name = models.CharField(max_length=200)
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="+")
+    input_tokens = models.BigIntegerField()
+    output_tokens = models.BigIntegerField()
+    input_nanos_per_token = models.BigIntegerField()  # the rate used
+    output_nanos_per_token = models.BigIntegerField()
+    token_credits = models.BigIntegerField()
+    tool_credits = models.BigIntegerField(default=0)
+    credits = models.BigIntegerField()  # token_credits + tool_credits
+    # [{"name": "web_search", "calls": 3, "nanos_per_call": 10000000, "credits": 30000000}]
+    tools = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="node_position_per_run")]
+
+
+class DailyUsage(models.Model):
+    """Charged credits per workspace, UTC day, agent, model and member, updated in the charge's
+    transaction so the dashboard reads a few hundred rows however many runs there are."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    credits = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    runs = models.IntegerField(default=0)  # a run counts once, in the row of its authorized model
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "day", "agent", "model", "member"], name="one_rollup_row")
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="rollup_ws_day")]
