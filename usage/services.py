@@ -209,9 +209,15 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
             from budgets.alerts import alerts_check_later
 
             alerts_check_later(workspace_id=workspace.pk)
-    run.refresh_from_db()
     if not won:
+        run.refresh_from_db()
         return _replay(run, body_hash, "complete_hash")
+    # The winner knows every value it wrote: no re-read, and the nodes are served from memory.
+    for name, value in changes.items():
+        setattr(run, name, value)
+    if was_open:
+        run.released_at = now
+    run._prefetched_objects_cache = {"nodes": node_rows}
     return run
 
 
