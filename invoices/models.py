@@ -33,7 +33,8 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3, default="usd")
     total_cents = models.IntegerField()  # negative on a credit note
     # Buyer snapshot at issue time: an invoice never changes when the workspace does.
-    buyer_name = models.CharField(max_length=200)
+    buyer_name = models.CharField(max_length=200)  # Workspace.billing_name, else the owner's name
+    buyer_contact = models.CharField(max_length=200, blank=True)  # the owner's name when billing_name is set
     buyer_email = models.EmailField()
     buyer_workspace = models.CharField(max_length=120)
     buyer_address = models.TextField(blank=True)
@@ -52,6 +53,14 @@ class Invoice(models.Model):
 
     def __str__(self):
         return self.number
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.kind == self.CREDIT_NOTE
+
+    @property
+    def pdf_filename(self) -> str:
+        return f"{self.number}.pdf"
 
 
 class InvoiceLine(models.Model):

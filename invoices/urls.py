@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "invoices"
-urlpatterns: list = []
+urlpatterns = [
+    path("settings/billing/history/", views.history, name="history"),
+    # Numbers look like LF-2026-000001: a slug, so ".pdf" never becomes part of one.
+    path("settings/billing/history/<slug:number>.pdf", views.pdf, name="pdf"),
+    path("settings/billing/history/<slug:number>/", views.detail, name="detail"),
+]
