@@ -320,6 +320,11 @@ class Purchase(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # record_purchase with the same bank reference twice is one purchase.
+            models.UniqueConstraint(fields=["workspace", "reference"], condition=Q(source="manual") & ~Q(reference=""),
+                                    name="one_manual_purchase_per_reference"),
+        ]
 
     def __str__(self):
         return f"{self.pack} for {self.workspace} ({self.status})"
@@ -344,3 +349,24 @@ def credits(n: int | str) -> int:
 
     return int(Decimal(str(n)) * NANOS_PER_CREDIT)
 
+
+
+class StripeEvent(models.Model):
+    """One row per Stripe event we acted on. dj-stripe stores every delivery but does not dedupe, so
+    the unique event id here is what makes a replayed or duplicated delivery change nothing twice.
+    `stripe_created` and `object_id` let a handler see that a newer event about the same object was
+    already applied (out-of-order delivery)."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=200, blank=True, db_index=True)
+    stripe_created = models.DateTimeField()
+    livemode = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=200, blank=True, help_text="What the handler did, for staff.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self):
+        return f"{self.type} {self.event_id}"

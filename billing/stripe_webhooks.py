@@ -1,6 +1,203 @@
-"""Stripe webhooks, verified by dj-stripe's endpoint and handled from the verified payload."""
+"""Stripe webhooks, verified by dj-stripe's endpoint (/stripe/webhook/<uuid>/) and handled here from
+the verified payload, so fulfilment needs no call to Stripe.
+
+dj-stripe calls `handle_verified_event` only for events whose signature and timestamp it verified,
+inside transaction.atomic: whatever we write commits together with the StripeEvent row that marks
+the event as handled, and an exception rolls both back and answers 500, so Stripe delivers again.
+
+- A replayed or duplicated delivery: the StripeEvent row (unique event id) exists -> nothing.
+- Out of order: each handler is idempotent by its own key (a purchase is paid once, a period is
+  granted once, a refund total is applied once), subscription updates older than one already
+  applied are ignored, and an event about an object we do not know yet (charge.refunded before its
+  checkout.session.completed) raises, so Stripe retries it later.
+"""
+
+import logging
+from datetime import datetime, timezone as dt_timezone
+
+from django.db import IntegrityError, transaction
+
+from .models import Plan, Purchase, StripeEvent, Workspace
+from .plans import plan_payment_record, subscription_checkout_record, subscription_end, subscription_sync
+from .purchases import pack_purchase_fulfil, purchase_refund
+
+log = logging.getLogger(__name__)
+
+
+class NotYetKnown(Exception):
+    """The event refers to something whose own event has not arrived yet: answer 500, Stripe retries."""
+
+
+def _ts(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=dt_timezone.utc) if value is not None else None
 
 
 def handle_verified_event(trigger, api_key=None, **kwargs):
-    """DJSTRIPE_WEBHOOK_EVENT_CALLBACK: filled in by the purchases work."""
+    """DJSTRIPE_WEBHOOK_EVENT_CALLBACK: a one-line adapter per event type into the services."""
+    event = trigger.json_body
     trigger.processed = True
+    handler = HANDLERS.get(event.get("type"))
+    obj = (event.get("data") or {}).get("object") or {}
+    try:
+        with transaction.atomic():
+            record = StripeEvent.objects.create(
+                event_id=event["id"], type=event["type"], object_id=str(obj.get("id", ""))[:200],
+                stripe_created=_ts(event.get("created", 0)), livemode=bool(event.get("livemode")),
+            )
+    except IntegrityError:
+        log.info("Stripe event %s delivered again; already handled", event["id"])
+        return
+    outcome = handler(event, obj) if handler else "ignored: not an event we act on"
+    StripeEvent.objects.filter(pk=record.pk).update(outcome=(outcome or "handled")[:200])
+
+
+def _metadata(obj: dict) -> dict:
+    return obj.get("metadata") or {}
+
+
+def _workspace_from_metadata(metadata: dict) -> Workspace | None:
+    if metadata.get("workspace_id"):
+        return Workspace.objects.filter(pk=metadata["workspace_id"]).first()
+    if metadata.get("workspace"):
+        return Workspace.objects.filter(slug=metadata["workspace"]).first()
+    return None
+
+
+def checkout_session_completed(event: dict, session: dict) -> str:
+    if session.get("payment_status") not in ("paid", "no_payment_required"):
+        return "not paid yet: waiting for checkout.session.async_payment_succeeded"
+    if session.get("mode") == "subscription":
+        workspace = _workspace_from_metadata(_metadata(session))
+        if workspace is None:
+            return "ignored: no workspace in the session metadata"
+        subscription_checkout_record(workspace=workspace, subscription_id=session.get("subscription") or "",
+                                     customer_id=session.get("customer") or "")
+        return f"subscription recorded for {workspace.slug}"
+    purchase_id = _metadata(session).get("purchase") or session.get("client_reference_id")
+    purchase = Purchase.objects.select_related("workspace", "pack").filter(pk=purchase_id).first() \
+        if str(purchase_id or "").isdigit() else None
+    if purchase is None:
+        return f"ignored: no purchase {purchase_id!r}"
+    if session.get("amount_total") is not None and int(session["amount_total"]) != purchase.amount_cents:
+        # Never credit a session whose amount is not the purchase's price: staff look at it.
+        log.error("Checkout Session %s paid %s cents for purchase %s of %s cents", session.get("id"),
+                  session["amount_total"], purchase.pk, purchase.amount_cents)
+        return "refused: amount differs from the purchase"
+    pack_purchase_fulfil(purchase=purchase, paid_at=_ts(event.get("created")), stripe_checkout_session_id=session["id"],
+                         stripe_payment_intent_id=session.get("payment_intent") or None)
+    return f"purchase {purchase.pk} fulfilled"
+
+
+def _invoice_subscription_metadata(invoice: dict) -> dict:
+    # API versions before 2025-03-31 put it at subscription_details; later ones under parent.
+    details = invoice.get("subscription_details") or ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    return details.get("metadata") or {}
+
+
+def _invoice_subscription_id(invoice: dict) -> str:
+    sub = invoice.get("subscription") or ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    return sub.get("id", "") if isinstance(sub, dict) else (sub or "")
+
+
+def _plan_from_price(price: dict | None, fallback: str | None = None) -> Plan | None:
+    price = price or {}
+    if price.get("id"):
+        plan = Plan.objects.filter(stripe_price_id=price["id"]).first()
+        if plan:
+            return plan
+    plan_id = (price.get("metadata") or {}).get("plan") or fallback
+    return Plan.objects.filter(pk=plan_id).first() if plan_id else None
+
+
+def _workspace_for_subscription(subscription_id: str, customer_id: str, metadata: dict) -> Workspace | None:
+    workspace = _workspace_from_metadata(metadata)
+    if workspace is None and subscription_id:
+        workspace = Workspace.objects.filter(stripe_subscription_id=subscription_id).first()
+    if workspace is None and customer_id:
+        workspace = Workspace.objects.filter(stripe_customer_id=customer_id).first()
+    return workspace
+
+
+def invoice_paid(event: dict, invoice: dict) -> str:
+    subscription_id = _invoice_subscription_id(invoice)
+    if not subscription_id:
+        return "ignored: not a subscription invoice"
+    metadata = _invoice_subscription_metadata(invoice)
+    workspace = _workspace_for_subscription(subscription_id, invoice.get("customer") or "", metadata)
+    if workspace is None:
+        raise NotYetKnown(f"No workspace for subscription {subscription_id} yet")
+    lines = ((invoice.get("lines") or {}).get("data")) or []
+    line = next((li for li in lines if not li.get("proration")), lines[0] if lines else {})
+    price = line.get("price") or ((line.get("pricing") or {}).get("price_details") or {})
+    plan = _plan_from_price(price if isinstance(price, dict) else None, (line.get("metadata") or {}).get("plan")
+                            or metadata.get("plan"))
+    if plan is None:
+        raise NotYetKnown(f"Invoice {invoice.get('id')} names no plan we know")
+    period = line.get("period") or {}
+    # Only the subscription's own invoices (first and renewals) start a period; a proration
+    # invoice of a mid-period upgrade is billed but its credits came with the upgrade.
+    grant = invoice.get("billing_reason") in ("subscription_create", "subscription_cycle", None)
+    plan_payment_record(workspace=workspace, plan=plan, amount_cents=int(invoice.get("amount_paid") or 0),
+                        period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
+                        stripe_invoice_id=invoice["id"], grant=grant, stripe_subscription_id=subscription_id,
+                        stripe_customer_id=invoice.get("customer") or "")
+    return f"plan payment {plan.pk} recorded for {workspace.slug}"
+
+
+def _newer_subscription_event_applied(event: dict, subscription_id: str) -> bool:
+    return StripeEvent.objects.filter(
+        object_id=subscription_id, type__startswith="customer.subscription.",
+        stripe_created__gt=_ts(event.get("created", 0)),
+    ).exclude(event_id=event["id"]).exists()
+
+
+def subscription_updated(event: dict, subscription: dict) -> str:
+    if _newer_subscription_event_applied(event, subscription["id"]):
+        return "ignored: a newer subscription event was already applied"
+    workspace = _workspace_for_subscription(subscription["id"], subscription.get("customer") or "",
+                                            _metadata(subscription))
+    if workspace is None:
+        raise NotYetKnown(f"No workspace for subscription {subscription['id']} yet")
+    items = ((subscription.get("items") or {}).get("data")) or [{}]
+    plan = _plan_from_price(items[0].get("price"), _metadata(subscription).get("plan"))
+    subscription_sync(workspace=workspace, plan=plan, status=subscription.get("status", ""),
+                      cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
+                      subscription_id=subscription["id"], customer_id=subscription.get("customer") or "")
+    return f"subscription synced for {workspace.slug}"
+
+
+def subscription_deleted(event: dict, subscription: dict) -> str:
+    workspace = _workspace_for_subscription(subscription["id"], "", _metadata(subscription)) or \
+        Workspace.objects.filter(stripe_subscription_id=subscription["id"]).first()
+    if workspace is None:
+        return "ignored: unknown subscription"
+    subscription_end(workspace=workspace, subscription_id=subscription["id"])
+    return f"{workspace.slug} back on Free"
+
+
+def charge_refunded(event: dict, charge: dict) -> str:
+    payment_intent = charge.get("payment_intent")
+    payment_intent = payment_intent.get("id") if isinstance(payment_intent, dict) else payment_intent
+    purchase = Purchase.objects.filter(stripe_payment_intent_id=payment_intent).first() if payment_intent else None
+    if purchase is None:
+        purchase_id = _metadata(charge).get("purchase")
+        purchase = Purchase.objects.filter(pk=purchase_id).first() if str(purchase_id or "").isdigit() else None
+    if purchase is None:
+        if charge.get("invoice"):
+            return "ignored: a plan payment refund (credit notes for plans are issued by staff)"
+        raise NotYetKnown(f"No purchase for payment {payment_intent} yet")
+    if purchase.status == Purchase.PENDING:
+        raise NotYetKnown(f"Purchase {purchase.pk} is not fulfilled yet")
+    total = int(charge.get("amount_refunded") or 0)
+    purchase_refund(purchase=purchase, refunded_total_cents=total, key=f"upto:{total}")
+    return f"purchase {purchase.pk} refunded up to {total} cents"
+
+
+HANDLERS = {
+    "checkout.session.completed": checkout_session_completed,
+    "checkout.session.async_payment_succeeded": checkout_session_completed,
+    "invoice.paid": invoice_paid,
+    "customer.subscription.updated": subscription_updated,
+    "customer.subscription.deleted": subscription_deleted,
+    "charge.refunded": charge_refunded,
+}

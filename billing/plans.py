@@ -1,0 +1,241 @@
+"""Plan changes, plan payments and Stripe subscription state (SPEC section 3, docs/plans.md).
+
+- An upgrade takes effect at once: rate limits follow immediately and the difference between the
+  new and the old plan's monthly credits is granted for the rest of the current period (once per
+  workspace, period and plan).
+- A downgrade or a cancellation takes effect at the period end (`scheduled_plan`,
+  `cancel_at_period_end`); `billing.grants` applies it when the period rolls.
+- `plan_payment_record` (Stripe's invoice.paid) grants the plan's credits for the paid period,
+  exactly once per workspace and period: the grant's ledger key is the period start, and Stripe's
+  periods are contiguous, so the period job and the webhook compute the same key.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from invoices import services as invoice_services
+
+from .ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from .models import AuditEvent, LedgerEntry, Plan, Workspace
+
+
+class PlanError(Exception):
+    pass
+
+
+class MemberCapExceeded(PlanError):
+    pass
+
+
+def member_cap(*, workspace: Workspace, plan: Plan) -> int | None:
+    if workspace.kind == Workspace.PERSONAL:
+        return 1
+    return plan.max_members
+
+
+def _check_member_cap(workspace: Workspace, plan: Plan) -> None:
+    cap = member_cap(workspace=workspace, plan=plan)
+    members = workspace.memberships.count()
+    if cap is not None and members > cap:
+        raise MemberCapExceeded(
+            f"The {plan.name} plan allows {cap} member{'s' if cap != 1 else ''}; this workspace has {members}. "
+            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan."
+        )
+
+
+def is_upgrade(*, current: Plan, new: Plan) -> bool:
+    return new.sort_order > current.sort_order
+
+
+def _lock_workspace(workspace_id: int) -> Workspace:
+    return Workspace.objects.select_for_update().select_related("plan", "scheduled_plan").get(pk=workspace_id)
+
+
+def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end: bool = False,
+                requests_per_minute: int | None = None, concurrent_runs: int | None = None,
+                monthly_credits: int | None = None, sync_stripe: bool = True, now=None) -> Workspace:
+    """Change the plan now, or schedule it for the period end (`at_period_end`, for downgrades and
+    cancellations; an upgrade is always immediate). The Enterprise values (`requests_per_minute`,
+    `concurrent_runs`, `monthly_credits` in nanocredits) override the plan's for this workspace.
+
+    Refuses (MemberCapExceeded) a plan whose member cap the workspace is over."""
+    now = now or timezone.now()
+    plan = Plan.objects.filter(pk=plan_id).first()
+    if plan is None:
+        raise PlanError(f"There is no plan {plan_id!r}; choose free, pro, team or enterprise.")
+    for name, value in (("requests per minute", requests_per_minute), ("concurrent runs", concurrent_runs),
+                        ("monthly credits", monthly_credits)):
+        if value is not None and value < 0:
+            raise PlanError(f"The {name} cannot be negative.")
+    stripe_action = None
+    with transaction.atomic():
+        ws = _lock_workspace(workspace.pk)
+        old_plan, old_monthly = ws.plan, ws.monthly_credits
+        upgrade = is_upgrade(current=old_plan, new=plan)
+        _check_member_cap(ws, plan)
+        if at_period_end and not upgrade and plan.pk != old_plan.pk:
+            # Downgrade or cancel: nothing changes until the period rolls (billing.grants).
+            if plan.pk == "free":
+                ws.cancel_at_period_end, ws.scheduled_plan = True, None
+                stripe_action = ("cancel", None)
+            else:
+                ws.cancel_at_period_end, ws.scheduled_plan = False, plan
+                stripe_action = ("price", plan)
+            ws.save(update_fields=["cancel_at_period_end", "scheduled_plan"])
+            AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.schedule",
+                                      detail={"from": old_plan.pk, "to": plan.pk, "at": ws.period_end.isoformat()})
+        else:
+            if ws.cancel_at_period_end and ws.stripe_subscription_id:
+                stripe_action = ("resume", None)
+            if plan.pk != old_plan.pk and ws.stripe_subscription_id:
+                stripe_action = ("price_now", plan)
+            ws.plan, ws.scheduled_plan, ws.cancel_at_period_end = plan, None, False
+            if plan.pk != old_plan.pk or requests_per_minute is not None or concurrent_runs is not None \
+                    or monthly_credits is not None:
+                keep_custom = plan.is_custom and plan.pk == old_plan.pk
+                ws.custom_requests_per_minute = requests_per_minute if requests_per_minute is not None else (
+                    ws.custom_requests_per_minute if keep_custom else None)
+                ws.custom_concurrent_runs = concurrent_runs if concurrent_runs is not None else (
+                    ws.custom_concurrent_runs if keep_custom else None)
+                ws.custom_monthly_credits = monthly_credits if monthly_credits is not None else (
+                    ws.custom_monthly_credits if keep_custom else None)
+            ws.save(update_fields=["plan", "scheduled_plan", "cancel_at_period_end", "custom_requests_per_minute",
+                                   "custom_concurrent_runs", "custom_monthly_credits"])
+            difference = ws.monthly_credits - old_monthly
+            if difference > 0:
+                # The rest of this period at the new plan's allowance: grant the difference, once per
+                # period and plan (switching back and forth cannot mint credits).
+                wallet = wallet_lock(ws.pk)
+                post(wallet=wallet, actor=actor, at=now, postings=[Posting(
+                    LedgerEntry.GRANT, MONTHLY, difference,
+                    f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:{plan.pk}:{ws.monthly_credits}",
+                    f"Upgrade from {old_plan.name} to {plan.name}: the difference for this period")])
+            AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.change", detail={
+                "from": old_plan.pk, "to": plan.pk, "requests_per_minute": ws.requests_per_minute,
+                "concurrent_runs": ws.concurrent_runs, "monthly_credits": ws.monthly_credits})
+        if sync_stripe and stripe_action and ws.stripe_subscription_id:
+            subscription_id = ws.stripe_subscription_id
+            transaction.on_commit(lambda: _mirror_to_stripe(subscription_id, stripe_action))
+    workspace.refresh_from_db()
+    return workspace
+
+
+def _mirror_to_stripe(subscription_id: str, action) -> None:
+    from . import stripe_client
+
+    if not stripe_client.stripe_enabled():
+        return
+    kind, plan = action
+    if kind == "cancel":
+        stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=True)
+    elif kind == "resume":
+        stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=False)
+    elif plan is not None and plan.pk != "free":
+        stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan, prorate=kind == "price_now")
+
+
+def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,
+                        period_end: datetime, stripe_invoice_id: str, grant: bool = True,
+                        stripe_subscription_id: str = "", stripe_customer_id: str = ""):
+    """A paid plan invoice (invoice.paid): the plan's credits for that period, once, and the invoice.
+
+    A period starting at or after the current one becomes the current period (the monthly remainder
+    expires and the plan's credits are granted; keyed by the period start). A payment for an older
+    period (a late, out-of-order delivery) is invoiced but grants nothing and moves nothing back.
+    `grant=False` for proration invoices of a mid-period upgrade (plan_change grants that difference)."""
+    with transaction.atomic():
+        ws = _lock_workspace(workspace.pk)
+        if stripe_subscription_id and not ws.stripe_subscription_id:
+            ws.stripe_subscription_id = stripe_subscription_id
+        if stripe_customer_id and not ws.stripe_customer_id:
+            ws.stripe_customer_id = stripe_customer_id
+        if grant and period_start >= ws.period_start:
+            old_start = ws.period_start
+            if period_start > ws.period_start:
+                ws.plan, ws.scheduled_plan = plan, None
+                ws.period_start, ws.period_end = period_start, period_end
+            elif period_end > ws.period_end:
+                ws.period_end = period_end
+            ws.save()
+            if period_start != old_start:
+                monthly_rollover(workspace=ws, old_period_start=old_start, new_period_start=period_start,
+                                 new_credits=ws.monthly_credits)
+        else:
+            ws.save(update_fields=["stripe_subscription_id", "stripe_customer_id"])
+        invoice = invoice_services.invoice_issue_for_plan_payment(
+            workspace=ws, plan=plan, amount_cents=amount_cents, period_start=period_start, period_end=period_end,
+            stripe_invoice_id=stripe_invoice_id)
+    return invoice
+
+
+def subscription_checkout_record(*, workspace: Workspace, subscription_id: str, customer_id: str) -> Workspace:
+    """checkout.session.completed for mode=subscription: remember the subscription. The plan and its
+    credits arrive with invoice.paid (whichever of the two comes first)."""
+    Workspace.objects.filter(pk=workspace.pk).update(stripe_subscription_id=subscription_id,
+                                                     stripe_customer_id=customer_id or workspace.stripe_customer_id)
+    workspace.refresh_from_db()
+    return workspace
+
+
+def subscription_sync(*, workspace: Workspace, plan: Plan | None, status: str, cancel_at_period_end: bool,
+                      subscription_id: str, customer_id: str) -> Workspace:
+    """customer.subscription.updated: the plan and cancellation flag follow Stripe. A price that is
+    the plan already scheduled for the period end stays scheduled (our downgrade, mirrored)."""
+    with transaction.atomic():
+        ws = _lock_workspace(workspace.pk)
+        ws.stripe_subscription_id = subscription_id
+        ws.stripe_customer_id = customer_id or ws.stripe_customer_id
+        ws.cancel_at_period_end = cancel_at_period_end
+        ws.save(update_fields=["stripe_subscription_id", "stripe_customer_id", "cancel_at_period_end"])
+    if status in ("active", "trialing", "past_due") and plan is not None and plan.pk != workspace.plan_id:
+        if not (ws.scheduled_plan_id == plan.pk):
+            plan_change(workspace=ws, plan_id=plan.pk, actor=None, at_period_end=False, sync_stripe=False)
+            if cancel_at_period_end:
+                Workspace.objects.filter(pk=ws.pk).update(cancel_at_period_end=True)
+    workspace.refresh_from_db()
+    return workspace
+
+
+def subscription_end(*, workspace: Workspace, subscription_id: str) -> Workspace:
+    """customer.subscription.deleted: back to Free at once. The period job then rolls the workspace
+    onto Free's monthly periods. A deletion of a subscription that is not the workspace's current
+    one (an old one) changes nothing."""
+    with transaction.atomic():
+        ws = _lock_workspace(workspace.pk)
+        if ws.stripe_subscription_id and ws.stripe_subscription_id != subscription_id:
+            return ws
+        ws.plan = Plan.objects.get(pk="free")
+        ws.stripe_subscription_id, ws.scheduled_plan, ws.cancel_at_period_end = "", None, False
+        ws.custom_monthly_credits = ws.custom_requests_per_minute = ws.custom_concurrent_runs = None
+        ws.save()
+        AuditEvent.objects.create(workspace=ws, action="plan.change", detail={"to": "free", "reason": "subscription ended"})
+    workspace.refresh_from_db()
+    return workspace
+
+
+def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None) -> Workspace:
+    """The built-in test checkout for a plan (no Stripe keys): the same plan_change as an upgrade,
+    and the same invoice as a paid plan invoice, keyed so that a double submit bills once."""
+    workspace = plan_change(workspace=workspace, plan_id=plan_id, actor=actor, at_period_end=False)
+    plan = workspace.plan
+    if plan.price_cents:
+        invoice_services.invoice_issue_for_plan_payment(
+            workspace=workspace, plan=plan, amount_cents=plan.price_cents, period_start=workspace.period_start,
+            period_end=workspace.period_end,
+            stripe_invoice_id=f"test:{workspace.pk}:{plan.pk}:{workspace.period_start.isoformat()}")
+    return workspace
+
+
+def sales_contact_send(*, workspace: Workspace, actor, name: str, email: str, message: str) -> None:
+    """The Enterprise contact-sales form: an e-mail to settings.SALES_EMAIL, sent after commit."""
+    subject = f"Enterprise enquiry from {workspace.name}"
+    body = (f"Workspace: {workspace.name} ({workspace.slug}), plan {workspace.plan.name}\n"
+            f"From: {name} <{email}> (signed in as {getattr(actor, 'email', 'unknown')})\n\n{message}\n")
+    AuditEvent.objects.create(workspace=workspace, actor=actor, action="sales.contact", detail={"email": email})
+    transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [settings.SALES_EMAIL],
+                                            fail_silently=False))
+
