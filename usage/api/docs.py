@@ -1,0 +1,128 @@
+"""Examples and descriptions for /v1/docs/: a developer can follow them without reading the code.
+The walk-through: authorize a run, then complete it with two nodes, one of which called a tool."""
+
+from drf_spectacular.utils import OpenApiExample
+
+AUTHORIZE_DESCRIPTION = """Reserve credits before a run starts.
+
+The reservation is `min(agent max per run, available credits, every remaining budget)`; if that is
+not positive the run is refused with `402` and the code of the limit that binds
+(`insufficient_credits`, `budget_exhausted`, `agent_daily_budget_exceeded`,
+`agent_monthly_budget_exceeded`, `member_budget_exceeded`). Workflows and agents are created on
+first use by name. `max_output_tokens` in the answer is what the reservation can pay for at the
+model's output rate after `estimated_input_tokens` (capped by the value you asked for): stop
+generating there.
+
+**Idempotency.** `id` is your idempotency key. Sending the same `id` and body again returns the
+same answer with the same status (`201`) and the header `Idempotent-Replayed: true`; no new run is
+created. The same `id` with another body is `409 idempotency_conflict`. Without `id` a new run id is
+generated for every call.
+
+Example with curl:
+
+    curl -X POST $HOST/v1/runs -H "Authorization: Bearer $LF_TOKEN" \\
+         -H "Content-Type: application/json" \\
+         -d '{"id":"run-2024-0001","workflow":"support-triage","agent":"triage-bot","model":"gpt-4o","estimated_input_tokens":12000,"max_output_tokens":4000}'
+"""
+
+COMPLETE_DESCRIPTION = """Report what the run used; it is charged exactly once.
+
+Each node names its model and token counts, and the tools it called with the number of calls.
+The cost is `input_tokens x input rate + output_tokens x output rate` per node, plus
+`calls x tool rate`, at the rates in force when the run was authorized (see `GET /v1/billing/rates`).
+The actual cost is always charged; above the reservation the run is flagged `over_reservation`.
+
+**Idempotency.** Completing again with the same body returns the same run (`200`) and charges
+nothing more, even from ten clients at once; a different body is `409 idempotency_conflict`.
+A run whose reservation expired (after `RESERVATION_TTL_SECONDS`) can still be completed and is
+charged once.
+
+Token counts are JSON integers from 0 to 10^12; at most 1,000 nodes; `status` is `succeeded`,
+`failed` or `cancelled`. Anything else is `400 invalid_request` (an unpriced model is
+`400 unknown_model`) and nothing is charged.
+
+    curl -X POST $HOST/v1/runs/run-2024-0001/complete -H "Authorization: Bearer $LF_TOKEN" \\
+         -H "Content-Type: application/json" -d @complete.json
+"""
+
+CSV_DESCRIPTION = ("Header `date,workflow,agent,model,input_tokens,output_tokens,credits,status`; one row per "
+                   "finished run and model used in it (tool charges in the row of the node's model); `date` is "
+                   "when the run was charged, ISO 8601 UTC; `credits` exact. Filters `from`/`to` select UTC days "
+                   "of that date. Streamed.")
+
+AUTHORIZE_REQUEST = OpenApiExample(
+    "Authorize a GPT-4o run", request_only=True,
+    value={"id": "run-2024-0001", "workflow": "support-triage", "agent": "triage-bot", "model": "gpt-4o",
+           "estimated_input_tokens": 12000, "max_output_tokens": 4000},
+)
+
+AUTHORIZE_RESPONSE = OpenApiExample(
+    "Authorized", response_only=True, status_codes=["201"],
+    value={"id": "run-2024-0001", "status": "running", "reserved": "10", "max_output_tokens": 4000,
+           "expires_at": "2025-03-01T13:00:00Z"},
+)
+
+REFUSAL_EXAMPLE = OpenApiExample(
+    "Refused", response_only=True, status_codes=["402"],
+    value={"error": {"code": "agent_daily_budget_exceeded",
+                     "message": "This agent's daily budget is used up (0.00 left today, UTC)."}},
+)
+
+COMPLETE_REQUEST = OpenApiExample(
+    "Two nodes, one web search", request_only=True,
+    value={"status": "succeeded", "nodes": [
+        {"name": "classify", "model": "gpt-4o-mini", "input_tokens": 12000, "output_tokens": 800},
+        {"name": "answer", "model": "gpt-4o", "input_tokens": 20000, "output_tokens": 3000,
+         "tools": [{"name": "web_search", "calls": 2}]},
+    ]},
+)
+
+RUN_EXAMPLE = OpenApiExample(
+    "The run, priced node by node", response_only=True, status_codes=["200"],
+    value={"id": "run-2024-0001", "workflow": "support-triage", "agent": "triage-bot", "model": "gpt-4o",
+           "member": "dev@example.com", "status": "succeeded", "reserved": "10", "credits": "0.16956",
+           "over_reservation": False, "created_at": "2025-03-01T12:00:00Z",
+           "completed_at": "2025-03-01T12:00:09Z", "expires_at": "2025-03-01T13:00:00Z",
+           "nodes": [
+               {"name": "classify", "model": "gpt-4o-mini", "input_tokens": 12000, "output_tokens": 800,
+                "token_credits": "0.00456", "tool_credits": "0", "credits": "0.00456", "tools": []},
+               {"name": "answer", "model": "gpt-4o", "input_tokens": 20000, "output_tokens": 3000,
+                "token_credits": "0.145", "tool_credits": "0.02", "credits": "0.165",
+                "tools": [{"name": "web_search", "calls": 2, "credits": "0.02"}]},
+           ]},
+)
+
+RUN_LIST_EXAMPLE = OpenApiExample(
+    "A page of runs", response_only=True,
+    value={"results": [RUN_EXAMPLE.value], "next_cursor": "MjAyNS0wMy0wMVQxMjowMDowMCswMDowMHw0Mg"},
+)
+
+BALANCE_EXAMPLE = OpenApiExample(
+    "Balance", response_only=True,
+    value={"workspace": "acme", "plan": "team", "edition": "cloud", "balance": "5120.5", "available": "5110.5",
+           "reserved": "10", "buckets": {"monthly": "4620.5", "purchased": "500"},
+           "period": {"start": "2025-03-01T00:00:00Z", "end": "2025-04-01T00:00:00Z"},
+           "used_this_period": "379.5",
+           "budget": {"monthly_limit": "2000", "used": "389.5", "percent": 19, "state": "ok"},
+           "rate_limit": {"requests_per_minute": 300, "concurrent_runs": 20}},
+)
+
+RATES_EXAMPLE = OpenApiExample(
+    "Rates", response_only=True,
+    value={"at": "2025-03-01T12:00:00Z", "unit": "credits per 1M tokens; tools in credits per call",
+           "models": [{"id": "gpt-4o", "name": "GPT-4o", "input_per_million": "5", "output_per_million": "15"}],
+           "tools": [{"name": "web_search", "per_call": "0.01"}]},
+)
+
+USAGE_EXAMPLE = OpenApiExample(
+    "Usage", response_only=True,
+    value={"from": "2025-03-01", "to": "2025-03-02", "available": "4620.5", "this_period": "379.5",
+           "daily_average": "189.75", "projected": "5882.25",
+           "period": {"start": "2025-03-01", "end": "2025-03-31"}, "range_total": "379.5",
+           "definitions": {"available": "...", "this_period": "...", "daily_average": "...", "projected": "..."},
+           "daily": [{"date": "2025-03-01", "credits": "200"}, {"date": "2025-03-02", "credits": "179.5"}],
+           "by_model": [{"model": "gpt-4o", "credits": "379.5", "input_tokens": 1000000, "output_tokens": 100000,
+                         "runs": 12}],
+           "by_agent": [{"agent": "triage-bot", "credits": "379.5", "input_tokens": 1000000,
+                         "output_tokens": 100000, "runs": 12}]},
+)

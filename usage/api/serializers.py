@@ -1,0 +1,156 @@
+"""Input validation and output shapes of the v1 API. Inputs are strict (SPEC section 10): token
+counts are JSON integers between 0 and 10^12, never strings, floats or booleans."""
+
+from rest_framework import serializers
+
+from billing.money import nanos_to_str
+from usage.models import Run
+from usage.services import MAX_NODES, MAX_TOKENS
+
+NAME_MAX = 200
+
+
+class StrictIntegerField(serializers.Field):
+    """A JSON integer in [min_value, max_value]. DRF's IntegerField accepts "12" and 12.0; the
+    engine must send exact counts, so anything but an integer is refused."""
+
+    default_error_messages = {
+        "invalid": "must be a whole number (a JSON integer).",
+        "min_value": "must be {min_value} or more.",
+        "max_value": "must be at most {max_value}.",
+    }
+
+    def __init__(self, *, min_value: int = 0, max_value: int = MAX_TOKENS, **kwargs):
+        self.min_value, self.max_value = min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        if data < self.min_value:
+            self.fail("min_value", min_value=self.min_value)
+        if data > self.max_value:
+            self.fail("max_value", max_value=self.max_value)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class NameField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", NAME_MAX)
+        kwargs.setdefault("trim_whitespace", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class AuthorizeIn(serializers.Serializer):
+    id = NameField(required=False, max_length=100, help_text="Your idempotency key for this run (optional).")
+    workflow = NameField(help_text="Workflow name; created on first use.")
+    agent = NameField(help_text="Agent name; created on first use with the default budgets.")
+    model = NameField(max_length=64, help_text="Model id, e.g. gpt-4o (see GET /v1/billing/rates).")
+    estimated_input_tokens = StrictIntegerField(required=False)
+    max_output_tokens = StrictIntegerField(required=False)
+
+
+class AuthorizeOut(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField()
+    reserved = serializers.CharField(help_text="Credits held, exact decimal string.")
+    max_output_tokens = serializers.IntegerField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+
+
+class ToolIn(serializers.Serializer):
+    name = NameField(max_length=64)
+    calls = StrictIntegerField(max_value=MAX_TOKENS)
+
+
+class NodeIn(serializers.Serializer):
+    name = NameField()
+    model = NameField(max_length=64)
+    input_tokens = StrictIntegerField()
+    output_tokens = StrictIntegerField()
+    tools = ToolIn(many=True, required=False)
+
+
+class CompleteIn(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(Run.FINAL_STATUSES))
+    nodes = NodeIn(many=True, max_length=MAX_NODES,
+                   error_messages={"max_length": f"A run has at most {MAX_NODES} nodes."})
+
+
+class RunListFilters(serializers.Serializer):
+    from_ = serializers.DateField(required=False, help_text="First UTC day (YYYY-MM-DD), inclusive.")
+    to = serializers.DateField(required=False, help_text="Last UTC day (YYYY-MM-DD), inclusive.")
+    agent = serializers.CharField(required=False, max_length=NAME_MAX)
+    model = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(required=False, choices=[s for s, _ in Run.STATUSES])
+    cursor = serializers.CharField(required=False, max_length=200)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # `from` is a Python keyword
+        return fields
+
+
+class RangeFilters(RunListFilters):
+    pass
+
+
+def credits_str(nanos: int) -> str:
+    return nanos_to_str(nanos)
+
+
+def node_out(node) -> dict:
+    return {
+        "name": node.name,
+        "model": node.model_id,
+        "input_tokens": node.input_tokens,
+        "output_tokens": node.output_tokens,
+        "token_credits": credits_str(node.token_credits),
+        "tool_credits": credits_str(node.tool_credits),
+        "credits": credits_str(node.credits),
+        "tools": [{"name": t["name"], "calls": t["calls"], "credits": credits_str(t["credits"])} for t in node.tools],
+    }
+
+
+def _dt(value):
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def run_out(run: Run, nodes=None) -> dict:
+    """A run wherever the API returns one (SPEC section 7). Needs workflow, agent and member__user
+    loaded (select_related) and the nodes prefetched or passed in."""
+    nodes = list(run.nodes.all()) if nodes is None else nodes
+    return {
+        "id": run.public_id,
+        "workflow": run.workflow.name,
+        "agent": run.agent.name,
+        "model": run.model_id,
+        "member": run.member.user.email,
+        "status": run.status,
+        "reserved": credits_str(run.reserved),
+        "credits": credits_str(run.credits),
+        "over_reservation": run.over_reservation,
+        "created_at": _dt(run.created_at),
+        "completed_at": _dt(run.completed_at),
+        "expires_at": _dt(run.expires_at),
+        "nodes": [node_out(node) for node in nodes],
+    }
+
+
+def authorization_out(run: Run) -> dict:
+    return {
+        "id": run.public_id,
+        "status": run.status,
+        "reserved": credits_str(run.reserved),
+        "max_output_tokens": run.max_output_tokens,
+        "expires_at": _dt(run.expires_at),
+    }

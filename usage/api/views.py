@@ -1,0 +1,268 @@
+"""The v1 API: one view per operation; each validates with an input serializer, calls one service
+or selector, and answers with the SPEC section 7 shapes. Errors go through usage.api.errors."""
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers as s
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.models import AIModel, Wallet
+from billing.money import nanos_to_str, rate_str
+from billing.pricing import model_rates_at, tool_rates_at
+from budgets.ratelimit import limiter_check
+from usage.errors import InvalidRequest, RunNotFound
+from usage.export import ExportFilters, export_rows
+from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
+from usage.services import NodeInput, request_hash, run_authorize, run_complete
+
+from . import docs
+from .errors import ApiError, error_response
+from .serializers import AuthorizeIn, CompleteIn, RunListFilters, authorization_out, run_out
+
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+class WorkspaceAPIView(APIView):
+    """Every token-authenticated /v1/ call: counts against the workspace's rate limit (SPEC 3) and
+    carries the X-RateLimit-* headers, refused or not."""
+
+    def initial(self, request, *args, **kwargs):
+        # Read the body through Django first: over DATA_UPLOAD_MAX_MEMORY_SIZE it raises
+        # RequestDataTooBig (413); DRF's stream parsing would otherwise read any size.
+        if request.method in ("POST", "PUT", "PATCH"):
+            request._request.body  # noqa: B018
+        super().initial(request, *args, **kwargs)
+        self.membership = request.auth.membership
+        self.workspace = self.membership.workspace
+        decision = limiter_check(workspace=self.workspace)
+        request.rate_limit = decision
+        if not decision.allowed:
+            raise ApiError(429, "rate_limited",
+                           f"Over {decision.limit} requests per minute for this workspace; retry in {decision.retry_after}s.",
+                           retry_after=decision.retry_after)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            response["X-RateLimit-Limit"] = str(decision.limit)
+            response["X-RateLimit-Remaining"] = str(max(decision.remaining, 0))
+            response["X-RateLimit-Reset"] = str(max(decision.reset_seconds, 0))
+        return response
+
+
+class PingView(WorkspaceAPIView):
+    @extend_schema(summary="Check a token (no-op)", tags=["meta"],
+                   responses=inline_serializer("Ping", {"ok": s.BooleanField(), "workspace": s.CharField()}))
+    def get(self, request):
+        return Response({"ok": True, "workspace": self.workspace.slug})
+
+
+class BalanceView(WorkspaceAPIView):
+    @extend_schema(summary="Balance, buckets, period, budget and limits", tags=["billing"],
+                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.BALANCE_EXAMPLE]))
+    def get(self, request):
+        from django.conf import settings
+
+        from budgets.counters import PERIOD, WORKSPACE
+        from budgets.models import SpendCounter
+
+        workspace = self.workspace
+        wallet = Wallet.objects.get(workspace_id=workspace.pk)
+        counter = SpendCounter.objects.filter(workspace=workspace, scope=WORKSPACE, scope_id=workspace.pk, span=PERIOD,
+                                              span_start=workspace.period_start).first()
+        charged = counter.charged if counter else 0
+        used = charged + (counter.reserved if counter else 0)
+        budget = workspace.budget
+        limit = budget.monthly_limit
+        percent = (used * 100 // limit) if limit else None
+        state = "none" if not limit else (
+            "hard_limit" if percent >= 100 else "critical" if percent >= 95 else "warning" if percent >= 80 else "ok")
+        return Response({
+            "workspace": workspace.slug,
+            "plan": workspace.plan_id,
+            "edition": settings.BILLING_EDITION,
+            "balance": nanos_to_str(wallet.balance),
+            "available": nanos_to_str(wallet.available),
+            "reserved": nanos_to_str(wallet.reserved),
+            "buckets": {"monthly": nanos_to_str(wallet.monthly), "purchased": nanos_to_str(wallet.purchased)},
+            "period": {"start": workspace.period_start.isoformat().replace("+00:00", "Z"),
+                       "end": workspace.period_end.isoformat().replace("+00:00", "Z")},
+            "used_this_period": nanos_to_str(charged),
+            "budget": {"monthly_limit": nanos_to_str(limit) if limit is not None else None,
+                       "used": nanos_to_str(used), "percent": percent, "state": state},
+            "rate_limit": {"requests_per_minute": workspace.requests_per_minute,
+                           "concurrent_runs": workspace.concurrent_runs},
+        })
+
+
+class RatesView(WorkspaceAPIView):
+    @extend_schema(summary="Model and tool rates in force", tags=["billing"],
+                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RATES_EXAMPLE]))
+    def get(self, request):
+        now = timezone.now()
+        names = dict(AIModel.objects.values_list("id", "name"))
+        models = [{"id": model_id, "name": names.get(model_id, model_id),
+                   "input_per_million": rate_str(rate.input_nanos_per_token),
+                   "output_per_million": rate_str(rate.output_nanos_per_token)}
+                  for model_id, rate in sorted(model_rates_at(at=now).items())]
+        tools = [{"name": name, "per_call": nanos_to_str(nanos)} for name, nanos in sorted(tool_rates_at(at=now).items())]
+        return Response({"at": now.isoformat().replace("+00:00", "Z"), "models": models, "tools": tools,
+                         "unit": "credits per 1M tokens; tools in credits per call"})
+
+
+class RunsView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="runs_authorize", summary="Authorize a run (reserve credits)", tags=["runs"],
+        description=docs.AUTHORIZE_DESCRIPTION, request=AuthorizeIn,
+        responses={201: OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.AUTHORIZE_RESPONSE]),
+                   402: OpenApiResponse(OpenApiTypes.OBJECT, "Refused by a credit or budget limit",
+                                        examples=[docs.REFUSAL_EXAMPLE]),
+                   409: OpenApiResponse(OpenApiTypes.OBJECT, "Same id, different body"),
+                   429: OpenApiResponse(OpenApiTypes.OBJECT, "rate_limited or concurrency_limit")},
+        examples=[docs.AUTHORIZE_REQUEST],
+    )
+    def post(self, request):
+        data = _validated(AuthorizeIn, request.data)
+        authorization = run_authorize(
+            membership=self.membership, workflow=data["workflow"], agent=data["agent"], model=data["model"],
+            public_id=data.get("id"), estimated_input_tokens=data.get("estimated_input_tokens"),
+            max_output_tokens=data.get("max_output_tokens"), body_hash=request_hash(data),
+        )
+        # A replay answers exactly as the first call did, 201 included (see docs/api.md).
+        response = Response(authorization_out(authorization.run), status=201)
+        if authorization.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(
+        operation_id="runs_list", summary="List runs, newest first (cursor pagination)", tags=["runs"],
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day the run started, inclusive"),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day, inclusive"),
+            OpenApiParameter("agent", str), OpenApiParameter("model", str),
+            OpenApiParameter("status", str, enum=["running", "succeeded", "failed", "cancelled", "expired"]),
+            OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+            OpenApiParameter("limit", int, description="1..200, default 50"),
+        ],
+        responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_LIST_EXAMPLE]),
+    )
+    def get(self, request):
+        data = _validated(RunListFilters, request.query_params)
+        filters = RunFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
+                             model=data.get("model", ""), status=data.get("status", ""))
+        try:
+            runs, next_cursor = runs_page(workspace=self.workspace, filters=filters, cursor=data.get("cursor"),
+                                          limit=data["limit"], with_nodes=True)
+        except InvalidCursor as error:
+            raise InvalidRequest(str(error)) from None
+        return Response({"results": [run_out(run) for run in runs], "next_cursor": next_cursor})
+
+
+class RunCompleteView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="runs_complete", summary="Complete a run (charge exactly once)", tags=["runs"],
+        description=docs.COMPLETE_DESCRIPTION, request=CompleteIn,
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_EXAMPLE]),
+                   404: OpenApiResponse(OpenApiTypes.OBJECT, "No such run in this workspace"),
+                   409: OpenApiResponse(OpenApiTypes.OBJECT, "Completed before with a different body")},
+        examples=[docs.COMPLETE_REQUEST],
+    )
+    def post(self, request, run_id):
+        data = _validated(CompleteIn, request.data)
+        nodes = [NodeInput(node["name"], node["model"], node["input_tokens"], node["output_tokens"],
+                           tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])))
+                 for node in data["nodes"]]
+        run = run_complete(workspace=self.workspace, public_id=run_id, status=data["status"], nodes=nodes,
+                           body_hash=request_hash(data))
+        return Response(run_out(run))
+
+
+class RunDetailView(WorkspaceAPIView):
+    @extend_schema(operation_id="runs_retrieve", summary="A run with its cost breakdown", tags=["runs"],
+                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_EXAMPLE]))
+    def get(self, request, run_id):
+        run = run_detail(workspace=self.workspace, public_id=run_id)
+        if run is None:
+            raise RunNotFound(f"No run {run_id!r} in this workspace.")
+        return Response(run_out(run))
+
+
+def _range(workspace, data):
+    start, end = default_range(workspace)
+    start, end = data.get("from") or start, data.get("to") or end
+    if end < start:
+        raise InvalidRequest("`to` is before `from`.")
+    if (end - start).days > 366 * 2:
+        raise InvalidRequest("Ask for at most two years at a time.")
+    return start, end
+
+
+class UsageView(WorkspaceAPIView):
+    @extend_schema(
+        summary="The four dashboard figures and the daily series", tags=["usage"],
+        parameters=[OpenApiParameter("from", OpenApiTypes.DATE, description="Default: the period start"),
+                    OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today (UTC)")],
+        responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.USAGE_EXAMPLE]),
+    )
+    def get(self, request):
+        data = _validated(RunListFilters, request.query_params)
+        start, end = _range(self.workspace, data)
+        summary = usage_summary(workspace=self.workspace, start=start, end=end)
+        return Response(usage_out(summary))
+
+
+def usage_out(summary) -> dict:
+    return {
+        "from": summary.start.isoformat(), "to": summary.end.isoformat(),
+        "available": nanos_to_str(summary.available),
+        "this_period": nanos_to_str(summary.period_used),
+        "daily_average": nanos_to_str(summary.daily_average),
+        "projected": nanos_to_str(summary.projected),
+        "period": {"start": summary.period_start.isoformat(), "end": summary.period_end.isoformat()},
+        "range_total": nanos_to_str(summary.range_total),
+        "definitions": {"available": summary.definitions["available"],
+                        "this_period": summary.definitions["period_used"],
+                        "daily_average": summary.definitions["daily_average"],
+                        "projected": summary.definitions["projected"]},
+        "daily": [{"date": day.isoformat(), "credits": nanos_to_str(credits)} for day, credits in summary.daily],
+        "by_model": [{"model": row.key, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
+                      "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_model],
+        "by_agent": [{"agent": row.label, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
+                      "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_agent],
+    }
+
+
+class UsageExportView(WorkspaceAPIView):
+    @extend_schema(
+        summary="Usage CSV (one row per finished run and model)", tags=["usage"],
+        parameters=[OpenApiParameter(name, str) for name in ("from", "to", "agent", "model", "status")],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=docs.CSV_DESCRIPTION)},
+    )
+    def get(self, request):
+        data = _validated(RunListFilters, request.query_params)
+        return csv_response(workspace=self.workspace, data=data)
+
+
+def csv_response(*, workspace, data) -> StreamingHttpResponse:
+    filters = ExportFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
+                            model=data.get("model", ""), status=data.get("status", ""))
+    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _validated(serializer_class, data) -> dict:
+    if not isinstance(data, dict) and not hasattr(data, "getlist"):
+        raise InvalidRequest("The body must be a JSON object.")
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+__all__ = ["error_response"]

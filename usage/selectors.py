@@ -1,0 +1,224 @@
+"""Reads shared by the Usage page, the v1 API and the CSV export, so the three always agree.
+
+Figures come from the DailyUsage rollups (one row per workspace, UTC day, agent, model and member,
+updated in the charge's transaction); the runs table is keyset-paginated. Nothing here scans runs
+to compute a figure, so the dashboard costs the same with 50k or 5M runs."""
+
+import base64
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from billing.models import AIModel, Workspace
+from billing.pricing import model_rates_at, price_tokens
+
+from .models import DailyUsage, Run
+
+# One line each, shown under the figures on the Usage page and in the API docs.
+DEFINITIONS = {
+    "available": "Credits you can spend now: monthly plus purchased credits, minus holds of running runs.",
+    "period_used": "Credits charged since this billing period started (UTC days, up to today).",
+    "daily_average": "This period's credits divided by the days elapsed in it, today included.",
+    "projected": "This period's credits plus the daily average for each day left until the period ends.",
+}
+
+
+@dataclass
+class Spend:
+    key: str  # model id or agent name
+    label: str
+    credits: int
+    input_tokens: int
+    output_tokens: int
+    runs: int
+
+
+@dataclass
+class Savings:
+    cheapest_model: str | None
+    cheapest_label: str
+    actual: int  # token credits at today's rates on the models used
+    cheapest: int  # the same tokens on the cheapest paid model
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def saving(self) -> int:
+        return max(self.actual - self.cheapest, 0)
+
+
+@dataclass
+class UsageSummary:
+    start: date
+    end: date
+    available: int
+    period_start: date
+    period_end: date
+    period_used: int
+    daily_average: int
+    projected: int
+    range_total: int  # credits charged on the days of [start, end]
+    daily: list[tuple[date, int]] = field(default_factory=list)
+    by_model: list[Spend] = field(default_factory=list)
+    by_agent: list[Spend] = field(default_factory=list)
+    definitions: dict = field(default_factory=lambda: DEFINITIONS)
+
+
+def default_range(workspace: Workspace, *, today: date | None = None) -> tuple[date, date]:
+    """The current billing period, up to today (UTC)."""
+    today = today or timezone.now().date()
+    return workspace.period_start.date(), max(today, workspace.period_start.date())
+
+
+def usage_summary(*, workspace: Workspace, start: date, end: date, today: date | None = None) -> UsageSummary:
+    """The four dashboard figures, the daily series for [start, end] and spend by model and agent.
+
+    available comes from the wallet; everything else from DailyUsage rollups (a few hundred rows)."""
+    from billing.models import Wallet
+
+    today = today or timezone.now().date()
+    wallet = Wallet.objects.get(workspace_id=workspace.pk)
+    period_start = workspace.period_start.date()
+    period_last = (workspace.period_end - timedelta(microseconds=1)).date()
+    rollups = DailyUsage.objects.filter(workspace=workspace)
+
+    period_used = rollups.filter(day__gte=period_start, day__lte=today).aggregate(s=Sum("credits"))["s"] or 0
+    elapsed = max((min(today, period_last) - period_start).days + 1, 1)
+    remaining = max((period_last - max(today, period_start - timedelta(days=1))).days, 0)
+    daily_average = period_used // elapsed
+    projected = period_used + daily_average * remaining
+
+    in_range = rollups.filter(day__gte=start, day__lte=end)
+    per_day = dict(in_range.values_list("day").annotate(s=Sum("credits")).order_by())
+    daily = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0))
+             for i in range((end - start).days + 1)]
+
+    names = dict(AIModel.objects.values_list("id", "name"))
+    by_model = [
+        Spend(row["model_id"], names.get(row["model_id"], row["model_id"]), row["c"], row["i"], row["o"], row["r"])
+        for row in in_range.values("model_id").annotate(
+            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "model_id")
+    ]
+    by_agent = [
+        Spend(str(row["agent_id"]), row["agent__name"], row["c"], row["i"], row["o"], row["r"])
+        for row in in_range.values("agent_id", "agent__name").annotate(
+            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "agent__name")
+    ]
+    return UsageSummary(
+        start=start, end=end, available=wallet.available, period_start=period_start, period_end=period_last,
+        period_used=period_used, daily_average=daily_average, projected=projected,
+        range_total=sum(credits for _, credits in daily), daily=daily, by_model=by_model, by_agent=by_agent,
+    )
+
+
+def model_costs_for_tokens(*, tokens_by_model: dict[str, tuple[int, int]], at: datetime | None = None) -> dict[str, int]:
+    """What the given (input, output) tokens would cost, all on each model, at the rates in force at `at`."""
+    rates = model_rates_at(at=at or timezone.now())
+    total_in = sum(i for i, _ in tokens_by_model.values())
+    total_out = sum(o for _, o in tokens_by_model.values())
+    return {model_id: price_tokens(rate=rate, input_tokens=total_in, output_tokens=total_out)
+            for model_id, rate in rates.items()}
+
+
+def savings_for(*, by_model: list[Spend], at: datetime | None = None) -> Savings:
+    """This period's tokens at today's rates: on the models used vs all on the cheapest paid model.
+    Free (BYOK, zero-rate) models are left out: their cost is paid to the provider, not to us."""
+    rates = model_rates_at(at=at or timezone.now())
+    names = dict(AIModel.objects.values_list("id", "name"))
+    actual = sum(price_tokens(rate=rates[s.key], input_tokens=s.input_tokens, output_tokens=s.output_tokens)
+                 for s in by_model if s.key in rates)
+    total_in = sum(s.input_tokens for s in by_model)
+    total_out = sum(s.output_tokens for s in by_model)
+    paid = [rate for rate in rates.values() if rate.input_nanos_per_token or rate.output_nanos_per_token]
+    if not paid:
+        return Savings(None, "", actual, actual, total_in, total_out)
+    cheapest = min(paid, key=lambda r: (price_tokens(rate=r, input_tokens=total_in, output_tokens=total_out), r.model_id))
+    return Savings(cheapest.model_id, names.get(cheapest.model_id, cheapest.model_id), actual,
+                   price_tokens(rate=cheapest, input_tokens=total_in, output_tokens=total_out), total_in, total_out)
+
+
+# --- The runs table: keyset pagination on (created_at, id), newest first; never a COUNT.
+
+@dataclass
+class RunFilters:
+    start: date | None = None  # UTC day the run started, inclusive
+    end: date | None = None
+    agent: str = ""
+    model: str = ""
+    status: str = ""
+
+    def as_query(self) -> dict:
+        query = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
+                 "agent": self.agent, "model": self.model, "status": self.status}
+        return {k: v for k, v in query.items() if v}
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(run: Run) -> str:
+    return base64.urlsafe_b64encode(f"{run.created_at.isoformat()}|{run.pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, pk = raw.split("|")
+        return datetime.fromisoformat(moment), int(pk)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidCursor("The cursor is not one this API returned.") from error
+
+
+def day_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """[start 00:00, day after end 00:00) in UTC."""
+    low = datetime.combine(start, time.min, tzinfo=dt_timezone.utc) if start else None
+    high = datetime.combine(end + timedelta(days=1), time.min, tzinfo=dt_timezone.utc) if end else None
+    return low, high
+
+
+def runs_filtered(*, workspace: Workspace, filters: RunFilters):
+    runs = Run.objects.filter(workspace=workspace)
+    low, high = day_bounds(filters.start, filters.end)
+    if low:
+        runs = runs.filter(created_at__gte=low)
+    if high:
+        runs = runs.filter(created_at__lt=high)
+    if filters.agent:
+        runs = runs.filter(agent__name=filters.agent)
+    if filters.model:
+        runs = runs.filter(model_id=filters.model)
+    if filters.status:
+        runs = runs.filter(status=filters.status)
+    return runs
+
+
+def runs_page(*, workspace: Workspace, filters: RunFilters, cursor: str | None = None, limit: int = 50,
+              with_nodes: bool = False) -> tuple[list[Run], str | None]:
+    """One page of runs, newest first, and the cursor of the next page (None on the last)."""
+    runs = runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user")
+    if cursor:
+        moment, pk = decode_cursor(cursor)
+        runs = runs.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+    if with_nodes:
+        runs = runs.prefetch_related("nodes")
+    page = list(runs.order_by("-created_at", "-id")[: limit + 1])
+    next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
+    return page[:limit], next_cursor
+
+
+def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
+    return (Run.objects.select_related("workflow", "agent", "member__user", "model")
+            .prefetch_related("nodes").filter(workspace=workspace, public_id=public_id).first())
+
+
+def filter_choices(*, workspace: Workspace) -> dict:
+    from .models import Agent
+
+    return {
+        "agents": list(Agent.objects.filter(workspace=workspace).order_by("name").values_list("name", flat=True)),
+        "models": list(AIModel.objects.values_list("id", "name")),
+        "statuses": Run.STATUSES,
+    }

@@ -1,0 +1,168 @@
+"""Usage pages: the dashboard, the per-run breakdown, the CSV download and developer tokens.
+Each view loads the membership (404 for outsiders), calls one selector or service, and renders."""
+
+from datetime import date, timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from billing.models import AIModel
+from billing.pricing import model_rates_at, price_tokens
+from billing.tenancy import membership_for
+
+from .charts import bar_chart
+from .export import ExportFilters, export_rows
+from .models import DeveloperToken, Run
+from .selectors import (InvalidCursor, RunFilters, default_range, filter_choices, run_detail, runs_page,
+                        savings_for, usage_summary)
+from .tokens import token_create, token_revoke, tokens_visible_to
+
+MAX_RANGE_DAYS = 366 * 2
+
+
+class UsageFilterForm(forms.Form):
+    """The page's filters; the same names as the API's query parameters."""
+
+    from_ = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    agent = forms.CharField(required=False, max_length=200)
+    model = forms.CharField(required=False, max_length=64)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + Run.STATUSES)
+
+    def __init__(self, data, **kwargs):
+        data = data.copy()
+        if "from" in data:
+            data["from_"] = data.get("from")
+        super().__init__(data, **kwargs)
+
+
+def _filters(request, workspace):
+    form = UsageFilterForm(request.GET)
+    data = form.cleaned_data if form.is_valid() else {}
+    start, end = default_range(workspace)
+    start, end = data.get("from_") or start, data.get("to") or end
+    if end < start:
+        start, end = end, start
+    if (end - start).days > MAX_RANGE_DAYS:
+        start = end - timedelta(days=MAX_RANGE_DAYS)
+    return form, start, end, data
+
+
+@login_required
+def usage(request, slug):
+    membership = membership_for(request, slug)
+    workspace = membership.workspace
+    form, start, end, data = _filters(request, workspace)
+    summary = usage_summary(workspace=workspace, start=start, end=end)
+    today = timezone.now().date()
+    last_90 = usage_summary(workspace=workspace, start=today - timedelta(days=89), end=today).daily
+    period = usage_summary(workspace=workspace, start=summary.period_start, end=today) if (
+        (start, end) != (summary.period_start, today)) else summary
+    run_filters = RunFilters(start=start, end=end, agent=data.get("agent", ""), model=data.get("model", ""),
+                             status=data.get("status", ""))
+    try:
+        runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, cursor=request.GET.get("cursor"),
+                                      limit=25)
+    except InvalidCursor:
+        runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, limit=25)
+    query = run_filters.as_query()
+    return render(request, "usage/usage.html", {
+        "summary": summary,
+        "chart": bar_chart(summary.daily),
+        "chart_90": bar_chart(last_90),
+        "savings": savings_for(by_model=period.by_model),
+        "runs": runs,
+        "next_cursor": next_cursor,
+        "is_first_page": not request.GET.get("cursor"),
+        "form": form,
+        "query": query,
+        "choices": filter_choices(workspace=workspace),
+        "start": start,
+        "end": end,
+    })
+
+
+@login_required
+def export_csv(request, slug):
+    from usage.api.views import csv_response
+
+    membership = membership_for(request, slug)
+    form = UsageFilterForm(request.GET)
+    data = form.cleaned_data if form.is_valid() else {}
+    return csv_response(workspace=membership.workspace, data={
+        "from": data.get("from_"), "to": data.get("to"), "agent": data.get("agent", ""),
+        "model": data.get("model", ""), "status": data.get("status", "")})
+
+
+@login_required
+def run(request, slug, run_id):
+    membership = membership_for(request, slug)
+    found = run_detail(workspace=membership.workspace, public_id=run_id)
+    if found is None:
+        raise Http404("No such run.")
+    nodes = list(found.nodes.all())
+    tool_credits = sum(node.tool_credits for node in nodes)
+    names = dict(AIModel.objects.values_list("id", "name"))
+    # What the same tokens would cost on each model, at today's rates; tool charges stay the same.
+    rates = model_rates_at(at=timezone.now())
+    actual_tokens = sum(node.token_credits for node in nodes)
+    alternatives = []
+    for model_id, rate in rates.items():
+        cost = sum(price_tokens(rate=rate, input_tokens=n.input_tokens, output_tokens=n.output_tokens) for n in nodes)
+        alternatives.append({"model": model_id, "name": names.get(model_id, model_id), "token_credits": cost,
+                             "credits": cost + tool_credits, "difference": cost - actual_tokens,
+                             "used": any(n.model_id == model_id for n in nodes)})
+    alternatives.sort(key=lambda a: (a["credits"], a["model"]))
+    rates_used = {}
+    for node in nodes:
+        rates_used.setdefault((node.model_id, node.input_nanos_per_token, node.output_nanos_per_token), node)
+    tools_used = {}
+    for node in nodes:
+        for tool in node.tools:
+            tools_used.setdefault(tool["name"], tool.get("nanos_per_call", 0))
+    return render(request, "usage/run.html", {
+        "run": found, "nodes": nodes, "names": names, "alternatives": alternatives,
+        "rates_used": [{"model": k[0], "name": names.get(k[0], k[0]), "input": k[1], "output": k[2]} for k in rates_used],
+        "tools_used": sorted(tools_used.items()),
+        "token_credits": actual_tokens, "tool_credits": tool_credits,
+        "input_tokens": sum(n.input_tokens for n in nodes), "output_tokens": sum(n.output_tokens for n in nodes),
+    })
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, label="Token name",
+                           widget=forms.TextInput(attrs={"placeholder": "e.g. production engine"}))
+
+
+@login_required
+def tokens(request, slug):
+    membership = membership_for(request, slug)
+    form = TokenForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        created = token_create(membership=membership, name=form.cleaned_data["name"], actor=request.user)
+        # Rendered, not redirected: the raw token exists only in this response (shown once).
+    return render(request, "usage/tokens.html", {
+        "form": TokenForm() if created else form,
+        "created": created,
+        "tokens": tokens_visible_to(membership=membership),
+        "sees_all": membership.can_manage_billing,
+    })
+
+
+@login_required
+@require_POST
+def token_revoke_view(request, slug, token_id):
+    membership = membership_for(request, slug)
+    token = get_object_or_404(tokens_visible_to(membership=membership), pk=token_id)
+    token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Token “{token.name}” ({token.prefix}…) was revoked. It stopped working at once.")
+    return redirect("usage:tokens", slug=slug)
+
+
+__all__ = ["DeveloperToken", "date", "export_rows", "ExportFilters"]
