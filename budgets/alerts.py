@@ -1,6 +1,41 @@
-"""Budget alerts: fired once per scope, level and period; resolved when usage falls below."""
+"""Budget alerts: fired once per scope, level and period; resolved when usage falls below.
 
-from django.db import transaction
+Scopes and levels (SPEC section 4; this project's decisions where the SPEC is silent):
+- workspace: its monthly budget, each of warning 80% / critical 95% / hard limit 100% only when
+  switched on in Settings -> Billing -> Alerts;
+- agent: its per-period budget (max per month). Day budgets reset daily and raise no alert;
+- member: a member's monthly budget, for members that have one.
+The workspace's Warning and Critical switches apply to agent and member scopes too (one place
+decides how noisy a workspace wants to be). Agent and member budgets always stop runs at 100%, so
+their hard-limit alert always fires; the workspace's Hard limit switch governs only the workspace
+budget.
+
+"Fire" inserts a BudgetAlert row; the database's unique (workspace, scope, scope id, level, period)
+constraint makes concurrent checks fire each alert once. Notifications (e-mail to owner and
+admins, the signed webhook) are Celery tasks enqueued on commit."""
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.models import Workspace
+from billing.money import nanos_to_str
+
+from .counters import WORKSPACE
+from .models import BudgetAlert, WorkspaceBudget
+from .selectors import ScopeUsage, budget_scopes, scope_labels
+
+FIRED, RESOLVED = "fired", "resolved"
+REFUSALS_THAT_ALERT = ("budget_exhausted", "agent_monthly_budget_exceeded", "member_budget_exceeded")
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    alert: BudgetAlert
+    state: str  # fired | resolved
+    used: int
+    limit: int
 
 
 def alerts_check_later(*, workspace_id: int) -> None:
@@ -11,11 +46,96 @@ def alerts_check_later(*, workspace_id: int) -> None:
 
 
 def alerts_on_refusal(*, workspace, code: str, agent=None, membership=None) -> None:
-    """A run refused at a hard limit raises the hard-limit alert (SPEC section 4)."""
-    if code == "budget_exhausted":
+    """A run refused at a hard limit raises the hard-limit alert (SPEC section 4): the refusal means
+    used >= limit, so the check fires it (once per period, like any alert)."""
+    if code in REFUSALS_THAT_ALERT:
         alerts_check_later(workspace_id=workspace.pk)
 
 
-def alerts_check(*, workspace_id: int) -> list:
-    """Fire and resolve alerts for every scope of the workspace. Filled in by the alerts work."""
-    return []
+def _level_applies(budget: WorkspaceBudget, scope: ScopeUsage, level: str) -> bool:
+    if level == WorkspaceBudget.HARD_LIMIT and scope.scope != WORKSPACE:
+        return True
+    return budget.level_enabled(level)
+
+
+def alerts_check(*, workspace_id: int, now=None) -> list[AlertChange]:
+    """Fire every threshold that usage has reached and resolve every open alert it no longer
+    reaches (budget raised, level switched off, scope without a budget, or a new period). Returns
+    the changes; their notifications go out after commit. Safe to run concurrently and repeatedly."""
+    now = now or timezone.now()
+    workspace = Workspace.objects.select_related("budget").get(pk=workspace_id)
+    budget = workspace.budget
+    scopes = budget_scopes(workspace=workspace)
+    usage = {scope.key: scope for scope in scopes}
+    existing = set(BudgetAlert.objects.filter(workspace=workspace, period_start=workspace.period_start)
+                   .values_list("scope", "scope_id", "level"))
+    changes: list[AlertChange] = []
+    reached = set()
+    for scope in scopes:
+        for level, percent in WorkspaceBudget.THRESHOLDS.items():
+            if scope.limit <= 0 or scope.used * 100 < scope.limit * percent or not _level_applies(budget, scope, level):
+                continue
+            reached.add((scope.scope, scope.scope_id, level))
+            if (scope.scope, scope.scope_id, level) in existing:
+                continue  # fired already in this period (and maybe resolved since): at most once
+            try:
+                with transaction.atomic():
+                    alert = BudgetAlert.objects.create(
+                        workspace=workspace, scope=scope.scope, scope_id=scope.scope_id, level=level,
+                        period_start=workspace.period_start, period_end=workspace.period_end,
+                        threshold_percent=percent, used=scope.used, limit=scope.limit, fired_at=now)
+            except IntegrityError:
+                continue  # a concurrent check fired it first
+            changes.append(AlertChange(alert, FIRED, scope.used, scope.limit))
+    for alert in BudgetAlert.objects.filter(workspace=workspace, resolved_at__isnull=True):
+        current = alert.period_start == workspace.period_start
+        if current and (alert.scope, alert.scope_id, alert.level) in reached:
+            continue
+        # Conditional update: of two concurrent checks only one resolves (and notifies).
+        if BudgetAlert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=now):
+            alert.resolved_at = now
+            scope = usage.get((alert.scope, alert.scope_id)) if current else None
+            changes.append(AlertChange(alert, RESOLVED, scope.used if scope else (alert.used if current else 0),
+                                       scope.limit if scope else alert.limit))
+    for change in changes:
+        transaction.on_commit(lambda change=change: alert_notify(change=change, webhook_url=budget.webhook_url))
+    return changes
+
+
+def alert_payload(*, change: AlertChange, workspace: Workspace, label: str) -> dict:
+    """The webhook's JSON, exactly as SPEC section 4 lists it."""
+    alert = change.alert
+    at = alert.resolved_at if change.state == RESOLVED else alert.fired_at
+    payload = {
+        "event": "budget.alert",
+        "state": change.state,
+        "level": alert.level,
+        "scope": alert.scope,
+        "workspace": workspace.slug,
+    }
+    if alert.scope == "agent":
+        payload["agent"] = label
+    if alert.scope == "member":
+        payload["member"] = label
+    payload.update({
+        "threshold_percent": alert.threshold_percent,
+        "used": nanos_to_str(change.used),
+        "limit": nanos_to_str(change.limit),
+        "period": {"start": alert.period_start.isoformat(), "end": alert.period_end.isoformat()},
+        "at": at.isoformat(),
+    })
+    return payload
+
+
+def alert_notify(*, change: AlertChange, webhook_url: str = "") -> None:
+    """Enqueue the e-mail and, if configured, the webhook for one change (called on commit)."""
+    from .tasks import deliver_alert_webhook, send_alert_email
+    from .webhooks import webhook_body
+
+    alert = change.alert
+    send_alert_email.delay(alert.pk, change.state, change.used, change.limit)
+    if webhook_url:
+        workspace = alert.workspace
+        label = scope_labels(workspace=workspace, alerts=[alert]).get((alert.scope, alert.scope_id), "")
+        body = webhook_body(alert_payload(change=change, workspace=workspace, label=label))
+        deliver_alert_webhook.delay(workspace.pk, body.decode())

@@ -1,12 +1,56 @@
-"""Per-workspace request rate limits for /v1/ (SPEC section 3). Contract (implemented by the budgets work):
+"""Per-workspace request rate limits for /v1/ (SPEC section 3). Contract:
 
     limiter_check(*, workspace) -> RateLimitDecision
         Counts one request for the workspace against workspace.requests_per_minute in a shared atomic
         Redis script (exact sliding window across processes); raises LimiterUnavailable when Redis
         cannot be reached (the API answers 503 then: fail closed).
+
+The window is exact: a sorted set per workspace holds one member per admitted request, scored by the
+Redis server's clock in milliseconds (one clock for every web process, so skew between machines does
+not matter). One Lua script drops what left the window, counts, admits or computes when the oldest
+request leaves the window, in a single round trip (EVALSHA).
+
+Without REDIS_URL an in-process fallback counts the same way. It is exact only within ONE process:
+run the demo with a single web worker, or set REDIS_URL. settings.RATE_LIMIT_ENABLED=False turns the
+limiter off (the `ratelimit` bench's baseline).
 """
 
+import math
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
 from dataclasses import dataclass
+
+from django.conf import settings
+
+WINDOW_MS = 60_000  # one minute; tests shorten it
+KEY_PREFIX = "lf:ratelimit:"
+SOCKET_TIMEOUT_SECONDS = 0.5
+
+# KEYS[1]: the workspace's sorted set. ARGV: limit, window in ms, a unique member for this request.
+# Returns {admitted (1/0), requests in the window after this one, ms until the oldest leaves the window}.
+SLIDING_WINDOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local admitted = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  count = count + 1
+  admitted = 1
+end
+local wait = window
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then
+  wait = tonumber(oldest[2]) + window - now
+end
+redis.call('PEXPIRE', KEYS[1], window)
+return {admitted, count, wait}
+"""
 
 
 @dataclass(frozen=True)
@@ -22,6 +66,81 @@ class LimiterUnavailable(Exception):
     pass
 
 
+def _whole_seconds(ms: int) -> int:
+    return max(1, math.ceil(ms / 1000))
+
+
+def _decision(*, admitted: bool, limit: int, count: int, wait_ms: int) -> RateLimitDecision:
+    reset = _whole_seconds(wait_ms)
+    return RateLimitDecision(allowed=admitted, limit=limit, remaining=max(limit - count, 0), reset_seconds=reset,
+                             retry_after=0 if admitted else reset)
+
+
+# --- Redis: one client per process (a connection pool), created on first use.
+_client = None
+_script = None
+_client_lock = threading.Lock()
+
+
+def _redis_script():
+    global _client, _script
+    if _script is None:
+        with _client_lock:
+            if _script is None:
+                import redis
+
+                _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                                               socket_connect_timeout=SOCKET_TIMEOUT_SECONDS)
+                _script = _client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, loading it on NOSCRIPT
+    return _script
+
+
+def reset_client() -> None:
+    """Forget the client (after a fork, or when tests change REDIS_URL)."""
+    global _client, _script
+    with _client_lock:
+        _client = _script = None
+
+
+def _redis_check(key: str, limit: int, window_ms: int) -> RateLimitDecision:
+    import redis
+
+    try:
+        admitted, count, wait_ms = _redis_script()(keys=[key], args=[limit, window_ms, secrets.token_hex(8)])
+    except redis.RedisError as error:
+        raise LimiterUnavailable(f"Rate limiter unavailable: {error}") from error
+    return _decision(admitted=bool(admitted), limit=limit, count=int(count), wait_ms=int(wait_ms))
+
+
+# --- In-process fallback (single process only; see the module docstring).
+_local_windows: dict[str, deque] = defaultdict(deque)
+_local_lock = threading.Lock()
+
+
+def _local_check(key: str, limit: int, window_ms: int) -> RateLimitDecision:
+    now = time.monotonic() * 1000
+    with _local_lock:
+        window = _local_windows[key]
+        while window and window[0] <= now - window_ms:
+            window.popleft()
+        admitted = len(window) < limit
+        if admitted:
+            window.append(now)
+        wait = window[0] + window_ms - now if window else window_ms
+        return _decision(admitted=admitted, limit=limit, count=len(window), wait_ms=int(wait))
+
+
+def rate_check(*, key: str, limit: int, window_ms: int | None = None) -> RateLimitDecision:
+    """Count one request under `key` against `limit` per window; Redis when configured."""
+    window_ms = window_ms or WINDOW_MS
+    if settings.REDIS_URL:
+        return _redis_check(KEY_PREFIX + key, limit, window_ms)
+    return _local_check(key, limit, window_ms)
+
+
 def limiter_check(*, workspace) -> RateLimitDecision:
     limit = workspace.requests_per_minute
-    return RateLimitDecision(allowed=True, limit=limit, remaining=limit, reset_seconds=60, retry_after=0)
+    if not settings.RATE_LIMIT_ENABLED:
+        return RateLimitDecision(allowed=True, limit=limit, remaining=limit, reset_seconds=WINDOW_MS // 1000,
+                                 retry_after=0)
+    return rate_check(key=str(workspace.pk), limit=limit)

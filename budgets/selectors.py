@@ -1,0 +1,113 @@
+"""Reads behind the budget pages, the alert checks and the Billing banner."""
+
+from dataclasses import dataclass
+
+from billing.models import Membership, Workspace
+from billing.money import nanos_display
+
+from .counters import AGENT, DAY, MEMBER, PERIOD, WORKSPACE, day_start
+from .models import BudgetAlert, SpendCounter, WorkspaceBudget
+
+
+@dataclass(frozen=True)
+class ScopeUsage:
+    """One budget scope in the current period: what it may spend and what it has used (charged +
+    reserved, SPEC section 4)."""
+
+    scope: str  # workspace | agent | member
+    scope_id: int
+    label: str  # workspace name, agent name or member e-mail
+    limit: int
+    used: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.scope, self.scope_id)
+
+    @property
+    def percent(self) -> int:
+        return int(self.used * 100 // self.limit) if self.limit > 0 else 0
+
+
+def period_used(*, workspace: Workspace) -> dict[tuple[str, int], int]:
+    """charged + reserved per (scope, scope id) in the workspace's current period, in one query."""
+    rows = SpendCounter.objects.filter(workspace=workspace, span=PERIOD, span_start=workspace.period_start)
+    return {(row.scope, row.scope_id): row.used for row in rows}
+
+
+def day_used(*, workspace: Workspace, day) -> dict[int, int]:
+    """charged + reserved per agent id on one UTC day."""
+    rows = SpendCounter.objects.filter(workspace=workspace, scope=AGENT, span=DAY, span_start=day_start(day))
+    return {row.scope_id: row.used for row in rows}
+
+
+def budget_scopes(*, workspace: Workspace) -> list[ScopeUsage]:
+    """Every scope that has a period budget: the workspace (if it set one), each agent that spent in
+    this period (an agent with nothing used cannot be over a threshold) and each member with a budget."""
+    from usage.models import Agent
+
+    used = period_used(workspace=workspace)
+    budget = workspace.budget
+    scopes = []
+    if budget.monthly_limit is not None:
+        scopes.append(ScopeUsage(WORKSPACE, workspace.pk, workspace.name, budget.monthly_limit,
+                                 used.get((WORKSPACE, workspace.pk), 0)))
+    agent_ids = [scope_id for scope, scope_id in used if scope == AGENT]
+    for agent in Agent.objects.filter(workspace=workspace, pk__in=agent_ids).only("id", "name", "max_per_month"):
+        scopes.append(ScopeUsage(AGENT, agent.pk, agent.name, agent.max_per_month, used[(AGENT, agent.pk)]))
+    members = Membership.objects.filter(workspace=workspace, monthly_budget__isnull=False).select_related("user")
+    for membership in members:
+        scopes.append(ScopeUsage(MEMBER, membership.pk, membership.user.email, membership.monthly_budget,
+                                 used.get((MEMBER, membership.pk), 0)))
+    return scopes
+
+
+def scope_labels(*, workspace: Workspace, alerts) -> dict[tuple[str, int], str]:
+    """Names for the scopes of some alerts, in at most two queries."""
+    from usage.models import Agent
+
+    labels = {(WORKSPACE, workspace.pk): workspace.name}
+    agent_ids = {a.scope_id for a in alerts if a.scope == AGENT}
+    member_ids = {a.scope_id for a in alerts if a.scope == MEMBER}
+    if agent_ids:
+        labels.update({(AGENT, pk): name for pk, name in Agent.objects.filter(pk__in=agent_ids).values_list("id", "name")})
+    if member_ids:
+        labels.update({(MEMBER, pk): email for pk, email in
+                       Membership.objects.filter(pk__in=member_ids).values_list("id", "user__email")})
+    return labels
+
+
+SCOPE_NOUNS = {WORKSPACE: "Workspace monthly budget", AGENT: "Agent budget", MEMBER: "Member budget"}
+LEVEL_NAMES = dict(WorkspaceBudget.LEVELS)
+
+
+@dataclass(frozen=True)
+class BannerItem:
+    level: str
+    title: str
+    message: str
+
+
+def alert_text(*, alert: BudgetAlert, label: str) -> BannerItem:
+    """The words for one alert, shared by the banner and the e-mails."""
+    noun = SCOPE_NOUNS.get(alert.scope, "Budget")
+    subject = noun if alert.scope == WORKSPACE else f"{noun} of {label}"
+    title = f"{LEVEL_NAMES.get(alert.level, alert.level)}: {subject} at {alert.threshold_percent}%."
+    message = (f"{nanos_display(alert.used)} of {nanos_display(alert.limit)} credits used this billing period "
+               f"({alert.period_start:%b %-d} – {alert.period_end:%b %-d}).")
+    if alert.level == WorkspaceBudget.HARD_LIMIT:
+        message += " New runs in this scope are refused until the budget is raised or the period ends."
+    return BannerItem(alert.level, title, message)
+
+
+def active_alerts(*, workspace: Workspace) -> list[BannerItem]:
+    """Unresolved alerts of the current period for the Billing banner: the highest level per scope."""
+    alerts = list(BudgetAlert.objects.filter(workspace=workspace, period_start=workspace.period_start,
+                                             resolved_at__isnull=True).order_by("scope", "scope_id", "-threshold_percent"))
+    highest = {}
+    for alert in alerts:
+        highest.setdefault((alert.scope, alert.scope_id), alert)
+    if not highest:
+        return []
+    labels = scope_labels(workspace=workspace, alerts=highest.values())
+    return [alert_text(alert=alert, label=labels.get(key, "?")) for key, alert in highest.items()]

@@ -1,0 +1,128 @@
+"""Budget settings: the workspace budget and alert levels, agent budgets, member budgets and roles.
+
+Each write is one transaction with an AuditEvent naming the actor; a budget change re-runs the
+alert check in the same transaction, so raising a budget resolves alerts it no longer reaches
+(their notifications go out on commit)."""
+
+from django.db import transaction
+
+from billing.models import AuditEvent, Membership, User, Workspace
+from billing.money import nanos_to_str
+from billing.services import member_add, user_get_or_create
+from usage.models import Agent
+
+from .alerts import alerts_check
+from .models import WorkspaceBudget
+
+
+class BudgetInvalid(ValueError):
+    """A setting that cannot be saved; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _positive(field: str, value: int | None, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or value <= 0:
+        raise BudgetInvalid(field, "Enter an amount of credits greater than zero.")
+
+
+def _credits(value: int | None) -> str | None:
+    return None if value is None else nanos_to_str(value)
+
+
+def budget_set(*, workspace: Workspace, monthly_limit: int | None, warning: bool, critical: bool, hard_limit: bool,
+               webhook_url: str, actor: User | None) -> WorkspaceBudget:
+    """The workspace's monthly budget (nanocredits, None for none), its three alert levels and the
+    alert webhook URL."""
+    _positive("monthly_limit", monthly_limit, optional=True)
+    webhook_url = (webhook_url or "").strip()
+    if webhook_url and not webhook_url.lower().startswith(("https://", "http://")):
+        raise BudgetInvalid("webhook_url", "The webhook URL must start with https:// (or http://).")
+    with transaction.atomic():
+        budget = WorkspaceBudget.objects.select_for_update().get(workspace=workspace)
+        budget.monthly_limit = monthly_limit
+        budget.warning_enabled, budget.critical_enabled, budget.hard_limit_enabled = warning, critical, hard_limit
+        budget.webhook_url = webhook_url
+        budget.save()
+        AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.set", detail={
+            "monthly_limit": _credits(monthly_limit), "warning": warning, "critical": critical,
+            "hard_limit": hard_limit, "webhook_url": webhook_url})
+        alerts_check(workspace_id=workspace.pk)
+    return budget
+
+
+def webhook_secret_rotate(*, workspace: Workspace, actor: User | None) -> WorkspaceBudget:
+    """A new signing secret; deliveries from now on are signed with it."""
+    from billing.models import new_webhook_secret
+
+    with transaction.atomic():
+        budget = WorkspaceBudget.objects.select_for_update().get(workspace=workspace)
+        budget.webhook_secret = new_webhook_secret()
+        budget.save(update_fields=["webhook_secret"])
+        AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.webhook_secret_rotate", detail={})
+    return budget
+
+
+def agent_budget_set(*, agent: Agent, max_per_run: int, max_per_day: int, max_per_month: int,
+                     actor: User | None) -> Agent:
+    """An agent's three budgets, in nanocredits (SPEC defaults 10 / 100 / 1,000 credits)."""
+    _positive("max_per_run", max_per_run)
+    _positive("max_per_day", max_per_day)
+    _positive("max_per_month", max_per_month)
+    with transaction.atomic():
+        Agent.objects.filter(pk=agent.pk).update(max_per_run=max_per_run, max_per_day=max_per_day,
+                                                 max_per_month=max_per_month)
+        agent.max_per_run, agent.max_per_day, agent.max_per_month = max_per_run, max_per_day, max_per_month
+        AuditEvent.objects.create(workspace_id=agent.workspace_id, actor=actor, action="agent.budget_set", detail={
+            "agent": agent.name, "max_per_run": _credits(max_per_run), "max_per_day": _credits(max_per_day),
+            "max_per_month": _credits(max_per_month)})
+        alerts_check(workspace_id=agent.workspace_id)
+    return agent
+
+
+def agent_for_budget(*, workspace: Workspace, name: str) -> Agent:
+    """The agent of that name, created on first use like the API does."""
+    agent, _ = Agent.objects.get_or_create(workspace=workspace, name=name)
+    return agent
+
+
+def member_budget_set(*, membership: Membership, monthly_budget: int | None, actor: User | None) -> Membership:
+    """A member's budget per billing period (nanocredits; None removes it)."""
+    _positive("monthly_budget", monthly_budget, optional=True)
+    with transaction.atomic():
+        Membership.objects.filter(pk=membership.pk).update(monthly_budget=monthly_budget)
+        membership.monthly_budget = monthly_budget
+        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.budget_set",
+                                  detail={"email": membership.user.email, "monthly_budget": _credits(monthly_budget)})
+        alerts_check(workspace_id=membership.workspace_id)
+    return membership
+
+
+def member_role_set(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    """Make a member an admin or back. The owner's role is not changed here (one owner per workspace)."""
+    if role not in (Membership.ADMIN, Membership.MEMBER):
+        raise BudgetInvalid("role", "Choose admin or member.")
+    if membership.role == Membership.OWNER:
+        raise BudgetInvalid("role", "The owner's role cannot be changed.")
+    with transaction.atomic():
+        Membership.objects.filter(pk=membership.pk).update(role=role)
+        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.role_set",
+                                  detail={"email": membership.user.email, "from": membership.role, "to": role})
+        membership.role = role
+    return membership
+
+
+def member_invite(*, workspace: Workspace, email: str, role: str, actor: User | None) -> Membership:
+    """Add a person by e-mail (a user without a password is created if new: they set one through
+    the password reset). Raises billing.services.MemberLimitReached at the plan's member cap."""
+    if role not in (Membership.ADMIN, Membership.MEMBER):
+        raise BudgetInvalid("role", "Choose admin or member.")
+    user = user_get_or_create(email=email)
+    if workspace.memberships.filter(user=user).exists():
+        raise BudgetInvalid("email", f"{user.email} is already a member of this workspace.")
+    return member_add(workspace=workspace, user=user, role=role, actor=actor)

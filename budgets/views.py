@@ -1,0 +1,174 @@
+"""Budget pages: Alerts (workspace budget, levels, webhook), agent budgets, members.
+
+Every member may look; only the owner and admins may change anything (a member's POST is 403, an
+outsider gets 404 for everything: billing.tenancy.membership_for)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from billing.models import Membership
+from billing.services import MemberLimitReached
+from billing.tenancy import membership_for
+from usage.models import Agent
+
+from .counters import MEMBER, WORKSPACE
+from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm, MemberRoleForm
+from .models import BudgetAlert, WorkspaceBudget
+from .selectors import day_used, period_used
+from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_invite,
+                       member_role_set, webhook_secret_rotate)
+
+
+def _meter(used: int, limit: int | None) -> dict:
+    """What a usage bar needs: used, limit, percent (uncapped, for the text) and width (capped)."""
+    percent = used * 100 // limit if limit else 0
+    level = "hard_limit" if percent >= 100 else "critical" if percent >= 95 else "warning" if percent >= 80 else ""
+    return {"used": used, "limit": limit, "percent": percent, "width": min(percent, 100), "level": level}
+
+
+def _apply_service_error(form, error: BudgetInvalid):
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+@login_required
+def alerts(request, slug):
+    membership = membership_for(request, slug, manage=request.method == "POST")
+    workspace = membership.workspace
+    budget: WorkspaceBudget = workspace.budget
+    form = BudgetForm(initial={
+        "monthly_limit": budget.monthly_limit, "warning_enabled": budget.warning_enabled,
+        "critical_enabled": budget.critical_enabled, "hard_limit_enabled": budget.hard_limit_enabled,
+        "webhook_url": budget.webhook_url})
+    if request.method == "POST":
+        if request.POST.get("action") == "rotate_secret":
+            webhook_secret_rotate(workspace=workspace, actor=request.user)
+            messages.success(request, "A new webhook signing secret is in use. Update your receiver.")
+            return redirect("budgets:alerts", slug=slug)
+        form = BudgetForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                budget_set(workspace=workspace, monthly_limit=data["monthly_limit"], warning=data["warning_enabled"],
+                           critical=data["critical_enabled"], hard_limit=data["hard_limit_enabled"],
+                           webhook_url=data["webhook_url"], actor=request.user)
+            except BudgetInvalid as error:
+                _apply_service_error(form, error)
+            else:
+                messages.success(request, "Budget and alerts saved.")
+                return redirect("budgets:alerts", slug=slug)
+    used = period_used(workspace=workspace).get((WORKSPACE, workspace.pk), 0)
+    limit = budget.monthly_limit
+    levels = []
+    for level, label in WorkspaceBudget.LEVELS:
+        threshold = WorkspaceBudget.THRESHOLDS[level]
+        levels.append({
+            "level": level, "label": label, "threshold": threshold, "enabled": budget.level_enabled(level),
+            "at": limit * threshold // 100 if limit else None,
+            "reached": bool(limit) and used * 100 >= limit * threshold,
+        })
+    history = BudgetAlert.objects.filter(workspace=workspace).order_by("-fired_at")[:20]
+    return render(request, "budgets/alerts.html", {
+        "form": form, "budget": budget, "meter": _meter(used, limit), "levels": levels, "history": history,
+        "can_manage": membership.can_manage_billing,
+    })
+
+
+def _agent_rows(workspace):
+    today = timezone.now().date()
+    period = period_used(workspace=workspace)
+    daily = day_used(workspace=workspace, day=today)
+    rows = []
+    for agent in Agent.objects.filter(workspace=workspace):
+        rows.append({"agent": agent, "day": _meter(daily.get(agent.pk, 0), agent.max_per_day),
+                     "period": _meter(period.get(("agent", agent.pk), 0), agent.max_per_month)})
+    return rows
+
+
+@login_required
+def agents(request, slug):
+    membership = membership_for(request, slug)
+    return render(request, "budgets/agents.html", {"rows": _agent_rows(membership.workspace),
+                                                   "can_manage": membership.can_manage_billing})
+
+
+@login_required
+def agent_budget(request, slug, agent_id):
+    membership = membership_for(request, slug)
+    workspace = membership.workspace
+    agent = get_object_or_404(Agent, pk=agent_id, workspace=workspace)  # another workspace's agent: 404
+    if request.method == "POST":
+        membership_for(request, slug, manage=True)
+    form = AgentBudgetForm(initial={"max_per_run": agent.max_per_run, "max_per_day": agent.max_per_day,
+                                    "max_per_month": agent.max_per_month})
+    if request.method == "POST":
+        form = AgentBudgetForm(request.POST)
+        if form.is_valid():
+            try:
+                agent_budget_set(agent=agent, actor=request.user, **form.cleaned_data)
+            except BudgetInvalid as error:
+                _apply_service_error(form, error)
+            else:
+                messages.success(request, f"Budgets of {agent.name} saved.")
+                return redirect("budgets:agent_budget", slug=slug, agent_id=agent.pk)
+    today = timezone.now().date()
+    return render(request, "budgets/agent_budget.html", {
+        "agent": agent, "form": form, "can_manage": membership.can_manage_billing,
+        "day": _meter(day_used(workspace=workspace, day=today).get(agent.pk, 0), agent.max_per_day),
+        "period": _meter(period_used(workspace=workspace).get(("agent", agent.pk), 0), agent.max_per_month),
+        "today": today,
+    })
+
+
+@login_required
+def members(request, slug):
+    membership = membership_for(request, slug, manage=request.method == "POST")
+    workspace = membership.workspace
+    add_form = MemberAddForm()
+    errors: dict[int, str] = {}
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "add":
+            add_form = MemberAddForm(request.POST)
+            if add_form.is_valid():
+                try:
+                    added = member_invite(workspace=workspace, actor=request.user, **add_form.cleaned_data)
+                except BudgetInvalid as error:
+                    _apply_service_error(add_form, error)
+                except MemberLimitReached as error:
+                    add_form.add_error("email", str(error))
+                else:
+                    messages.success(request, f"{added.user.email} added as {added.get_role_display().lower()}.")
+                    return redirect("budgets:members", slug=slug)
+        elif action in ("role", "budget"):
+            form = (MemberRoleForm if action == "role" else MemberBudgetForm)(request.POST)
+            target_id = request.POST.get("membership")
+            if form.is_valid():
+                target = get_object_or_404(Membership.objects.select_related("user"), pk=form.cleaned_data["membership"],
+                                           workspace=workspace)
+                try:
+                    if action == "role":
+                        member_role_set(membership=target, role=form.cleaned_data["role"], actor=request.user)
+                        messages.success(request, f"{target.user.email} is now {target.get_role_display().lower()}.")
+                    else:
+                        member_budget_set(membership=target, monthly_budget=form.cleaned_data["monthly_budget"],
+                                          actor=request.user)
+                        messages.success(request, f"Member budget of {target.user.email} saved.")
+                    return redirect("budgets:members", slug=slug)
+                except BudgetInvalid as error:
+                    errors[int(target.pk)] = error.message
+            else:
+                try:
+                    errors[int(target_id)] = "; ".join(e for errs in form.errors.values() for e in errs)
+                except (TypeError, ValueError):
+                    messages.error(request, "That member was not found.")
+    used = period_used(workspace=workspace)
+    rows = []
+    for m in workspace.memberships.select_related("user").order_by("created_at"):
+        rows.append({"membership": m, "meter": _meter(used.get((MEMBER, m.pk), 0), m.monthly_budget),
+                     "error": errors.get(m.pk), "is_self": m.pk == membership.pk})
+    return render(request, "budgets/members.html", {
+        "rows": rows, "add_form": add_form, "can_manage": membership.can_manage_billing,
+        "roles": [(Membership.MEMBER, "Member"), (Membership.ADMIN, "Admin")],
+    })
