@@ -134,6 +134,10 @@ def invoice_pdf_data(*, invoice: Invoice) -> dict:
         "subtotal": cents_display(sum(line.amount_cents for line in invoice.lines.all()), currency),
         "total": cents_display(invoice.total_cents, currency),
         "total_label": "Total credited" if credit_note else "Total",
+        "credit_notes": [
+            f"{note.number} ({cents_display(note.total_cents, note.currency)}, {_date(note.issued_at)})"
+            for note in invoice.credit_notes.defer("pdf").order_by("issued_at", "id")
+        ] if not credit_note else [],
         "paid_label": "Refunded to the original payment method" if credit_note else (
             f"Paid on {_date(invoice.issued_at)}" if invoice.status != Invoice.ISSUED else ""),
     }
