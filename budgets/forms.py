@@ -10,10 +10,6 @@ from billing.money import InvalidAmount, credits_to_nanos, nanos_to_str
 class CreditsField(forms.CharField):
     """Credits as a decimal ("250", "12.5"), cleaned to nanocredits (> 0)."""
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("max_length", 40)
-        super().__init__(*args, **kwargs)
-
     def prepare_value(self, value):
         return nanos_to_str(value) if isinstance(value, int) else value
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from billing.models import Membership
 from billing.services import MemberLimitReached
@@ -86,6 +87,7 @@ def _agent_rows(workspace):
     return rows
 
 
+@require_safe
 @login_required
 def agents(request, slug):
     membership = membership_for(request, slug)
