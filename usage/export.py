@@ -11,8 +11,6 @@ Two paths produce identical bytes: on PostgreSQL the rows are formatted in SQL a
 `COPY (...) TO STDOUT` (the export bench compares against raw COPY); elsewhere (SQLite) a Python
 path iterates a server-side cursor in chunks. Memory stays flat either way."""
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import date
 
@@ -62,23 +60,29 @@ def _rows_queryset(workspace: Workspace, filters: ExportFilters):
     )
 
 
+def csv_cell(text: str) -> str:
+    """A text cell quoted exactly as PostgreSQL's COPY ... CSV quotes it (so both paths give the
+    same bytes): when it holds a comma, a quote, CR or LF, is empty (COPY's NULL is the empty
+    string) or is the end-of-data marker."""
+    if text == "" or text == "\\." or any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _python_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    buffered = csv.writer(buffer, lineterminator="\n")
-    count = 0
+    lines = []
     for row in _rows_queryset(workspace, filters).iterator(chunk_size=CHUNK_ROWS):
-        buffered.writerow([
+        lines.append(",".join((
             _iso_utc(row["run__completed_at"]),
-            neutralise(row["run__workflow__name"]), neutralise(row["run__agent__name"]), neutralise(row["model_id"]),
-            row["input_tokens"], row["output_tokens"], nanos_to_str(row["credits"]), neutralise(row["run__status"]),
-        ])
-        count += 1
-        if count % CHUNK_ROWS == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+            csv_cell(neutralise(row["run__workflow__name"])), csv_cell(neutralise(row["run__agent__name"])),
+            csv_cell(neutralise(row["model_id"])), str(row["input_tokens"]), str(row["output_tokens"]),
+            nanos_to_str(row["credits"]), csv_cell(neutralise(row["run__status"])),
+        )))
+        if len(lines) == CHUNK_ROWS:
+            yield ("\n".join(lines) + "\n").encode()
+            lines = []
+    if lines:
+        yield ("\n".join(lines) + "\n").encode()
 
 
 def _iso_utc(moment) -> str:

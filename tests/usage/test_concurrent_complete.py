@@ -1,0 +1,43 @@
+import threading
+
+import pytest
+from django.db import connection
+
+from billing.models import LedgerEntry, Wallet
+from usage.models import DailyUsage
+
+from .conftest import TWO_NODES, Api, authorize
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_replays_of_a_complete_charge_once_and_answer_alike(team):
+    from usage.tokens import token_create
+
+    api = Api(token_create(membership=team.membership(team.member)).raw)
+    assert authorize(api).status_code == 201
+    barrier = threading.Barrier(10)
+    answers = []
+
+    def complete():
+        client = Api(api.token)
+        try:
+            barrier.wait()
+            response = client.post("/v1/runs/r-1/complete", TWO_NODES)
+            answers.append((response.status_code, response.content))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=complete) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 10
+    assert {status for status, _ in answers} == {200}
+    assert len({body for _, body in answers}) == 1
+    charges = LedgerEntry.objects.filter(workspace=team.workspace, kind="charge")
+    assert sum(charges.values_list("amount", flat=True)) == -169_560_000
+    wallet = Wallet.objects.get(workspace=team.workspace)
+    assert wallet.reserved == 0 and wallet.running_runs == 0
+    assert sum(DailyUsage.objects.filter(workspace=team.workspace).values_list("credits", flat=True)) == 169_560_000
