@@ -1,0 +1,34 @@
+"""Invoice PDFs/s, warm, against WeasyPrint rendering a one-line page in the same process."""
+
+import time
+
+from .common import report, reset_business_data, setup_django
+
+
+def run(*, quick: bool = False) -> None:
+    setup_django()
+    reset_business_data()
+    from weasyprint import HTML
+
+    from billing.purchases import purchase_record_manual
+    from invoices.models import Invoice
+    from invoices.pdf import invoice_pdf_data, pdf_from_data
+
+    from .data import bench_workspace
+
+    workspace, _, _ = bench_workspace("pdf")
+    purchase_record_manual(workspace=workspace, pack_id="builder", reference="bench")
+    invoice = Invoice.objects.filter(workspace=workspace).first()
+    data = invoice_pdf_data(invoice=invoice)
+    count = 5 if quick else 30
+    pdf_from_data(data)
+    HTML(string="<p>One line.</p>").write_pdf()  # warm both
+    started = time.perf_counter()
+    for _ in range(count):
+        HTML(string="<p>One line.</p>").write_pdf()
+    baseline = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for _ in range(count):
+        pdf_from_data(data)
+    rate = count / (time.perf_counter() - started)
+    report("pdf", rate, "PDFs/s", baseline, ">= 0.25")
