@@ -31,7 +31,7 @@ def history(request, slug):
         form = BillingDetailsForm(initial={"billing_name": workspace.billing_name,
                                            "billing_address": workspace.billing_address,
                                            "tax_id": workspace.tax_id})
-    invoices = workspace.invoices.defer("pdf").select_related("refers_to")
+    invoices = workspace.invoices.defer("pdf")
     return render(request, "invoices/history.html", {"invoices": invoices, "form": form})
 
 
