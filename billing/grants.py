@@ -63,7 +63,7 @@ def due_workspaces(*, now: datetime):
 def workspace_period_roll(*, workspace_id: int, now: datetime) -> bool:
     """Roll one workspace if its period is over; False when there was nothing (left) to do."""
     with transaction.atomic():
-        ws = (Workspace.objects.select_for_update(skip_locked=True).select_related("plan", "scheduled_plan")
+        ws = (Workspace.objects.select_for_update(skip_locked=True, of=("self",)).select_related("plan", "scheduled_plan")
               .filter(pk=workspace_id).first())
         if ws is None or ws.period_end > now:
             return False  # locked by a concurrent runner, or already rolled

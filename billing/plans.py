@@ -52,7 +52,7 @@ def is_upgrade(*, current: Plan, new: Plan) -> bool:
 
 
 def _lock_workspace(workspace_id: int) -> Workspace:
-    return Workspace.objects.select_for_update().select_related("plan", "scheduled_plan").get(pk=workspace_id)
+    return Workspace.objects.select_for_update(of=("self",)).select_related("plan", "scheduled_plan").get(pk=workspace_id)
 
 
 def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end: bool = False,

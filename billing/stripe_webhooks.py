@@ -118,6 +118,11 @@ def _workspace_for_subscription(subscription_id: str, customer_id: str, metadata
     return workspace
 
 
+def _is_proration(line: dict) -> bool:
+    details = ((line.get("parent") or {}).get("subscription_item_details")) or {}
+    return bool(line.get("proration") or details.get("proration"))
+
+
 def invoice_paid(event: dict, invoice: dict) -> str:
     subscription_id = _invoice_subscription_id(invoice)
     if not subscription_id:
@@ -127,10 +132,11 @@ def invoice_paid(event: dict, invoice: dict) -> str:
     if workspace is None:
         raise NotYetKnown(f"No workspace for subscription {subscription_id} yet")
     lines = ((invoice.get("lines") or {}).get("data")) or []
-    line = next((li for li in lines if not li.get("proration")), lines[0] if lines else {})
-    price = line.get("price") or ((line.get("pricing") or {}).get("price_details") or {})
-    plan = _plan_from_price(price if isinstance(price, dict) else None, (line.get("metadata") or {}).get("plan")
-                            or metadata.get("plan"))
+    line = next((li for li in lines if not _is_proration(li)), lines[0] if lines else {})
+    price = line.get("price")  # API versions before 2025-03-31; later ones name only the price id
+    if not isinstance(price, dict):
+        price = {"id": ((line.get("pricing") or {}).get("price_details") or {}).get("price")}
+    plan = _plan_from_price(price, (line.get("metadata") or {}).get("plan") or metadata.get("plan"))
     if plan is None:
         raise NotYetKnown(f"Invoice {invoice.get('id')} names no plan we know")
     period = line.get("period") or {}
