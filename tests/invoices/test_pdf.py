@@ -31,6 +31,8 @@ def fetched(monkeypatch):
         return real_fetch(self, url, headers)
 
     monkeypatch.setattr(StaticOnlyFetcher, "fetch", recording_fetch)
+    # Decoded images are cached per process; start cold so every fetch the document needs is seen.
+    monkeypatch.setattr(invoice_pdf_module, "_image_cache", {})
     return urls
 
 
