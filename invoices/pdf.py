@@ -89,6 +89,7 @@ def invoice_pdf_data(*, invoice: Invoice) -> dict:
     """Everything the PDF shows, as display strings. The template only lays this out."""
     seller = settings.SELLER
     currency = invoice.currency
+    invoice_lines = list(invoice.lines.all())
     lines = [
         {
             "description": line.description,
@@ -97,7 +98,7 @@ def invoice_pdf_data(*, invoice: Invoice) -> dict:
             "amount": cents_display(line.amount_cents, currency),
             "credits": nanos_display(line.credits) if line.credits else "",
         }
-        for line in invoice.lines.all()
+        for line in invoice_lines
     ]
     stamp, stamp_class = STATUS_STAMPS.get(invoice.status, (invoice.get_status_display(), "issued"))
     period = ""
@@ -131,7 +132,7 @@ def invoice_pdf_data(*, invoice: Invoice) -> dict:
             "tax_id": invoice.buyer_tax_id,
         },
         "lines": lines,
-        "subtotal": cents_display(sum(line.amount_cents for line in invoice.lines.all()), currency),
+        "subtotal": cents_display(sum(line.amount_cents for line in invoice_lines), currency),
         "total": cents_display(invoice.total_cents, currency),
         "total_label": "Total credited" if credit_note else "Total",
         "credit_notes": [
