@@ -92,7 +92,7 @@ def test_it_respects_levels_switched_off(team, django_capture_on_commit_callback
 
 
 @pytest.mark.django_db
-def test_the_refused_run_at_100_percent_raises_the_hard_limit_alert(team, django_capture_on_commit_callbacks):
+def test_it_does_not_repeat_the_hard_limit_alert_on_a_refusal(team, django_capture_on_commit_callbacks):
     _set_budget(team, 20)
     with django_capture_on_commit_callbacks(execute=True):
         _spend(team, "10")
@@ -107,7 +107,7 @@ def test_the_refused_run_at_100_percent_raises_the_hard_limit_alert(team, django
 
 
 @pytest.mark.django_db
-def test_a_refusal_fires_the_hard_limit_alert_when_no_charge_did(team, django_capture_on_commit_callbacks):
+def test_it_fires_the_hard_limit_alert_on_a_refused_run(team, django_capture_on_commit_callbacks):
     _set_budget(team, 10)
     membership = team.membership(team.member)
     with django_capture_on_commit_callbacks(execute=True):
@@ -119,7 +119,7 @@ def test_a_refusal_fires_the_hard_limit_alert_when_no_charge_did(team, django_ca
 
 
 @pytest.mark.django_db
-def test_raising_the_budget_resolves_alerts_and_tells_the_webhook(team, webhook_calls, django_capture_on_commit_callbacks):
+def test_it_resolves_alerts_when_the_budget_is_raised(team, webhook_calls, django_capture_on_commit_callbacks):
     _set_budget(team, 100, webhook_url="https://hooks.example.com/lf")
     with django_capture_on_commit_callbacks(execute=True):
         _spend(team, "90")
@@ -139,7 +139,7 @@ def test_raising_the_budget_resolves_alerts_and_tells_the_webhook(team, webhook_
 
 
 @pytest.mark.django_db
-def test_the_webhook_payload_is_exactly_the_spec(team, webhook_calls, django_capture_on_commit_callbacks):
+def test_it_posts_the_webhook_payload_exactly_as_specified(team, webhook_calls, django_capture_on_commit_callbacks):
     Agent.objects.create(workspace=team.workspace, name="summarizer", max_per_month=credits(10))
     with django_capture_on_commit_callbacks(execute=True):
         _budget = _set_budget(team, None, webhook_url="https://hooks.example.com/lf")
@@ -166,7 +166,7 @@ def test_the_webhook_payload_is_exactly_the_spec(team, webhook_calls, django_cap
 
 
 @pytest.mark.django_db
-def test_a_member_budget_alerts_under_the_members_address(team, django_capture_on_commit_callbacks):
+def test_it_alerts_on_a_member_budget(team, django_capture_on_commit_callbacks):
     membership = team.membership(team.member)
     member_budget_set(membership=membership, monthly_budget=credits(10), actor=team.owner)
     with django_capture_on_commit_callbacks(execute=True):
@@ -178,7 +178,7 @@ def test_a_member_budget_alerts_under_the_members_address(team, django_capture_o
 
 
 @pytest.mark.django_db
-def test_a_new_period_resolves_the_alerts(team, django_capture_on_commit_callbacks):
+def test_it_resolves_alerts_in_a_new_period(team, django_capture_on_commit_callbacks):
     _set_budget(team, 100)
     with django_capture_on_commit_callbacks(execute=True):
         _spend(team, "96")
@@ -200,7 +200,7 @@ def test_a_new_period_resolves_the_alerts(team, django_capture_on_commit_callbac
 
 @pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_and_repeated_checks_send_each_alert_once(team, webhook_calls):
+def test_it_sends_each_alert_once_under_concurrent_checks(team, webhook_calls):
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(monthly_limit=credits(100),
                                                                     webhook_url="https://hooks.example.com/lf")
     _spend(team, "99")  # each check is enqueued on commit (eager Celery: runs here)
@@ -229,7 +229,7 @@ def test_concurrent_and_repeated_checks_send_each_alert_once(team, webhook_calls
 
 
 @pytest.mark.django_db
-def test_a_failing_webhook_is_retried(team, monkeypatch, settings):
+def test_it_retries_a_failing_webhook(team, monkeypatch, settings):
     from urllib.error import URLError
 
     from budgets.tasks import deliver_alert_webhook

@@ -51,7 +51,7 @@ def test_it_requires_sign_in(client, team):
 
 
 @pytest.mark.django_db
-def test_the_owner_sets_the_budget_and_levels(client, team):
+def test_it_lets_the_owner_set_the_budget_and_levels(client, team):
     _login(client, team.owner)
     url = reverse("budgets:alerts", kwargs={"slug": "acme"})
     response = client.post(url, {"monthly_limit": "250.5", "warning_enabled": "on", "hard_limit_enabled": "on",
@@ -78,7 +78,7 @@ def test_it_explains_bad_amounts(client, team):
 
 
 @pytest.mark.django_db
-def test_an_admin_rotates_the_webhook_secret(client, team):
+def test_it_lets_an_admin_rotate_the_webhook_secret(client, team):
     _login(client, team.admin)
     before = WorkspaceBudget.objects.get(workspace=team.workspace).webhook_secret
     client.post(reverse("budgets:alerts", kwargs={"slug": "acme"}), {"action": "rotate_secret"})
@@ -87,7 +87,7 @@ def test_an_admin_rotates_the_webhook_secret(client, team):
 
 
 @pytest.mark.django_db
-def test_an_admin_sets_an_agents_budgets(client, team):
+def test_it_lets_an_admin_set_an_agents_budgets(client, team):
     _login(client, team.admin)
     url = _urls(team)[2]
     response = client.post(url, {"max_per_run": "5", "max_per_day": "50", "max_per_month": "500"})
@@ -100,7 +100,7 @@ def test_an_admin_sets_an_agents_budgets(client, team):
 
 
 @pytest.mark.django_db
-def test_another_workspaces_agent_is_not_found(client, team, outsider):
+def test_it_hides_another_workspaces_agent(client, team, outsider):
     from billing.models import Workspace
 
     foreign = Agent.objects.create(workspace=Workspace.objects.get(slug="elsewhere"), name="theirs")
@@ -110,7 +110,7 @@ def test_another_workspaces_agent_is_not_found(client, team, outsider):
 
 
 @pytest.mark.django_db
-def test_the_owner_manages_members(client, team):
+def test_it_lets_the_owner_manage_members(client, team):
     _login(client, team.owner)
     url = reverse("budgets:members", kwargs={"slug": "acme"})
     member = team.membership(team.member)
@@ -135,7 +135,7 @@ def test_the_owner_manages_members(client, team):
 
 
 @pytest.mark.django_db
-def test_the_set_budget_command_uses_the_same_settings(team, capsys):
+def test_it_sets_the_same_settings_from_the_command_line(team, capsys):
     call_command("set_budget", "acme", "--monthly", "300", "--alert-webhook", "https://hooks.example.com/y")
     call_command("set_budget", "acme", "--agent", "writer", "--per-run", "2", "--per-day", "20", "--per-month", "200")
     call_command("set_budget", "acme", "--member", "member@acme.test", "--member-monthly", "75")

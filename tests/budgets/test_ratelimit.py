@@ -98,7 +98,7 @@ def test_it_fails_closed_when_redis_is_unreachable():
         ratelimit.reset_client()
 
 
-def test_the_in_process_fallback_counts_the_same_way():
+def test_it_counts_the_same_way_in_process_without_redis():
     with override_settings(REDIS_URL=""):
         key = f"local-{time.time_ns()}"
         decisions = [rate_check(key=key, limit=3, window_ms=1000) for _ in range(4)]
