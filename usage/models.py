@@ -118,6 +118,9 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-created_at", "-id"], name="run_ws_recent"),
             models.Index(fields=["status", "expires_at"], name="run_open_expiry", condition=Q(status="running")),
+            # The usage CSV selects finished runs of a workspace by the day they were charged.
+            models.Index(fields=["workspace", "completed_at"], name="run_ws_completed",
+                         condition=Q(completed_at__isnull=False)),
         ]
 
     def __str__(self):
