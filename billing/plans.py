@@ -15,6 +15,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from invoices import services as invoice_services
@@ -105,15 +106,20 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                     ws.custom_monthly_credits if keep_custom else None)
             ws.save(update_fields=["plan", "scheduled_plan", "cancel_at_period_end", "custom_requests_per_minute",
                                    "custom_concurrent_runs", "custom_monthly_credits"])
-            difference = ws.monthly_credits - old_monthly
-            if difference > 0:
-                # The rest of this period at the new plan's allowance: grant the difference, once per
-                # period and plan (switching back and forth cannot mint credits).
+            if ws.monthly_credits > old_monthly:
                 wallet = wallet_lock(ws.pk)
-                post(wallet=wallet, actor=actor, at=now, postings=[Posting(
-                    LedgerEntry.GRANT, MONTHLY, difference,
-                    f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:{plan.pk}:{ws.monthly_credits}",
-                    f"Upgrade from {old_plan.name} to {plan.name}: the difference for this period")])
+                # The rest of this period at the new plan's allowance: top this period's grants up to
+                # it. Counting what was already granted this period (not the old plan's allowance)
+                # means switching back and forth can never mint credits.
+                period = ws.period_start.isoformat()
+                granted = LedgerEntry.objects.filter(workspace_id=ws.pk, kind=LedgerEntry.GRANT).filter(
+                    Q(idempotency_key=f"grant:{ws.pk}:{period}") | Q(idempotency_key__startswith=f"upgrade:{ws.pk}:{period}:")
+                ).aggregate(total=Sum("amount"))["total"] or 0
+                if ws.monthly_credits > granted:
+                    post(wallet=wallet, actor=actor, at=now, postings=[Posting(
+                        LedgerEntry.GRANT, MONTHLY, ws.monthly_credits - granted,
+                        f"upgrade:{ws.pk}:{period}:{ws.monthly_credits}",
+                        f"Upgrade from {old_plan.name} to {plan.name}: the difference for this period")])
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.change", detail={
                 "from": old_plan.pk, "to": plan.pk, "requests_per_minute": ws.requests_per_minute,
                 "concurrent_runs": ws.concurrent_runs, "monthly_credits": ws.monthly_credits})
