@@ -1,0 +1,354 @@
+"""manage.py seed_demo [--if-empty]: a demo with history, built through the real services.
+
+Two workspaces (Acme Team on the Team plan; owner@demo.test's personal Free workspace), four logins,
+agents and workflows, ~90 days of runs authorized and completed through usage.services with `now=`
+in the past (so reservations, charges, counters and rollups are exactly what production would
+hold), period grants and expiries, pack purchases with invoices, a staff adjustment, a monthly
+budget on Acme that the current period has passed 80% of, two runs still running, and a developer
+token. `manage.py reconcile` agrees with all of it.
+
+History is replayed in time order: before each run the workspace's billing period is rolled forward
+to contain the run's time, exactly as the period-grant job would have done then."""
+
+import inspect
+import random
+import time
+from datetime import datetime, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from billing.ledger import credits_adjust, monthly_rollover
+from billing.models import LedgerEntry, Membership, Workspace, credits
+from billing.money import nanos_display
+from billing.periods import add_months, monthly_period_containing
+from billing.pricing import model_rates_at
+from billing.services import member_add, user_get_or_create, workspace_create
+from usage.errors import RunRefused
+from usage.models import Agent, Run
+from usage.services import NodeInput, run_authorize, run_complete, run_expire
+
+PASSWORD = "demo12345"
+DAYS = 90
+ACME_BUDGET = credits(6000)
+ACME_AGENTS = {
+    # name: (max per run, per day, per month) in credits; Support Triage keeps the product defaults
+    "Research Assistant": (50, 400, 3000),
+    "Code Reviewer": (50, 400, 3000),
+    "Data Analyst": (50, 400, 3000),
+    "Support Triage": (10, 100, 1000),
+}
+ACME_WORKFLOWS = {
+    "Research Assistant": ["Market research", "Competitor digest"],
+    "Code Reviewer": ["PR review", "Release notes"],
+    "Data Analyst": ["Weekly KPI report", "Churn analysis"],
+    "Support Triage": ["Ticket routing"],
+}
+AGENT_MODELS = {
+    "Research Assistant": [("claude-sonnet-4", 5), ("gpt-4o", 3), ("claude-opus-4", 1)],
+    "Code Reviewer": [("claude-sonnet-4", 4), ("gpt-4o", 2), ("ollama", 1)],
+    "Data Analyst": [("gpt-4o", 4), ("gemini-2.0-flash", 2), ("claude-sonnet-4", 2)],
+    "Support Triage": [("gpt-4o-mini", 5), ("gemini-2.0-flash", 3)],
+}
+TOOLS = {"Research Assistant": "web_search", "Data Analyst": "code_interpreter", "Code Reviewer": "code_interpreter"}
+PERSONAL_AGENTS = {"Side project bot": [("gpt-4o-mini", 3), ("gemini-2.0-flash", 2), ("ollama", 1)]}
+
+
+def _optional(module: str, name: str):
+    """Services other parts of the project provide; the demo degrades (with a note) without them."""
+    try:
+        return getattr(__import__(module, fromlist=[name]), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+class Command(BaseCommand):
+    help = "Seeds demo workspaces, logins, agents, 90 days of runs, purchases and invoices (password demo12345)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing when any workspace exists.")
+        parser.add_argument("--seed", type=int, default=42, help="Random seed (the demo is reproducible).")
+
+    def handle(self, *args, if_empty, seed, **options):
+        if Workspace.objects.exists():
+            if if_empty:
+                self.stdout.write("seed_demo: workspaces exist already; nothing to do.")
+                return
+            if Workspace.objects.filter(slug__in=["acme", "owner-personal"]).exists():
+                raise CommandError("The demo workspaces (acme, owner-personal) exist already.")
+        started = time.monotonic()
+        self.random = random.Random(seed)
+        self.now = timezone.now().replace(microsecond=0)
+        self.notes: list[str] = []
+        self.counts = {"runs": 0, "refused": 0, "purchases": 0}
+        # Celery tasks enqueued on commit (alert checks after each charge) run inline while seeding,
+        # rather than leaving thousands of queued messages behind for the worker.
+        from config.celery import app as celery_app
+
+        was_eager = celery_app.conf.task_always_eager
+        celery_app.conf.task_always_eager = True
+        try:
+            # All or nothing: a failed seed leaves no half-built demo behind for --if-empty to skip.
+            with transaction.atomic():
+                self._seed()
+        finally:
+            celery_app.conf.task_always_eager = was_eager
+        for note in self.notes:
+            self.stdout.write(f"note: {note}")
+        self.stdout.write(self.style.SUCCESS(
+            f"seed_demo: {self.counts['runs']} runs ({self.counts['refused']} refused by a limit), "
+            f"{self.counts['purchases']} purchases in {time.monotonic() - started:.1f}s."))
+
+    # --- the story ---------------------------------------------------------------------------------
+
+    def _seed(self):
+        # Acme started three periods and ~20 days ago: 90 days of runs fall in four periods and the
+        # current one is far enough along for the budget's 80% warning to show.
+        created = add_months(self.now - timedelta(days=20), -3) - timedelta(hours=2)
+        self.acme_current_start, _ = monthly_period_containing(created, self.now)
+        self.stdout.write(f"seed_demo: users and workspaces (created {created:%Y-%m-%d})")
+        owner = user_get_or_create(email="owner@demo.test", password=PASSWORD, name="Olivia Owner")
+        admin = user_get_or_create(email="admin@demo.test", password=PASSWORD, name="Adam Admin")
+        member = user_get_or_create(email="member@demo.test", password=PASSWORD, name="Mia Member")
+        staff = user_get_or_create(email="staff@demo.test", password=PASSWORD, name="Sam Staff")
+        staff.is_staff = staff.is_superuser = True
+        staff.save(update_fields=["is_staff", "is_superuser"])
+
+        acme = self._workspace(slug="acme", name="Acme Team", owner=owner, plan="team", kind=Workspace.TEAM, at=created)
+        personal = self._workspace(slug="owner-personal", name="Olivia's workspace", owner=owner, plan="free",
+                                   kind=Workspace.PERSONAL, at=created + timedelta(hours=1))
+        member_add(workspace=acme, user=admin, role=Membership.ADMIN, actor=owner)
+        member_add(workspace=acme, user=member, role=Membership.MEMBER, actor=owner)
+        self._budgets(acme, owner)
+        self._adjust(acme, credits(500), "Onboarding credit from LenserFight sales", staff, created + timedelta(days=2))
+
+        memberships = {
+            acme.pk: [self._membership(acme, user) for user in (owner, admin, member)],
+            personal.pk: [self._membership(personal, owner)],
+        }
+        start_day = (self.now - timedelta(days=DAYS)).date()
+        purchases = {start_day + timedelta(days=12): (acme, "builder", admin),
+                     start_day + timedelta(days=58): (acme, "team", owner),
+                     start_day + timedelta(days=40): (personal, "starter", owner)}
+        for offset in range(DAYS + 1):
+            day = start_day + timedelta(days=offset)
+            if day in purchases:
+                workspace, pack, actor = purchases[day]
+                self._purchase(workspace, pack, actor, self._at(day, 6))
+            self._day(acme, memberships[acme.pk], ACME_AGENTS, day, team=True)
+            self._day(personal, memberships[personal.pk], PERSONAL_AGENTS, day, team=False)
+            if offset % 10 == 0 or offset == DAYS:
+                self.stdout.write(f"  {day:%Y-%m-%d}: {self.counts['runs']} runs so far")
+        self._roll(acme, self.now)
+        self._roll(personal, self.now)
+        self._odd_runs(acme, memberships[acme.pk])
+        # Each charge queued an alert check for after commit; run at the end of this one transaction
+        # they would all re-check the same final state. One check does that work (and its e-mails
+        # and webhooks still go out after commit).
+        transaction.get_connection().run_on_commit.clear()
+        alerts_check = _optional("budgets.alerts", "alerts_check")
+        if alerts_check:
+            alerts_check(workspace_id=acme.pk)
+        self._token(acme, owner)
+
+    def _workspace(self, *, slug, name, owner, plan, kind, at):
+        workspace = workspace_create(slug=slug, name=name, owner=owner, plan_id=plan, kind=kind, now=at)
+        self._backdate(workspace, at)
+        return Workspace.objects.select_related("plan", "budget", "wallet").get(pk=workspace.pk)
+
+    def _membership(self, workspace, user):
+        membership = Membership.objects.select_related("user").get(workspace=workspace, user=user)
+        membership.workspace = workspace  # one shared object: its period moves as history is replayed
+        return membership
+
+    def _budgets(self, acme, owner):
+        budget_set = _optional("budgets.services", "budget_set")
+        if budget_set:
+            budget_set(workspace=acme, monthly_limit=ACME_BUDGET, warning=True, critical=True, hard_limit=True,
+                       webhook_url="", actor=owner)
+        else:
+            acme.budget.monthly_limit = ACME_BUDGET
+            acme.budget.save(update_fields=["monthly_limit"])
+        acme.budget.refresh_from_db()
+        agent_budget_set = _optional("budgets.services", "agent_budget_set")
+        for name, (per_run, per_day, per_month) in ACME_AGENTS.items():
+            agent, _ = Agent.objects.get_or_create(workspace=acme, name=name)
+            limits = dict(max_per_run=credits(per_run), max_per_day=credits(per_day), max_per_month=credits(per_month))
+            if agent_budget_set:
+                agent_budget_set(agent=agent, actor=owner, **limits)
+            else:
+                Agent.objects.filter(pk=agent.pk).update(**limits)
+
+    # --- periods, purchases, adjustments -----------------------------------------------------------
+
+    def _roll(self, workspace, moment):
+        """Move the workspace's period on until it contains `moment`: what the period-grant job did
+        then (the monthly remainder expires and the new period's credits are granted, once)."""
+        while workspace.period_end <= moment:
+            old_start = workspace.period_start
+            start, end = monthly_period_containing(workspace.created_at, workspace.period_end)
+            last_id = self._last_entry_id(workspace)
+            with transaction.atomic():
+                Workspace.objects.filter(pk=workspace.pk).update(period_start=start, period_end=end)
+                workspace.period_start, workspace.period_end = start, end
+                monthly_rollover(workspace=workspace, old_period_start=old_start, new_period_start=start,
+                                 new_credits=workspace.monthly_credits)
+            self._backdate_entries(workspace, after_id=last_id, at=start)
+
+    def _purchase(self, workspace, pack_id, actor, at):
+        self._roll(workspace, at)
+        purchase_record_manual = _optional("billing.purchases", "purchase_record_manual")
+        if purchase_record_manual is None:
+            self._note_once("billing.purchases.purchase_record_manual is not available: pack purchases were skipped.")
+            return
+        last_id = self._last_entry_id(workspace)
+        purchase_record_manual(workspace=workspace, pack_id=pack_id, reference=f"DEMO-{workspace.slug}-{pack_id}",
+                               actor=actor, now=at)
+        self._backdate_entries(workspace, after_id=last_id, at=at)
+        self.counts["purchases"] += 1
+
+    def _adjust(self, workspace, amount, reason, actor, at):
+        self._roll(workspace, at)
+        last_id = self._last_entry_id(workspace)
+        credits_adjust(workspace=workspace, amount=amount, reason=reason, actor=actor, key=f"demo:{workspace.slug}:onboarding")
+        self._backdate_entries(workspace, after_id=last_id, at=at)
+
+    def _last_entry_id(self, workspace) -> int:
+        return LedgerEntry.objects.filter(workspace=workspace).order_by("-id").values_list("id", flat=True).first() or 0
+
+    def _backdate(self, workspace, at):
+        self._backdate_entries(workspace, after_id=0, at=at)
+
+    def _backdate_entries(self, workspace, *, after_id: int, at):
+        """The grant, expiry, purchase and adjustment services stamp entries with the wall clock; the
+        demo replays history, so it dates the entries it has just written to the replayed moment.
+        Only timestamps move (never an amount or a balance), and only in this seed."""
+        if "at" in inspect.signature(monthly_rollover).parameters:
+            return  # not needed once the ledger services take the moment themselves
+        LedgerEntry.objects.filter(workspace=workspace, pk__gt=after_id, created_at__gt=at).update(created_at=at)
+
+    def _note_once(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # --- runs --------------------------------------------------------------------------------------
+
+    def _at(self, day, hour, minute=0, second=0) -> datetime:
+        return timezone.make_aware(datetime.combine(day, datetime.min.time())) + timedelta(
+            hours=hour, minutes=minute, seconds=second)
+
+    def _day(self, workspace, memberships, agents, day, *, team: bool):
+        weekend = day.weekday() >= 5
+        if team:
+            in_current_period = self._at(day, 12) >= self.acme_current_start
+            runs = self.random.randint(3, 5) if weekend else self.random.randint(10, 14)
+            daily_credits = 280 if in_current_period else 140
+        else:
+            runs = self.random.randint(0, 1) if weekend else self.random.randint(1, 2)
+            daily_credits = 1.2
+        if not runs:
+            return
+        per_run = daily_credits * (0.6 if weekend else 1.1) / max(runs, 1)
+        moments = sorted(self._at(day, self.random.randint(7, 21), self.random.randint(0, 59), self.random.randint(0, 59))
+                         for _ in range(runs))
+        for moment in moments:
+            if moment >= self.now - timedelta(minutes=10):
+                break
+            self._roll(workspace, moment)
+            agent = self.random.choice(list(agents))
+            self._run(workspace, self.random.choice(memberships), agent, moment, per_run, team=team)
+
+    def _run(self, workspace, membership, agent, moment, target_credits, *, team: bool, status=None):
+        models = AGENT_MODELS.get(agent) or PERSONAL_AGENTS[agent]
+        model = self.random.choices([m for m, _ in models], weights=[w for _, w in models])[0]
+        workflow = self.random.choice(ACME_WORKFLOWS.get(agent, ["Personal notes"]))
+        try:
+            auth = run_authorize(membership=membership, workflow=workflow, agent=agent, model=model,
+                                 estimated_input_tokens=self.random.randint(2, 40) * 1000, now=moment,
+                                 body_hash=f"seed-{self.counts['runs']}")
+        except RunRefused:
+            self.counts["refused"] += 1
+            return None
+        self.counts["runs"] += 1
+        run = auth.run
+        if status is None:
+            status = self.random.choices(["succeeded", "failed", "cancelled"], weights=[93, 5, 2])[0]
+        cost = target_credits * self.random.uniform(0.3, 1.7) * (0.3 if agent == "Support Triage" else 1.15)
+        if team and self.random.random() < 0.006:
+            cost = 60  # now and then a run overruns its 50-credit reservation (flagged over_reservation)
+        if status != "succeeded":
+            cost *= self.random.uniform(0.05, 0.5)  # stopped early, the tokens spent are still charged
+        nodes = self._nodes(model, cost, agent)
+        finished = moment + timedelta(seconds=self.random.randint(5, 600))
+        run_complete(workspace=workspace, public_id=run.public_id, status=status, nodes=nodes,
+                     body_hash=f"seed-complete-{run.pk}", now=min(finished, self.now - timedelta(seconds=1)))
+        return run
+
+    def _nodes(self, model, cost, agent) -> list[NodeInput]:
+        """Nodes whose tokens cost about `cost` credits at today's seeded rates."""
+        rates = self._rates()
+        count = self.random.choice([1, 1, 2, 3])
+        nodes = []
+        for index in range(count):
+            node_model = model if index == 0 or self.random.random() < 0.6 else "gpt-4o-mini"
+            share = cost / count
+            rate = rates[node_model]
+            if rate.input_nanos_per_token == 0:
+                input_tokens, output_tokens = self.random.randint(500, 20000), self.random.randint(200, 4000)
+            else:
+                input_tokens = int(share * 0.55 * 1e9 / rate.input_nanos_per_token)
+                output_tokens = int(share * 0.45 * 1e9 / rate.output_nanos_per_token)
+            tools = ()
+            tool = TOOLS.get(agent)
+            if tool and self.random.random() < 0.4:
+                tools = ((tool, self.random.randint(1, 6)),)
+            nodes.append(NodeInput(name=["plan", "act", "summarize"][index], model=node_model,
+                                   input_tokens=max(input_tokens, 1), output_tokens=max(output_tokens, 1), tools=tools))
+        return nodes
+
+    def _rates(self):
+        if not hasattr(self, "_rate_cache"):
+            self._rate_cache = model_rates_at(at=self.now)
+        return self._rate_cache
+
+    def _odd_runs(self, acme, memberships):
+        """Two runs that timed out (released by the sweeper, never charged) and two still running."""
+        ttl = timedelta(hours=1)
+        for days_ago in (9, 3):
+            moment = self.now - timedelta(days=days_ago, hours=5)
+            try:
+                auth = run_authorize(membership=memberships[2], workflow="Churn analysis", agent="Data Analyst",
+                                     model="gpt-4o", now=moment, body_hash="seed-expired")
+            except RunRefused:
+                continue
+            run_expire(run=auth.run, now=moment + ttl + timedelta(minutes=1))
+            self.counts["runs"] += 1
+        for minutes_ago, agent, model in ((4, "Research Assistant", "claude-sonnet-4"), (1, "Code Reviewer", "gpt-4o")):
+            try:
+                run_authorize(membership=memberships[0], workflow=ACME_WORKFLOWS[agent][0], agent=agent, model=model,
+                              now=self.now - timedelta(minutes=minutes_ago), body_hash="seed-running")
+                self.counts["runs"] += 1
+            except RunRefused:
+                pass
+        still_open = Run.objects.filter(workspace=acme, released_at__isnull=True).count()
+        self.stdout.write(f"  {still_open} runs still running in acme")
+
+    def _token(self, acme, owner):
+        membership = Membership.objects.get(workspace=acme, user=owner)
+        token_create = _optional("usage.tokens", "token_create")
+        if token_create:
+            raw = token_create(membership=membership, name="Demo token").raw
+        else:
+            from usage.models import DeveloperToken, hash_token
+
+            raw = DeveloperToken.generate()
+            DeveloperToken.objects.create(membership=membership, name="Demo token", token_hash=hash_token(raw),
+                                          prefix=raw[:10])
+        wallet = Workspace.objects.select_related("wallet").get(pk=acme.pk).wallet
+        self.stdout.write(f"Acme Team: balance {nanos_display(wallet.balance)} credits "
+                          f"(monthly {nanos_display(wallet.monthly)}, purchased {nanos_display(wallet.purchased)}).")
+        self.stdout.write("Logins (password demo12345): owner@demo.test, admin@demo.test, member@demo.test, "
+                          "staff@demo.test (admin site)")
+        self.stdout.write("Developer token for owner@demo.test in acme (shown once):")
+        self.stdout.write(raw)

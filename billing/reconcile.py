@@ -1,0 +1,152 @@
+"""Checks every money invariant of a workspace against the ledger and the runs.
+
+The services keep these true inside one transaction each; reconcile proves it after the fact (a
+bug, a hand-made SQL UPDATE, a restored backup). It only reads, and reports problems as sentences
+that name the workspace and both figures."""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+
+from budgets.counters import RunCounters
+from budgets.models import SpendCounter
+from usage.models import Run
+
+from .models import LedgerEntry, Wallet, Workspace
+from .money import nanos_to_str
+
+
+def _credits(nanos: int) -> str:
+    return nanos_to_str(nanos) + " credits"
+
+
+def reconcile_workspace(*, workspace: Workspace) -> list[str]:
+    """The problems found in one workspace (empty when everything agrees).
+
+    The wallet row is locked (FOR UPDATE, like every writer takes it) for the few reads, so no
+    reservation or charge can land between reading the wallet and summing its ledger and runs."""
+    problems: list[str] = []
+    label = f"workspace {workspace.slug}"
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().filter(workspace_id=workspace.pk).first()
+        if wallet is None:
+            return [f"{label}: has no wallet"]
+
+        sums = dict(LedgerEntry.objects.filter(workspace_id=workspace.pk).values_list("bucket")
+                    .annotate(total=Sum("amount")).values_list("bucket", "total"))
+        for bucket, held in ((LedgerEntry.MONTHLY, wallet.monthly), (LedgerEntry.PURCHASED, wallet.purchased)):
+            total = sums.get(bucket) or 0
+            if total != held:
+                problems.append(f"{label}: {bucket} bucket is {_credits(held)} but its ledger entries sum to {_credits(total)}")
+
+        last = LedgerEntry.objects.filter(workspace_id=workspace.pk).order_by("-id").first()
+        if last is not None and last.balance_after != wallet.balance:
+            problems.append(f"{label}: the last ledger entry (#{last.pk}) says the balance is {_credits(last.balance_after)} "
+                            f"but the wallet holds {_credits(wallet.balance)}")
+        for bucket, held in ((LedgerEntry.MONTHLY, wallet.monthly), (LedgerEntry.PURCHASED, wallet.purchased)):
+            last_in_bucket = LedgerEntry.objects.filter(workspace_id=workspace.pk, bucket=bucket).order_by("-id").first()
+            if last_in_bucket is not None and last_in_bucket.bucket_balance_after != held:
+                problems.append(f"{label}: the last {bucket} entry (#{last_in_bucket.pk}) says the bucket is "
+                                f"{_credits(last_in_bucket.bucket_balance_after)} but it holds {_credits(held)}")
+
+        if wallet.monthly < 0:
+            problems.append(f"{label}: monthly bucket is negative ({_credits(wallet.monthly)})")
+        if wallet.purchased < 0 and not Run.objects.filter(workspace_id=workspace.pk, over_reservation=True).exists():
+            # Below zero is allowed only by the documented overrun of a run charged above its reservation.
+            problems.append(f"{label}: purchased bucket is negative ({_credits(wallet.purchased)}) "
+                            "without any over-reservation run to explain it")
+
+        open_runs = Run.objects.filter(workspace_id=workspace.pk, released_at__isnull=True)
+        held = open_runs.aggregate(reserved=Sum("reserved"), count=Count("id"))
+        if (held["reserved"] or 0) != wallet.reserved:
+            problems.append(f"{label}: wallet reserves {_credits(wallet.reserved)} but its open runs hold "
+                            f"{_credits(held['reserved'] or 0)}")
+        if held["count"] != wallet.running_runs:
+            problems.append(f"{label}: wallet counts {wallet.running_runs} running runs but {held['count']} are open")
+        if wallet.reserved < 0 or wallet.running_runs < 0:
+            problems.append(f"{label}: reserved ({_credits(wallet.reserved)}) or running runs ({wallet.running_runs}) is negative")
+
+        charged = LedgerEntry.objects.filter(workspace_id=workspace.pk, kind=LedgerEntry.CHARGE).aggregate(t=Sum("amount"))["t"] or 0
+        run_credits = Run.objects.filter(workspace_id=workspace.pk, completed_at__isnull=False).aggregate(t=Sum("credits"))["t"] or 0
+        if -charged != run_credits:
+            problems.append(f"{label}: charge entries total {_credits(-charged)} but completed runs cost {_credits(run_credits)}")
+
+        problems += _counter_problems(workspace, label)
+    return problems
+
+
+def _counter_problems(workspace: Workspace, label: str) -> list[str]:
+    """Each spend counter's reserved equals the holds of the open runs counted in it, and its charged
+    equals the cost of the completed runs counted in it (a run's four counters are fixed when it is
+    authorized: its UTC day and its billing period)."""
+    expected_reserved: dict[tuple, int] = defaultdict(int)
+    expected_charged: dict[tuple, int] = defaultdict(int)
+    runs = (Run.objects.filter(workspace_id=workspace.pk)
+            .filter(Q(released_at__isnull=True) | Q(completed_at__isnull=False))
+            .values("agent_id", "member_id", "day", "period_start")
+            .annotate(open_reserved=Sum("reserved", filter=Q(released_at__isnull=True)),
+                      charged=Sum("credits", filter=Q(completed_at__isnull=False))))
+    for row in runs:
+        keys = RunCounters.for_run(workspace_id=workspace.pk, agent_id=row["agent_id"], member_id=row["member_id"],
+                                   day=row["day"], period_start=row["period_start"]).keys
+        for key in keys:
+            identity = (key.scope, key.scope_id, key.span, key.span_start)
+            expected_reserved[identity] += row["open_reserved"] or 0
+            expected_charged[identity] += row["charged"] or 0
+
+    problems = []
+    seen = set()
+    for counter in SpendCounter.objects.filter(workspace_id=workspace.pk):
+        identity = (counter.scope, counter.scope_id, counter.span, counter.span_start)
+        seen.add(identity)
+        name = f"{counter.scope} {counter.scope_id} {counter.span} from {counter.span_start:%Y-%m-%d}"
+        if counter.reserved < 0:
+            problems.append(f"{label}: spend counter {name} has negative reserved ({_credits(counter.reserved)})")
+        if counter.reserved != expected_reserved.get(identity, 0):
+            problems.append(f"{label}: spend counter {name} reserves {_credits(counter.reserved)} but its open runs "
+                            f"hold {_credits(expected_reserved.get(identity, 0))}")
+        if counter.charged != expected_charged.get(identity, 0):
+            problems.append(f"{label}: spend counter {name} has charged {_credits(counter.charged)} but its runs "
+                            f"cost {_credits(expected_charged.get(identity, 0))}")
+    for identity in set(expected_reserved) | set(expected_charged):
+        if identity not in seen and (expected_reserved.get(identity) or expected_charged.get(identity)):
+            problems.append(f"{label}: spend counter {identity[0]} {identity[1]} {identity[2]} from "
+                            f"{identity[3]:%Y-%m-%d} is missing")
+    return problems
+
+
+def duplicate_idempotency_keys() -> list[str]:
+    """The database enforces uniqueness; this proves the constraint is in place and holding."""
+    duplicates = (LedgerEntry.objects.values("idempotency_key").annotate(n=Count("id")).filter(n__gt=1)
+                  .values_list("idempotency_key", flat=True)[:20])
+    return [f"ledger: idempotency key {key!r} is used more than once" for key in duplicates]
+
+
+def reconcile_all(*, progress: Callable[[int, int, Workspace, list[str]], None] | None = None) -> dict[str, list[str]]:
+    """Problems by workspace slug ("" for checks that span workspaces). Calls `progress(done, total,
+    workspace, problems)` after each workspace."""
+    results: dict[str, list[str]] = {}
+    total = Workspace.objects.count()
+    for done, workspace in enumerate(_workspaces(), start=1):
+        problems = reconcile_workspace(workspace=workspace)
+        if problems:
+            results[workspace.slug] = problems
+        if progress:
+            progress(done, total, workspace, problems)
+    global_problems = duplicate_idempotency_keys()
+    if global_problems:
+        results[""] = global_problems
+    return results
+
+
+def _workspaces() -> Iterator[Workspace]:
+    last_id = 0
+    while True:
+        batch = list(Workspace.objects.filter(pk__gt=last_id).order_by("pk").only("id", "slug")[:500])
+        if not batch:
+            return
+        yield from batch
+        last_id = batch[-1].pk
+
