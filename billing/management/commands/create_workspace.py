@@ -39,6 +39,7 @@ class Command(BaseCommand):
         user = user_get_or_create(email=owner, password=password)
         workspace = workspace_create(slug=slug, name=name.strip(), owner=user, plan_id=plan,
                                      kind=Workspace.PERSONAL if personal else Workspace.TEAM)
+        workspace.wallet.refresh_from_db()
         self.stdout.write(self.style.SUCCESS(
             f"Created workspace {workspace.slug} ({workspace.plan.name} plan) owned by {user.email}; "
             f"{nanos_display(workspace.wallet.monthly)} credits granted for the period ending "

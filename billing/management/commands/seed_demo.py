@@ -243,7 +243,7 @@ class Command(BaseCommand):
         if team:
             in_current_period = self._at(day, 12) >= self.acme_current_start
             runs = self.random.randint(3, 5) if weekend else self.random.randint(10, 14)
-            daily_credits = 280 if in_current_period else 140
+            daily_credits = 330 if in_current_period else 140
         else:
             runs = self.random.randint(0, 1) if weekend else self.random.randint(1, 2)
             daily_credits = 1.2

@@ -1,0 +1,56 @@
+"""50 real threads race to reserve against a balance that affords exactly 10 reservations."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from billing.ledger import credits_adjust
+from billing.models import Membership, Wallet, credits
+from billing.reconcile import reconcile_workspace
+from billing.services import user_get_or_create, workspace_create
+from usage.errors import RunError
+from usage.models import Agent, Run
+from usage.services import run_authorize
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_it_grants_exactly_ten_of_fifty_concurrent_reservations():
+    owner = user_get_or_create(email="race@example.com", password="pw-race-123")
+    # Enterprise: no monthly grant, 20 concurrent runs; 100 purchased credits = 10 runs of 10.
+    workspace = workspace_create(slug="race", name="Race", owner=owner, plan_id="enterprise")
+    credits_adjust(workspace=workspace, amount=credits(100), reason="ten runs' worth")
+    Agent.objects.create(workspace=workspace, name="bot", max_per_run=credits(10), max_per_day=credits(10_000),
+                         max_per_month=credits(10_000))
+    barrier = threading.Barrier(50)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def reserve(n):
+        try:
+            membership = Membership.objects.select_related("workspace__plan").get(workspace__slug="race", user=owner)
+            barrier.wait(timeout=30)
+            try:
+                run_authorize(membership=membership, workflow="wf", agent="bot", model="gpt-4o", public_id=f"r{n}")
+                result = "ok"
+            except RunError as refusal:
+                result = refusal.code
+            with lock:
+                outcomes.append(result)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reserve, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert len(outcomes) == 50
+    assert outcomes.count("ok") == 10
+    assert set(outcomes) - {"ok"} == {"insufficient_credits"}
+    wallet = Wallet.objects.get(workspace=workspace)
+    assert wallet.reserved == credits(100) and wallet.available == 0 and wallet.running_runs == 10
+    assert Run.objects.filter(workspace=workspace).count() == 10
+    assert reconcile_workspace(workspace=workspace) == []
