@@ -1,0 +1,61 @@
+"""A bad environment value fails at start with a message that names the variable (SPEC 9)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("reader, name, value", [
+    (lambda: env.env_bool("DEBUG", False), "DEBUG", "maybe"),
+    (lambda: env.env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1), "RESERVATION_TTL_SECONDS", "an hour"),
+    (lambda: env.env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1), "RESERVATION_TTL_SECONDS", "0"),
+    (lambda: env.env_choice("BILLING_EDITION", "cloud", ("cloud", "community")), "BILLING_EDITION", "enterprise"),
+    (lambda: env.database_from_url("DATABASE_URL", "x.sqlite3"), "DATABASE_URL", "mysql://db/x"),
+    (lambda: env.database_from_url("DATABASE_URL", "x.sqlite3"), "DATABASE_URL", "postgres://host:port/db"),
+    (lambda: env.database_from_url("DATABASE_URL", "x.sqlite3"), "DATABASE_URL", "postgres://host:5432/"),
+    (lambda: env.redis_url("REDIS_URL"), "REDIS_URL", "http://localhost:6379"),
+])
+def test_it_names_the_variable_with_a_bad_value(monkeypatch, reader, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        reader()
+
+
+def test_it_reads_good_values(monkeypatch):
+    monkeypatch.setenv("DEBUG", "yes")
+    monkeypatch.setenv("RESERVATION_TTL_SECONDS", "90")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p%40ss@db.example:6543/billing")
+    assert env.env_bool("DEBUG", False) is True
+    assert env.env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1) == 90
+    database = env.database_from_url("DATABASE_URL", "x.sqlite3")
+    assert (database["NAME"], database["USER"], database["PASSWORD"], database["HOST"], database["PORT"]) == (
+        "billing", "u", "p@ss", "db.example", "6543")
+    monkeypatch.delenv("DATABASE_URL")
+    assert env.database_from_url("DATABASE_URL", "x.sqlite3")["ENGINE"] == "django.db.backends.sqlite3"
+
+
+def _start(**overrides):
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    environment.update({"DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "x", **overrides})
+    return subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_settings_refuse_to_start_with_a_bad_value():
+    result = _start(RESERVATION_TTL_SECONDS="soon")
+    assert result.returncode != 0
+    assert "RESERVATION_TTL_SECONDS" in result.stderr and "soon" in result.stderr
+
+
+def test_the_settings_require_a_secret_key_in_production():
+    result = _start(SECRET_KEY="", DEBUG="false")
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
