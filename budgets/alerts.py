@@ -27,7 +27,6 @@ from .models import BudgetAlert, WorkspaceBudget
 from .selectors import ScopeUsage, budget_scopes, scope_labels
 
 FIRED, RESOLVED = "fired", "resolved"
-REFUSALS_THAT_ALERT = ("budget_exhausted", "agent_monthly_budget_exceeded", "member_budget_exceeded")
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,15 @@ def alerts_check_later(*, workspace_id: int) -> None:
 def alerts_on_refusal(*, workspace, code: str, agent=None, membership=None) -> None:
     """A run refused at a hard limit raises the hard-limit alert (SPEC section 4): the refusal means
     used >= limit, so the check fires it (once per period, like any alert)."""
-    if code in REFUSALS_THAT_ALERT:
+    scope = {"budget_exhausted": ("workspace", workspace.pk),
+             "agent_monthly_budget_exceeded": ("agent", agent.pk if agent else None),
+             "member_budget_exceeded": ("member", membership.pk if membership else None)}.get(code)
+    if scope is None:
+        return
+    # Refusals come in bursts once a limit binds: enqueue a check only until the alert exists.
+    fired = BudgetAlert.objects.filter(workspace=workspace, scope=scope[0], scope_id=scope[1],
+                                       level=WorkspaceBudget.HARD_LIMIT, period_start=workspace.period_start)
+    if not fired.exists():
         alerts_check_later(workspace_id=workspace.pk)
 
 
