@@ -31,7 +31,7 @@ class BarChart:
 def bar_chart(daily: list[tuple[date, int]], *, width: int = 720, height: int = 140) -> BarChart:
     top = max((credits for _, credits in daily), default=0)
     count = max(len(daily), 1)
-    slot = width / count
+    slot = min(width / count, 48.0)  # a short range keeps bars bar-shaped, left-aligned
     gap = min(2.0, slot * 0.2)
     bars = []
     for index, (day, credits) in enumerate(daily):

@@ -12,12 +12,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from billing.ledger import charge_postings, post, wallet_lock
 from billing.models import Membership
 from billing.money import nanos_display
-from billing.pricing import is_community, model_rates_at, price_node, tool_rates_at
+from billing.pricing import is_community, model_rates_at, price_node, rates_at
 from billing.upsert import upsert_add
 from budgets.counters import RunCounters, counters_add, counters_used
 
@@ -81,15 +82,10 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     The reservation is min(agent max per run, available, every remaining budget)."""
     workspace = membership.workspace
     now = now or timezone.now()
-    if public_id:
-        existing = Run.objects.filter(workspace=workspace, public_id=public_id).first()
-        if existing:
-            return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
     rate = model_rates_at(at=now, model_ids=[model]).get(model)
     if rate is None:
         raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
-    workflow_obj, _ = Workflow.objects.get_or_create(workspace=workspace, name=workflow)
-    agent_obj, _ = Agent.objects.get_or_create(workspace=workspace, name=agent)
+    workflow_id, agent_obj = _workflow_and_agent(workspace=workspace, workflow=workflow, agent=agent)
     counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=agent_obj.pk, member_id=membership.pk,
                                    day=now.date(), period_start=workspace.period_start)
     try:
@@ -105,7 +101,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                     )
                 reservation = _reservation(workspace, membership, agent_obj, wallet, counters)
             run = Run.objects.create(
-                workspace=workspace, public_id=public_id or "run_" + secrets.token_urlsafe(12), workflow=workflow_obj,
+                workspace=workspace, public_id=public_id or "run_" + secrets.token_urlsafe(12), workflow_id=workflow_id,
                 agent=agent_obj, member=membership, model_id=model, reserved=reservation,
                 estimated_input_tokens=estimated_input_tokens, day=now.date(), period_start=workspace.period_start,
                 created_at=now, expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
@@ -119,17 +115,38 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
             wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
             counters_add(workspace_id=workspace.pk, keys=counters.keys, reserved=reservation)
     except IntegrityError:
-        # The same client id raced in from another request: answer as a replay of the winner.
-        existing = Run.objects.filter(workspace=workspace, public_id=public_id).first() if public_id else None
+        # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
+        existing = _existing_run(workspace, public_id)
         if existing is None:
             raise
         return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
-    except RunRefused as refusal:
-        from budgets.alerts import alerts_on_refusal
+    except (RunRefused, ConcurrencyLimited) as refusal:
+        # A replay of a run authorized earlier gets its original answer, whatever the limits say now.
+        existing = _existing_run(workspace, public_id)
+        if existing is not None:
+            return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
+        if isinstance(refusal, RunRefused):
+            from budgets.alerts import alerts_on_refusal
 
-        alerts_on_refusal(workspace=workspace, code=refusal.code, agent=agent_obj, membership=membership)
+            alerts_on_refusal(workspace=workspace, code=refusal.code, agent=agent_obj, membership=membership)
         raise
     return Authorization(run, replayed=False)
+
+
+def _existing_run(workspace, public_id: str | None) -> Run | None:
+    return Run.objects.filter(workspace=workspace, public_id=public_id).first() if public_id else None
+
+
+def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, Agent]:
+    """The agent (with its budgets) and the workflow's id in one query; both are created on first use."""
+    workflow_id = Workflow.objects.filter(workspace=workspace, name=workflow).values("id")[:1]
+    agent_obj = Agent.objects.filter(workspace=workspace, name=agent).annotate(workflow_ref=Subquery(workflow_id)).first()
+    if agent_obj is None:
+        agent_obj, _ = Agent.objects.get_or_create(workspace=workspace, name=agent)
+        agent_obj.workflow_ref = None
+    if agent_obj.workflow_ref is None:
+        agent_obj.workflow_ref = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
+    return agent_obj.workflow_ref, agent_obj
 
 
 def _reservation(workspace, membership, agent, wallet, counters: RunCounters) -> int:
@@ -165,12 +182,11 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         raise InvalidRequest(f"status must be one of {', '.join(Run.FINAL_STATUSES)}.")
     if len(nodes) > MAX_NODES:
         raise InvalidRequest(f"A run has at most {MAX_NODES} nodes.")
-    rates = model_rates_at(at=run.created_at, model_ids={node.model for node in nodes})
+    tool_names = {name for node in nodes for name, _ in node.tools}
+    rates, tool_rates = rates_at(at=run.created_at, model_ids={node.model for node in nodes}, tools=tool_names)
     unknown = sorted({node.model for node in nodes} - rates.keys())
     if unknown:
         raise UnknownModel(f"No rate is set for model {unknown[0]!r}; see GET /v1/billing/rates.")
-    tool_names = {name for node in nodes for name, _ in node.tools}
-    tool_rates = tool_rates_at(at=run.created_at, tools=tool_names) if tool_names else {}
     node_rows = []
     for position, node in enumerate(nodes):
         rate = rates[node.model]

@@ -5,6 +5,7 @@ working at once on every process."""
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -48,3 +49,14 @@ class DeveloperTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+class DeveloperTokenScheme(OpenApiAuthenticationExtension):
+    """Shows the Bearer scheme in /v1/docs/ (the Authorize button takes the lf_ token)."""
+
+    target_class = DeveloperTokenAuthentication
+    name = "DeveloperToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "lf_...",
+                "description": "A developer token from Settings -> Developer tokens (or `manage.py create_token`)."}

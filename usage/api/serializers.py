@@ -1,6 +1,7 @@
 """Input validation and output shapes of the v1 API. Inputs are strict (SPEC section 10): token
 counts are JSON integers between 0 and 10^12, never strings, floats or booleans."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import nanos_to_str
@@ -10,6 +11,7 @@ from usage.services import MAX_NODES, MAX_TOKENS
 NAME_MAX = 200
 
 
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS})
 class StrictIntegerField(serializers.Field):
     """A JSON integer in [min_value, max_value]. DRF's IntegerField accepts "12" and 12.0; the
     engine must send exact counts, so anything but an integer is refused."""
