@@ -15,7 +15,7 @@ BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 def bench_env(**extra) -> dict:
     env = dict(os.environ)
     env.update(DATABASE_URL=BENCH_DB, REDIS_URL=BENCH_REDIS, SECRET_KEY="bench", DEBUG="false",
-               ALLOWED_HOSTS="127.0.0.1,localhost", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="config.settings")
+               ALLOWED_HOSTS="127.0.0.1,localhost,testserver", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="config.settings")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -50,11 +50,17 @@ def reset_business_data() -> None:
         "usage_runnode", "usage_dailyusage", "billing_ledgerentry", "invoices_invoiceline", "invoices_invoice",
         "invoices_invoicesequence", "usage_run", "usage_developertoken", "usage_agent", "usage_workflow",
         "budgets_spendcounter", "budgets_budgetalert", "budgets_workspacebudget", "billing_purchase",
-        "billing_auditevent", "billing_wallet", "billing_membership", "billing_workspace", "billing_user",
+        "billing_auditevent", "billing_wallet", "billing_membership", "billing_workspace",
     ]
     with connection.cursor() as cursor:
         existing = set(connection.introspection.table_names(cursor))
         cursor.execute("TRUNCATE " + ", ".join(t for t in tables if t in existing) + " CASCADE")
+    # The catalogue (plans, packs, rates) is the seed migration's; make sure it is whole.
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("billing.migrations.0003_seed_catalog").seed(apps, None)
     import redis
 
     redis.Redis.from_url(BENCH_REDIS).flushdb()

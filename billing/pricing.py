@@ -43,6 +43,28 @@ def tool_rates_at(*, at: datetime, tools=None) -> dict[str, int]:
     return rates
 
 
+def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[str, int]]:
+    """model_rates_at and tool_rates_at together, in one query (a UNION ALL), for the charge path."""
+    from django.db.models import BigIntegerField, CharField, Value
+
+    model_rows = ModelRate.objects.filter(effective_from__lte=at, model_id__in=list(model_ids)).annotate(
+        kind=Value("model", output_field=CharField())).values_list(
+        "kind", "model_id", "input_nanos_per_token", "output_nanos_per_token", "effective_from")
+    tool_rows = ToolRate.objects.filter(effective_from__lte=at, tool__in=list(tools)).annotate(
+        kind=Value("tool", output_field=CharField()), none=Value(0, output_field=BigIntegerField())).values_list(
+        "kind", "tool", "nanos_per_call", "none", "effective_from")
+    models: dict[str, Rate] = {}
+    tool_rates: dict[str, int] = {}
+    community = is_community()
+    for kind, name, first, second, _ in sorted(model_rows.union(tool_rows, all=True), key=lambda row: row[4],
+                                               reverse=True):
+        if kind == "model" and name not in models:
+            models[name] = Rate(name, 0, 0) if community else Rate(name, first, second)
+        elif kind == "tool" and name not in tool_rates:
+            tool_rates[name] = 0 if community else first
+    return models, tool_rates
+
+
 @dataclass
 class NodePrice:
     token_credits: int
