@@ -1,7 +1,7 @@
 """Usage pages: the dashboard, the per-run breakdown, the CSV download and developer tokens.
 Each view loads the membership (404 for outsiders), calls one selector or service, and renders."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
@@ -16,8 +16,7 @@ from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
 
 from .charts import bar_chart
-from .export import ExportFilters, export_rows
-from .models import DeveloperToken, Run
+from .models import Run
 from .selectors import (InvalidCursor, RunFilters, default_range, filter_choices, run_detail, runs_page,
                         savings_for, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
@@ -164,5 +163,3 @@ def token_revoke_view(request, slug, token_id):
     messages.success(request, f"Token “{token.name}” ({token.prefix}…) was revoked. It stopped working at once.")
     return redirect("usage:tokens", slug=slug)
 
-
-__all__ = ["DeveloperToken", "date", "export_rows", "ExportFilters"]

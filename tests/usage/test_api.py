@@ -254,6 +254,8 @@ BAD_AUTHORIZES = {
     "fractional max output": {"workflow": "w", "agent": "a", "model": "gpt-4o", "max_output_tokens": 0.5},
     "absurd estimate": {"workflow": "w", "agent": "a", "model": "gpt-4o", "estimated_input_tokens": 10**13},
     "long id": {"id": "x" * 101, "workflow": "w", "agent": "a", "model": "gpt-4o"},
+    "id with a slash": {"id": "a/b", "workflow": "w", "agent": "a", "model": "gpt-4o"},
+    "numeric id": {"id": 7, "workflow": "w", "agent": "a", "model": "gpt-4o"},
 }
 
 

@@ -51,8 +51,21 @@ class NameField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
+class RunIdField(serializers.RegexField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class AuthorizeIn(serializers.Serializer):
-    id = NameField(required=False, max_length=100, help_text="Your idempotency key for this run (optional).")
+    # The id goes into URLs (/v1/runs/<id>/complete, /w/<slug>/runs/<id>/): no slashes or spaces.
+    id = RunIdField(RUN_ID_PATTERN, required=False, max_length=100,
+                                error_messages={"invalid": "may contain letters, digits and . _ : - only."},
+                                help_text="Your idempotency key for this run (optional).")
     workflow = NameField(help_text="Workflow name; created on first use.")
     agent = NameField(help_text="Agent name; created on first use with the default budgets.")
     model = NameField(max_length=64, help_text="Model id, e.g. gpt-4o (see GET /v1/billing/rates).")

@@ -4,7 +4,7 @@ or selector, and answers with the SPEC section 7 shapes. Errors go through usage
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers as s
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,7 +19,7 @@ from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
 from . import docs
-from .errors import ApiError, error_response
+from .errors import ApiError
 from .serializers import AuthorizeIn, CompleteIn, RunListFilters, authorization_out, run_out
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
@@ -264,5 +264,3 @@ def _validated(serializer_class, data) -> dict:
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
-
-__all__ = ["error_response"]
