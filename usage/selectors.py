@@ -90,22 +90,9 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     daily_average = period_used // elapsed
     projected = period_used + daily_average * remaining
 
-    in_range = rollups.filter(day__gte=start, day__lte=end)
-    per_day = dict(in_range.values_list("day").annotate(s=Sum("credits")).order_by())
-    daily = [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0))
-             for i in range((end - start).days + 1)]
-
-    names = dict(AIModel.objects.values_list("id", "name"))
-    by_model = [
-        Spend(row["model_id"], names.get(row["model_id"], row["model_id"]), row["c"], row["i"], row["o"], row["r"])
-        for row in in_range.values("model_id").annotate(
-            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "model_id")
-    ]
-    by_agent = [
-        Spend(str(row["agent_id"]), row["agent__name"], row["c"], row["i"], row["o"], row["r"])
-        for row in in_range.values("agent_id", "agent__name").annotate(
-            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "agent__name")
-    ]
+    daily = daily_series(workspace=workspace, start=start, end=end)
+    by_model = spend_by_model(workspace=workspace, start=start, end=end)
+    by_agent = spend_by_agent(workspace=workspace, start=start, end=end)
     return UsageSummary(
         start=start, end=end, available=wallet.available, period_start=period_start, period_end=period_last,
         period_used=period_used, daily_average=daily_average, projected=projected,
@@ -113,13 +100,30 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     )
 
 
-def model_costs_for_tokens(*, tokens_by_model: dict[str, tuple[int, int]], at: datetime | None = None) -> dict[str, int]:
-    """What the given (input, output) tokens would cost, all on each model, at the rates in force at `at`."""
-    rates = model_rates_at(at=at or timezone.now())
-    total_in = sum(i for i, _ in tokens_by_model.values())
-    total_out = sum(o for _, o in tokens_by_model.values())
-    return {model_id: price_tokens(rate=rate, input_tokens=total_in, output_tokens=total_out)
-            for model_id, rate in rates.items()}
+def daily_series(*, workspace: Workspace, start: date, end: date) -> list[tuple[date, int]]:
+    """Credits charged on each UTC day of [start, end], zero-filled."""
+    rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
+    per_day = dict(rows.values_list("day").annotate(s=Sum("credits")).order_by())
+    return [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range((end - start).days + 1)]
+
+
+def spend_by_model(*, workspace: Workspace, start: date, end: date) -> list[Spend]:
+    rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
+    names = dict(AIModel.objects.values_list("id", "name"))
+    return [
+        Spend(row["model_id"], names.get(row["model_id"], row["model_id"]), row["c"], row["i"], row["o"], row["r"])
+        for row in rows.values("model_id").annotate(
+            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "model_id")
+    ]
+
+
+def spend_by_agent(*, workspace: Workspace, start: date, end: date) -> list[Spend]:
+    rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
+    return [
+        Spend(str(row["agent_id"]), row["agent__name"], row["c"], row["i"], row["o"], row["r"])
+        for row in rows.values("agent_id", "agent__name").annotate(
+            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "agent__name")
+    ]
 
 
 def savings_for(*, by_model: list[Spend], at: datetime | None = None) -> Savings:

@@ -17,8 +17,8 @@ from billing.tenancy import membership_for
 
 from .charts import bar_chart
 from .models import Run
-from .selectors import (InvalidCursor, RunFilters, default_range, filter_choices, run_detail, runs_page,
-                        savings_for, usage_summary)
+from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, filter_choices, run_detail,
+                        runs_page, savings_for, spend_by_model, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
 MAX_RANGE_DAYS = 366 * 2
@@ -59,9 +59,9 @@ def usage(request, slug):
     form, start, end, data = _filters(request, workspace)
     summary = usage_summary(workspace=workspace, start=start, end=end)
     today = timezone.now().date()
-    last_90 = usage_summary(workspace=workspace, start=today - timedelta(days=89), end=today).daily
-    period = usage_summary(workspace=workspace, start=summary.period_start, end=today) if (
-        (start, end) != (summary.period_start, today)) else summary
+    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today)
+    period_by_model = summary.by_model if (start, end) == (summary.period_start, today) else spend_by_model(
+        workspace=workspace, start=summary.period_start, end=today)
     run_filters = RunFilters(start=start, end=end, agent=data.get("agent", ""), model=data.get("model", ""),
                              status=data.get("status", ""))
     try:
@@ -74,7 +74,7 @@ def usage(request, slug):
         "summary": summary,
         "chart": bar_chart(summary.daily),
         "chart_90": bar_chart(last_90),
-        "savings": savings_for(by_model=period.by_model),
+        "savings": savings_for(by_model=period_by_model),
         "runs": runs,
         "next_cursor": next_cursor,
         "is_first_page": not request.GET.get("cursor"),
