@@ -82,9 +82,11 @@ def charge_postings(*, wallet: Wallet, cost: int, key_prefix: str, reason: str) 
     ]
 
 
-def credits_adjust(*, workspace: Workspace, amount: int, reason: str, actor=None, key: str | None = None) -> LedgerEntry | None:
+def credits_adjust(*, workspace: Workspace, amount: int, reason: str, actor=None, key: str | None = None,
+                   at=None) -> LedgerEntry:
     """A manual adjustment of the purchased bucket (staff, `grant_credits`). A negative adjustment
-    may not take the bucket below zero. With `key`, a repeat returns the first entry."""
+    may take neither the bucket nor the available credits (what running runs do not hold) below
+    zero. With `key`, a repeat returns the first entry."""
     if not reason.strip():
         raise LedgerError("An adjustment needs a reason.")
     if amount == 0:
@@ -95,31 +97,41 @@ def credits_adjust(*, workspace: Workspace, amount: int, reason: str, actor=None
         existing = LedgerEntry.objects.filter(idempotency_key=key).first()
         if existing:
             return existing
-        if amount < 0 and wallet.purchased + amount < 0:
+        removable = min(wallet.purchased, wallet.available)
+        if amount < 0 and removable + amount < 0:
             raise InsufficientPurchasedCredits(
-                f"The purchased bucket holds only {nanos_display(wallet.purchased)} credits; cannot remove more."
+                f"Only {nanos_display(max(removable, 0))} purchased credits are free to remove "
+                "(running runs hold the rest, or the bucket holds no more)."
             )
         kind = LedgerEntry.ADJUSTMENT
-        (entry,) = post(wallet=wallet, postings=[Posting(kind, PURCHASED, amount, key, reason.strip())], actor=actor)
+        (entry,) = post(wallet=wallet, postings=[Posting(kind, PURCHASED, amount, key, reason.strip())], actor=actor,
+                        at=at)
         return entry
 
 
-def monthly_rollover(*, workspace: Workspace, old_period_start, new_period_start, new_credits: int, actor=None) -> list[LedgerEntry]:
+def monthly_rollover(*, workspace: Workspace, old_period_start, new_period_start, new_credits: int, actor=None,
+                     at=None) -> list[LedgerEntry]:
     """At a period start: the monthly bucket's remainder expires and the new period's credits are
-    granted, once per workspace and period (the grant's key is database-unique)."""
+    granted, once per workspace and period (the grant's key is database-unique).
+
+    Credits that running runs hold do not expire: charges take from the monthly bucket first, so
+    the holds are paid from it when those runs complete. Expiring them would push the purchased
+    bucket below zero for tokens that were authorized while the credits were there. What such a run
+    does not use stays in the monthly bucket (at most the holds open at the period end)."""
     grant_key = f"grant:{workspace.pk}:{new_period_start.isoformat()}"
     with transaction.atomic():
         wallet = wallet_lock(workspace.pk)
         if entry_exists(grant_key):
             return []
         postings = []
-        if old_period_start is not None and wallet.monthly:
+        expiring = max(wallet.monthly - max(wallet.reserved, 0), 0)
+        if old_period_start is not None and expiring:
             postings.append(
-                Posting(LedgerEntry.EXPIRY, MONTHLY, -wallet.monthly, f"expiry:{workspace.pk}:{old_period_start.isoformat()}",
+                Posting(LedgerEntry.EXPIRY, MONTHLY, -expiring, f"expiry:{workspace.pk}:{old_period_start.isoformat()}",
                         "Unused monthly credits expired at the period end")
             )
         postings.append(
             Posting(LedgerEntry.GRANT, MONTHLY, new_credits, grant_key,
                     f"{workspace.plan.name} plan credits for the period", keep_if_zero=True)
         )
-        return post(wallet=wallet, postings=postings, actor=actor)
+        return post(wallet=wallet, postings=postings, actor=actor, at=at)

@@ -146,7 +146,7 @@ def _mirror_to_stripe(subscription_id: str, action) -> None:
 
 def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,
                         period_end: datetime, stripe_invoice_id: str, grant: bool = True,
-                        stripe_subscription_id: str = "", stripe_customer_id: str = ""):
+                        stripe_subscription_id: str = "", stripe_customer_id: str = "", paid_at=None):
     """A paid plan invoice (invoice.paid): the plan's credits for that period, once, and the invoice.
 
     A period starting at or after the current one becomes the current period (the monthly remainder
@@ -169,12 +169,12 @@ def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, 
             ws.save()
             if period_start != old_start:
                 monthly_rollover(workspace=ws, old_period_start=old_start, new_period_start=period_start,
-                                 new_credits=ws.monthly_credits)
+                                 new_credits=ws.monthly_credits, at=paid_at)
         else:
             ws.save(update_fields=["stripe_subscription_id", "stripe_customer_id"])
         invoice = invoice_services.invoice_issue_for_plan_payment(
             workspace=ws, plan=plan, amount_cents=amount_cents, period_start=period_start, period_end=period_end,
-            stripe_invoice_id=stripe_invoice_id)
+            stripe_invoice_id=stripe_invoice_id, paid_at=paid_at)
     return invoice
 
 

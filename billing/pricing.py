@@ -49,10 +49,10 @@ def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[s
 
     model_rows = ModelRate.objects.filter(effective_from__lte=at, model_id__in=list(model_ids)).annotate(
         kind=Value("model", output_field=CharField())).values_list(
-        "kind", "model_id", "input_nanos_per_token", "output_nanos_per_token", "effective_from")
+        "kind", "model_id", "input_nanos_per_token", "output_nanos_per_token", "effective_from").order_by()
     tool_rows = ToolRate.objects.filter(effective_from__lte=at, tool__in=list(tools)).annotate(
         kind=Value("tool", output_field=CharField()), none=Value(0, output_field=BigIntegerField())).values_list(
-        "kind", "tool", "nanos_per_call", "none", "effective_from")
+        "kind", "tool", "nanos_per_call", "none", "effective_from").order_by()
     models: dict[str, Rate] = {}
     tool_rates: dict[str, int] = {}
     community = is_community()

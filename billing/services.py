@@ -41,7 +41,7 @@ def workspace_create(*, slug: str, name: str, owner: User, plan_id: str = "free"
         AuditEvent.objects.create(workspace=workspace, actor=actor or owner, action="workspace.create",
                                   detail={"plan": plan_id})
     monthly_rollover(workspace=workspace, old_period_start=None, new_period_start=start,
-                     new_credits=workspace.monthly_credits)
+                     new_credits=workspace.monthly_credits, at=now)
     return workspace
 
 

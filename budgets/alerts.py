@@ -41,7 +41,8 @@ def alerts_check_later(*, workspace_id: int) -> None:
     """After a charge commits, check the workspace's thresholds in a Celery task."""
     from .tasks import check_alerts
 
-    transaction.on_commit(lambda: check_alerts.delay(workspace_id))
+    # robust: the charge has committed; if the broker is down the periodic sweep catches up.
+    transaction.on_commit(lambda: check_alerts.delay(workspace_id), robust=True)
 
 
 def alerts_on_refusal(*, workspace, code: str, agent=None, membership=None) -> None:
@@ -105,7 +106,8 @@ def alerts_check(*, workspace_id: int, now=None) -> list[AlertChange]:
             changes.append(AlertChange(alert, RESOLVED, scope.used if scope else (alert.used if current else 0),
                                        scope.limit if scope else alert.limit))
     for change in changes:
-        transaction.on_commit(lambda change=change: alert_notify(change=change, webhook_url=budget.webhook_url))
+        transaction.on_commit(lambda change=change: alert_notify(change=change, webhook_url=budget.webhook_url),
+                              robust=True)
     return changes
 
 

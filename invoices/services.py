@@ -75,13 +75,14 @@ def _buyer_snapshot(workspace: Workspace) -> dict:
 
 def _issue(*, workspace: Workspace, prefix: str, key: str, lines: list[LineInput], description: str,
            **fields) -> Invoice:
-    """Number, store and schedule the PDF of one document, or return the one already issued for `key`."""
+    """Number, store and schedule the PDF of one document, or return the one already issued for `key`.
+    `issued_at` (default now) is when the payment it bills was made."""
     existing = Invoice.objects.filter(idempotency_key=key).first()
     if existing:
         return existing
-    now = timezone.now()
+    issued_at = fields.pop("issued_at", None) or timezone.now()
     with transaction.atomic():
-        number = invoice_number_take(prefix=prefix, year=now.year)
+        number = invoice_number_take(prefix=prefix, year=issued_at.year)
         # Checked again under the sequence lock: a concurrent call with the same key that committed
         # while we waited is visible now (READ COMMITTED), and our number rolls back with us.
         existing = Invoice.objects.filter(idempotency_key=key).first()
@@ -90,7 +91,7 @@ def _issue(*, workspace: Workspace, prefix: str, key: str, lines: list[LineInput
             return existing
         fields.setdefault("total_cents", sum(line.amount_cents for line in lines))
         invoice = Invoice.objects.create(
-            workspace=workspace, number=number, description=description[:200], issued_at=now,
+            workspace=workspace, number=number, description=description[:200], issued_at=issued_at,
             idempotency_key=key, **fields,
         )
         InvoiceLine.objects.bulk_create([
@@ -123,7 +124,7 @@ def invoice_issue_for_purchase(*, purchase: Purchase) -> Invoice:
                                unit_cents=0, credits=purchase.bonus))
     return _issue(
         workspace=purchase.workspace, prefix=INVOICE_PREFIX, key=f"purchase:{purchase.pk}", lines=lines,
-        description=f"{pack.name} credit pack", purchase=purchase, currency=purchase.currency,
+        description=f"{pack.name} credit pack", purchase=purchase, currency=purchase.currency, issued_at=purchase.paid_at,
         total_cents=purchase.amount_cents, **_buyer_snapshot(purchase.workspace),
     )
 
@@ -135,7 +136,7 @@ def _period_text(start: datetime, end: datetime) -> str:
 
 
 def invoice_issue_for_plan_payment(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,
-                                   period_end: datetime, stripe_invoice_id: str | None) -> Invoice:
+                                   period_end: datetime, stripe_invoice_id: str | None, paid_at=None) -> Invoice:
     """The invoice for one period of a plan. Idempotent by the Stripe invoice id, or, for a payment
     made outside Stripe, by workspace, plan and period."""
     if stripe_invoice_id:
@@ -151,7 +152,7 @@ def invoice_issue_for_plan_payment(*, workspace: Workspace, plan: Plan, amount_c
     return _issue(
         workspace=workspace, prefix=INVOICE_PREFIX, key=key, lines=lines, description=f"{plan.name} plan",
         stripe_invoice_id=stripe_invoice_id or None, period_start=period_start, period_end=period_end,
-        total_cents=amount_cents, **_buyer_snapshot(workspace),
+        total_cents=amount_cents, issued_at=paid_at, **_buyer_snapshot(workspace),
     )
 
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBUG="${DEBUG:-true}"
 export PORT="${PORT:-8000}"
 PY=.venv/bin/python
-mkdir -p var/celery/queue var/celery/processed
+mkdir -p var/celery/queue var/celery/processed var/celery/control
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo --if-empty
 $PY manage.py stripe_webhook_endpoint --quiet || true
@@ -14,10 +14,15 @@ $PY manage.py stripe_webhook_endpoint --quiet || true
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-.venv/bin/celery -A config worker --loglevel=warning --pool=solo --concurrency=1 & pids+=($!)
-.venv/bin/celery -A config beat --loglevel=warning & pids+=($!)
+# (Celery's root warning is about running as root in a container; the demo is a local process.)
+PYTHONWARNINGS=ignore .venv/bin/celery --quiet -A config worker --loglevel=warning --pool=solo --concurrency=1 & pids+=($!)
+PYTHONWARNINGS=ignore .venv/bin/celery --quiet -A config beat --loglevel=warning & pids+=($!)
 $PY manage.py runserver "0.0.0.0:$PORT" --noreload & pids+=($!)
-sleep 2
+for _ in $(seq 60); do
+  $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/accounts/login/', timeout=2)" \
+    2>/dev/null && break
+  sleep 1
+done
 cat <<TXT
 
   LenserFight Billing is running: http://127.0.0.1:$PORT/

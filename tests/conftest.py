@@ -37,6 +37,32 @@ def block_network(monkeypatch):
     yield
 
 
+def _seed_catalog():
+    import importlib
+
+    from django.apps import apps
+
+    # The data migration's own function: idempotent (update_or_create).
+    importlib.import_module("billing.migrations.0003_seed_catalog").seed(apps, None)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """A reused test database may have been left flushed by a transactional test: seed it again."""
+    with django_db_blocker.unblock():
+        _seed_catalog()
+
+
+@pytest.fixture(autouse=True)
+def catalog_after_flush(request):
+    """A transactional test ends by flushing every table, the seeded plans, packs and rates included,
+    so each transactional test seeds them again first."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        _seed_catalog()
+
+
 @pytest.fixture(autouse=True)
 def clear_cache():
     from django.core.cache import cache

@@ -66,7 +66,7 @@ def test_it_grants_credits_into_the_purchased_bucket_with_a_reason(team):
 @pytest.mark.django_db
 @pytest.mark.parametrize("amount, message", [
     ("abc", "not a number"), ("1.0000000001", "decimal places"), ("0", "must not be zero"),
-    ("-5", "holds only"), (str(10**13), "more than"),
+    ("-5", "free to remove"), (str(10**13), "more than"),
 ])
 def test_it_refuses_bad_credit_amounts(team, amount, message):
     with pytest.raises(CommandError, match=message):

@@ -10,7 +10,6 @@ token. `manage.py reconcile` agrees with all of it.
 History is replayed in time order: before each run the workspace's billing period is rolled forward
 to contain the run's time, exactly as the period-grant job would have done then."""
 
-import inspect
 import random
 import time
 from datetime import datetime, timedelta
@@ -24,10 +23,15 @@ from billing.models import LedgerEntry, Membership, Workspace, credits
 from billing.money import nanos_display
 from billing.periods import add_months, monthly_period_containing
 from billing.pricing import model_rates_at
+from billing.plans import plan_payment_record
+from billing.purchases import purchase_record_manual
 from billing.services import member_add, user_get_or_create, workspace_create
+from budgets.alerts import alerts_check
+from budgets.services import agent_budget_set, budget_set
 from usage.errors import RunRefused
 from usage.models import Agent, Run
 from usage.services import NodeInput, run_authorize, run_complete, run_expire
+from usage.tokens import token_create
 
 PASSWORD = "demo12345"
 DAYS = 90
@@ -55,14 +59,6 @@ TOOLS = {"Research Assistant": "web_search", "Data Analyst": "code_interpreter",
 PERSONAL_AGENTS = {"Side project bot": [("gpt-4o-mini", 3), ("gemini-2.0-flash", 2), ("ollama", 1)]}
 
 
-def _optional(module: str, name: str):
-    """Services other parts of the project provide; the demo degrades (with a note) without them."""
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 class Command(BaseCommand):
     help = "Seeds demo workspaces, logins, agents, 90 days of runs, purchases and invoices (password demo12345)."
 
@@ -80,7 +76,6 @@ class Command(BaseCommand):
         started = time.monotonic()
         self.random = random.Random(seed)
         self.now = timezone.now().replace(microsecond=0)
-        self.notes: list[str] = []
         self.counts = {"runs": 0, "refused": 0, "purchases": 0}
         # Celery tasks enqueued on commit (alert checks after each charge) run inline while seeding,
         # rather than leaving thousands of queued messages behind for the worker.
@@ -94,8 +89,6 @@ class Command(BaseCommand):
                 self._seed()
         finally:
             celery_app.conf.task_always_eager = was_eager
-        for note in self.notes:
-            self.stdout.write(f"note: {note}")
         self.stdout.write(self.style.SUCCESS(
             f"seed_demo: {self.counts['runs']} runs ({self.counts['refused']} refused by a limit), "
             f"{self.counts['purchases']} purchases in {time.monotonic() - started:.1f}s."))
@@ -147,14 +140,15 @@ class Command(BaseCommand):
         # they would all re-check the same final state. One check does that work (and its e-mails
         # and webhooks still go out after commit).
         transaction.get_connection().run_on_commit.clear()
-        alerts_check = _optional("budgets.alerts", "alerts_check")
-        if alerts_check:
-            alerts_check(workspace_id=acme.pk)
+        alerts_check(workspace_id=acme.pk)
         self._token(acme, owner)
 
     def _workspace(self, *, slug, name, owner, plan, kind, at):
         workspace = workspace_create(slug=slug, name=name, owner=owner, plan_id=plan, kind=kind, now=at)
-        self._backdate(workspace, at)
+        if workspace.plan.price_cents:  # the first period's payment and its invoice
+            plan_payment_record(workspace=workspace, plan=workspace.plan, amount_cents=workspace.plan.price_cents,
+                                period_start=workspace.period_start, period_end=workspace.period_end,
+                                stripe_invoice_id="", paid_at=at)
         return Workspace.objects.select_related("plan", "budget", "wallet").get(pk=workspace.pk)
 
     def _membership(self, workspace, user):
@@ -163,22 +157,13 @@ class Command(BaseCommand):
         return membership
 
     def _budgets(self, acme, owner):
-        budget_set = _optional("budgets.services", "budget_set")
-        if budget_set:
-            budget_set(workspace=acme, monthly_limit=ACME_BUDGET, warning=True, critical=True, hard_limit=True,
-                       webhook_url="", actor=owner)
-        else:
-            acme.budget.monthly_limit = ACME_BUDGET
-            acme.budget.save(update_fields=["monthly_limit"])
+        budget_set(workspace=acme, monthly_limit=ACME_BUDGET, warning=True, critical=True, hard_limit=True,
+                   webhook_url="", actor=owner)
         acme.budget.refresh_from_db()
-        agent_budget_set = _optional("budgets.services", "agent_budget_set")
         for name, (per_run, per_day, per_month) in ACME_AGENTS.items():
             agent, _ = Agent.objects.get_or_create(workspace=acme, name=name)
             limits = dict(max_per_run=credits(per_run), max_per_day=credits(per_day), max_per_month=credits(per_month))
-            if agent_budget_set:
-                agent_budget_set(agent=agent, actor=owner, **limits)
-            else:
-                Agent.objects.filter(pk=agent.pk).update(**limits)
+            agent_budget_set(agent=agent, actor=owner, **limits)
 
     # --- periods, purchases, adjustments -----------------------------------------------------------
 
@@ -188,49 +173,27 @@ class Command(BaseCommand):
         while workspace.period_end <= moment:
             old_start = workspace.period_start
             start, end = monthly_period_containing(workspace.created_at, workspace.period_end)
-            last_id = self._last_entry_id(workspace)
-            with transaction.atomic():
-                Workspace.objects.filter(pk=workspace.pk).update(period_start=start, period_end=end)
-                workspace.period_start, workspace.period_end = start, end
-                monthly_rollover(workspace=workspace, old_period_start=old_start, new_period_start=start,
-                                 new_credits=workspace.monthly_credits)
-            self._backdate_entries(workspace, after_id=last_id, at=start)
+            if workspace.plan.price_cents:
+                # A paid plan: the period's payment grants its credits and issues its invoice.
+                plan_payment_record(workspace=workspace, plan=workspace.plan, amount_cents=workspace.plan.price_cents,
+                                    period_start=start, period_end=end, stripe_invoice_id="", paid_at=start)
+            else:
+                with transaction.atomic():
+                    Workspace.objects.filter(pk=workspace.pk).update(period_start=start, period_end=end)
+                    monthly_rollover(workspace=workspace, old_period_start=old_start, new_period_start=start,
+                                     new_credits=workspace.monthly_credits, at=start)
+            workspace.period_start, workspace.period_end = start, end
 
     def _purchase(self, workspace, pack_id, actor, at):
         self._roll(workspace, at)
-        purchase_record_manual = _optional("billing.purchases", "purchase_record_manual")
-        if purchase_record_manual is None:
-            self._note_once("billing.purchases.purchase_record_manual is not available: pack purchases were skipped.")
-            return
-        last_id = self._last_entry_id(workspace)
         purchase_record_manual(workspace=workspace, pack_id=pack_id, reference=f"DEMO-{workspace.slug}-{pack_id}",
                                actor=actor, now=at)
-        self._backdate_entries(workspace, after_id=last_id, at=at)
         self.counts["purchases"] += 1
 
     def _adjust(self, workspace, amount, reason, actor, at):
         self._roll(workspace, at)
-        last_id = self._last_entry_id(workspace)
-        credits_adjust(workspace=workspace, amount=amount, reason=reason, actor=actor, key=f"demo:{workspace.slug}:onboarding")
-        self._backdate_entries(workspace, after_id=last_id, at=at)
-
-    def _last_entry_id(self, workspace) -> int:
-        return LedgerEntry.objects.filter(workspace=workspace).order_by("-id").values_list("id", flat=True).first() or 0
-
-    def _backdate(self, workspace, at):
-        self._backdate_entries(workspace, after_id=0, at=at)
-
-    def _backdate_entries(self, workspace, *, after_id: int, at):
-        """The grant, expiry, purchase and adjustment services stamp entries with the wall clock; the
-        demo replays history, so it dates the entries it has just written to the replayed moment.
-        Only timestamps move (never an amount or a balance), and only in this seed."""
-        if "at" in inspect.signature(monthly_rollover).parameters:
-            return  # not needed once the ledger services take the moment themselves
-        LedgerEntry.objects.filter(workspace=workspace, pk__gt=after_id, created_at__gt=at).update(created_at=at)
-
-    def _note_once(self, text):
-        if text not in self.notes:
-            self.notes.append(text)
+        credits_adjust(workspace=workspace, amount=amount, reason=reason, actor=actor, key=f"demo:{workspace.slug}:onboarding",
+                       at=at)
 
     # --- runs --------------------------------------------------------------------------------------
 
@@ -336,15 +299,7 @@ class Command(BaseCommand):
 
     def _token(self, acme, owner):
         membership = Membership.objects.get(workspace=acme, user=owner)
-        token_create = _optional("usage.tokens", "token_create")
-        if token_create:
-            raw = token_create(membership=membership, name="Demo token").raw
-        else:
-            from usage.models import DeveloperToken, hash_token
-
-            raw = DeveloperToken.generate()
-            DeveloperToken.objects.create(membership=membership, name="Demo token", token_hash=hash_token(raw),
-                                          prefix=raw[:10])
+        raw = token_create(membership=membership, name="Demo token").raw
         wallet = Workspace.objects.select_related("wallet").get(pk=acme.pk).wallet
         self.stdout.write(f"Acme Team: balance {nanos_display(wallet.balance)} credits "
                           f"(monthly {nanos_display(wallet.monthly)}, purchased {nanos_display(wallet.purchased)}).")
