@@ -28,6 +28,7 @@ from .models import (
     AIModel, AuditEvent, CreditPack, LedgerEntry, Membership, ModelRate, Plan, Purchase, ToolRate, User, Wallet,
     Workspace,
 )
+from .forms import CreditsField
 from .money import (
     InvalidAmount, cents_display, credits_to_nanos, nanos_display, nanos_to_str, rate_str, rate_to_nanos_per_token,
 )
@@ -37,32 +38,6 @@ IMPORT_EXPORT_FORMATS = [CSV, XLSX]
 
 
 # --- Form fields and widgets that speak credits ---------------------------------------------------
-
-class CreditsFormField(forms.CharField):
-    """Credits as a decimal string (up to 9 decimals) in the form; nanocredits in the model."""
-
-    def __init__(self, *, allow_negative: bool = False, **kwargs):
-        self.allow_negative = allow_negative
-        kwargs.setdefault("help_text", "In credits, up to 9 decimal places.")
-        super().__init__(**kwargs)
-
-    def prepare_value(self, value):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return nanos_to_str(value)
-        return value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value in self.empty_values:
-            return None
-        try:
-            nanos = credits_to_nanos(value)
-        except InvalidAmount as error:
-            raise ValidationError(str(error)) from None
-        if nanos < 0 and not self.allow_negative:
-            raise ValidationError("Enter zero or more credits.")
-        return nanos
-
 
 class RateFormField(forms.CharField):
     """A rate in credits per 1M tokens (at most 3 decimals); nanocredits per token in the model."""
@@ -117,7 +92,7 @@ class CreditFieldsMixin:
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name in self.credit_fields:
-            return CreditsFormField(
+            return CreditsField(
                 label=db_field.verbose_name.capitalize() + " (credits)", required=not db_field.null,
                 help_text="In credits, up to 9 decimal places." + (" Empty: the plan's value." if db_field.null else ""),
             )
@@ -444,7 +419,7 @@ class ToolRateResource(VersionOnlyResourceMixin, resources.ModelResource):
 
 
 class ToolRateForm(forms.ModelForm):
-    nanos_per_call = CreditsFormField(label="Credits per call", help_text="Up to 9 decimal places.")
+    nanos_per_call = CreditsField(label="Credits per call", help_text="Up to 9 decimal places.")
 
     class Meta:
         model = ToolRate
@@ -500,7 +475,7 @@ class MembershipInline(CreditFieldsMixin, admin.TabularInline):
 
 
 class AdjustCreditsForm(forms.Form):
-    amount = CreditsFormField(
+    amount = CreditsField(
         allow_negative=True, label="Credits",
         help_text="Added to the purchased bucket (negative to remove). Up to 9 decimal places.",
     )

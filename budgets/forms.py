@@ -4,31 +4,15 @@ billing.money.credits_to_nanos, so a page and the API read amounts the same way.
 from django import forms
 
 from billing.models import Membership
-from billing.money import InvalidAmount, credits_to_nanos, nanos_to_str
+from billing.forms import CreditsField as BaseCreditsField
 
 
-class CreditsField(forms.CharField):
-    """Credits as a decimal ("250", "12.5"), cleaned to nanocredits (> 0)."""
+class CreditsField(BaseCreditsField):
+    """Budgets are positive amounts of credits."""
 
-    def prepare_value(self, value):
-        return nanos_to_str(value) if isinstance(value, int) else value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value in self.empty_values:
-            return None
-        try:
-            nanos = credits_to_nanos(value)
-        except InvalidAmount as error:
-            raise forms.ValidationError(str(error)) from None
-        if nanos <= 0:
-            raise forms.ValidationError("Enter an amount of credits greater than zero.")
-        return nanos
-
-    def widget_attrs(self, widget):
-        attrs = super().widget_attrs(widget)
-        attrs.update(inputmode="decimal", autocomplete="off")
-        return attrs
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "")
+        super().__init__(allow_zero=False, **kwargs)
 
 
 class BudgetForm(forms.Form):

@@ -1,7 +1,6 @@
 """Budget settings, the spend counters that enforce them, and fired alerts."""
 
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Workspace, new_webhook_secret

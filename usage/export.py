@@ -20,7 +20,7 @@ from django.db.models import Sum
 from billing.models import Workspace
 from billing.money import nanos_to_str
 
-from .models import Run, RunNode
+from .models import RunNode
 from .selectors import day_bounds
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]

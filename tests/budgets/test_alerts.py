@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from billing.models import Membership, Workspace, credits
+from billing.models import Workspace, credits
 from budgets.alerts import alerts_check
 from budgets.models import BudgetAlert, WorkspaceBudget
 from budgets.selectors import active_alerts
@@ -142,7 +142,7 @@ def test_it_resolves_alerts_when_the_budget_is_raised(team, webhook_calls, djang
 def test_it_posts_the_webhook_payload_exactly_as_specified(team, webhook_calls, django_capture_on_commit_callbacks):
     Agent.objects.create(workspace=team.workspace, name="summarizer", max_per_month=credits(10))
     with django_capture_on_commit_callbacks(execute=True):
-        _budget = _set_budget(team, None, webhook_url="https://hooks.example.com/lf")
+        _set_budget(team, None, webhook_url="https://hooks.example.com/lf")
         _spend(team, "9", agent="summarizer")  # 90% of the agent's period budget
     body = webhook_calls[0].data
     payload = json.loads(body)

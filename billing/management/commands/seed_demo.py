@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.ledger import credits_adjust, monthly_rollover
-from billing.models import LedgerEntry, Membership, Workspace, credits
+from billing.models import Membership, Workspace, credits
 from billing.money import nanos_display
 from billing.periods import add_months, monthly_period_containing
 from billing.pricing import model_rates_at

@@ -1,0 +1,40 @@
+"""Form fields that speak credits: typed as decimals, cleaned into nanocredits by billing.money."""
+
+from django import forms
+
+from .money import InvalidAmount, credits_to_nanos, nanos_to_str
+
+
+class CreditsField(forms.CharField):
+    """Credits as a decimal string (up to 9 decimals) in the form; nanocredits in the model."""
+
+    def __init__(self, *, allow_negative: bool = False, allow_zero: bool = True, **kwargs):
+        self.allow_negative = allow_negative
+        self.allow_zero = allow_zero
+        kwargs.setdefault("help_text", "In credits, up to 9 decimal places.")
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return nanos_to_str(value)
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            nanos = credits_to_nanos(value)
+        except InvalidAmount as error:
+            raise forms.ValidationError(str(error)) from None
+        if nanos < 0 and not self.allow_negative:
+            raise forms.ValidationError("Enter zero or more credits." if self.allow_zero
+                                        else "Enter an amount of credits greater than zero.")
+        if nanos == 0 and not self.allow_zero:
+            raise forms.ValidationError("Enter an amount of credits greater than zero.")
+        return nanos
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.update(inputmode="decimal", autocomplete="off")
+        return attrs
