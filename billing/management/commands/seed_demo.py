@@ -27,7 +27,7 @@ from billing.plans import plan_payment_record
 from billing.purchases import purchase_record_manual
 from billing.services import member_add, user_get_or_create, workspace_create
 from budgets.alerts import alerts_check
-from budgets.services import agent_budget_set, budget_set
+from budgets.services import agent_budget_set, budget_set, member_budget_set
 from usage.errors import RunRefused
 from usage.models import Agent, Run
 from usage.services import NodeInput, run_authorize, run_complete, run_expire
@@ -114,6 +114,8 @@ class Command(BaseCommand):
         member_add(workspace=acme, user=admin, role=Membership.ADMIN, actor=owner)
         member_add(workspace=acme, user=member, role=Membership.MEMBER, actor=owner)
         self._budgets(acme, owner)
+        member_budget_set(membership=Membership.objects.get(workspace=acme, user=member), monthly_budget=credits(4000),
+                          actor=owner)
         self._adjust(acme, credits(500), "Onboarding credit from LenserFight sales", staff, created + timedelta(days=2))
 
         memberships = {
