@@ -14,13 +14,16 @@ def bench_workspace(slug: str, *, credits: int = 10**7):
     from billing.ledger import credits_adjust
     from billing.models import Membership, Workspace
     from billing.services import user_get_or_create, workspace_create
-    from usage.models import DeveloperToken, hash_token
+    from usage.models import Agent, DeveloperToken, hash_token
 
-    owner = user_get_or_create(email=f"{slug}@bench.test", password="bench-password-1")
+    owner = user_get_or_create(email=f"{slug}@bench.test")  # no password: hashing would dominate setup
     workspace = workspace_create(slug=slug, name=slug, owner=owner, plan_id="enterprise")
     Workspace.objects.filter(pk=workspace.pk).update(custom_requests_per_minute=10**7, custom_concurrent_runs=10**6)
     credits_adjust(workspace=workspace, amount=credits * CREDIT, reason="bench", key=f"bench:{slug}")
     membership = Membership.objects.get(workspace=workspace, user=owner)
+    # The load's agent may spend without limit: the bench measures speed, not budgets.
+    Agent.objects.create(workspace=workspace, name="bench-agent", max_per_run=10 * CREDIT,
+                         max_per_day=10**15 * CREDIT, max_per_month=10**15 * CREDIT)
     raw = DeveloperToken.generate()
     DeveloperToken.objects.create(membership=membership, name="bench", token_hash=hash_token(raw), prefix=raw[:8])
     return workspace, membership, raw

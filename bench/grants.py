@@ -21,12 +21,12 @@ def _make_due_workspaces(prefix: str, count: int, period_start, period_end) -> N
         """, [prefix, prefix, period_start, period_start, period_end, count])
         cursor.execute("""
             INSERT INTO billing_wallet (workspace_id, monthly, purchased, reserved, running_runs, updated_at)
-            SELECT id, 12 * %s, 0, 0, 0, now() FROM billing_workspace WHERE slug LIKE %s
+            SELECT id, 12 * %s::bigint, 0, 0, 0, now() FROM billing_workspace WHERE slug LIKE %s
         """, [CREDIT, prefix + "%"])
         cursor.execute("""
             INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after,
                 reason, idempotency_key, created_at)
-            SELECT w.id, 'grant', 'monthly', 12 * %s, 12 * %s, 12 * %s, 'seed', 'grant:' || w.id || ':' || %s, %s
+            SELECT w.id, 'grant', 'monthly', 12 * %s::bigint, 12 * %s::bigint, 12 * %s::bigint, 'seed', 'grant:' || w.id || ':' || %s, %s
             FROM billing_workspace w WHERE slug LIKE %s
         """, [CREDIT, CREDIT, CREDIT, period_start.isoformat(), period_start, prefix + "%"])
 

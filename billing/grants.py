@@ -81,7 +81,9 @@ def workspace_period_roll(*, workspace_id: int, now: datetime) -> bool:
                                       detail={"from": old_plan.pk, "to": ws.plan.pk, "reason": "scheduled for the period end"})
         ws.scheduled_plan, ws.cancel_at_period_end = None, False
         ws.period_start, ws.period_end = next_period(workspace=ws, now=now)
-        ws.save()
+        ws.save(update_fields=["plan", "stripe_subscription_id", "custom_monthly_credits", "custom_requests_per_minute",
+                               "custom_concurrent_runs", "scheduled_plan", "cancel_at_period_end", "period_start",
+                               "period_end"])
         monthly_rollover(workspace=ws, old_period_start=old_start, new_period_start=ws.period_start,
                          new_credits=ws.monthly_credits)
     return True

@@ -119,7 +119,8 @@ def monthly_rollover(*, workspace: Workspace, old_period_start, new_period_start
     bucket below zero for tokens that were authorized while the credits were there. What such a run
     does not use stays in the monthly bucket (at most the holds open at the period end)."""
     grant_key = f"grant:{workspace.pk}:{new_period_start.isoformat()}"
-    with transaction.atomic():
+    # No savepoint when nested (the period job's transaction): an error here aborts the caller too.
+    with transaction.atomic(savepoint=False):
         wallet = wallet_lock(workspace.pk)
         if entry_exists(grant_key):
             return []
