@@ -23,7 +23,7 @@ def bench_workspace(slug: str, *, credits: int = 10**7):
     membership = Membership.objects.get(workspace=workspace, user=owner)
     # The load's agent may spend without limit: the bench measures speed, not budgets.
     Agent.objects.create(workspace=workspace, name="bench-agent", max_per_run=10 * CREDIT,
-                         max_per_day=10**15 * CREDIT, max_per_month=10**15 * CREDIT)
+                         max_per_day=10**9 * CREDIT, max_per_month=10**9 * CREDIT)
     raw = DeveloperToken.generate()
     DeveloperToken.objects.create(membership=membership, name="bench", token_hash=hash_token(raw), prefix=raw[:8])
     return workspace, membership, raw
