@@ -17,7 +17,7 @@ def membership_for(request, slug: str, *, manage: bool = False) -> Membership:
     )
     if membership is None:
         raise Http404("No such workspace.")
+    request.membership = membership  # the navigation shows on the 403 page too
     if manage and not membership.can_manage_billing:
         raise PermissionDenied("Only the workspace owner and admins can do this.")
-    request.membership = membership
     return membership

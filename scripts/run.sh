@@ -3,10 +3,16 @@
 # worker and beat. SQLite and an embedded (file) broker unless DATABASE_URL / REDIS_URL are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DEBUG="${DEBUG:-true}"
+# Production settings on a laptop: real error pages, static files through WhiteNoise, and a secret
+# key kept in var/ across restarts. E-mail goes to the console (alerts show up in this terminal).
+export DEBUG="${DEBUG:-false}"
 export PORT="${PORT:-8000}"
+export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
 PY=.venv/bin/python
 mkdir -p var/celery/queue var/celery/processed var/celery/control
+[ -s var/secret_key ] || $PY -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
+export SECRET_KEY="${SECRET_KEY:-$(cat var/secret_key)}"
+$PY manage.py collectstatic --noinput -v0
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo --if-empty
 $PY manage.py stripe_webhook_endpoint --quiet || true
