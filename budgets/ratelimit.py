@@ -139,8 +139,10 @@ def rate_check(*, key: str, limit: int, window_ms: int | None = None) -> RateLim
 
 
 def limiter_check(*, workspace) -> RateLimitDecision:
+    from billing.pricing import is_community
+
     limit = workspace.requests_per_minute
-    if not settings.RATE_LIMIT_ENABLED:
+    if not settings.RATE_LIMIT_ENABLED or is_community():  # Community Edition has no plan limits
         return RateLimitDecision(allowed=True, limit=limit, remaining=limit, reset_seconds=WINDOW_MS // 1000,
                                  retry_after=0)
     return rate_check(key=str(workspace.pk), limit=limit)

@@ -39,3 +39,17 @@ def test_runs_cost_zero_credits(team, community):
     assert run.credits == 0
     team.workspace.wallet.refresh_from_db()
     assert team.workspace.wallet.reserved == 0
+
+
+@pytest.mark.django_db
+def test_it_applies_no_plan_rate_limit_in_community_edition(team, community):
+    from usage.tokens import token_create
+
+    team.workspace.plan_id = "free"  # 10 requests per minute on Cloud
+    team.workspace.save(update_fields=["plan"])
+    token = token_create(membership=team.membership(team.owner), name="engine").raw
+    from django.test import Client
+
+    client = Client()
+    statuses = {client.get("/v1/billing/balance", HTTP_AUTHORIZATION=f"Bearer {token}").status_code for _ in range(12)}
+    assert statuses == {200}
