@@ -60,18 +60,21 @@ def due_workspaces(*, now: datetime):
     )
 
 
-def workspace_period_roll(*, workspace_id: int, now: datetime) -> bool:
-    """Roll one workspace if its period is over; False when there was nothing (left) to do."""
+def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, Plan] | None = None) -> bool:
+    """Roll one workspace if its period is over; False when there was nothing (left) to do.
+    `plans` (id -> Plan) lets a job that rolls thousands of workspaces read the plans once."""
+    plans = plans if plans is not None else {plan.pk: plan for plan in Plan.objects.all()}
     with transaction.atomic():
-        ws = (Workspace.objects.select_for_update(skip_locked=True, of=("self",)).select_related("plan", "scheduled_plan")
-              .filter(pk=workspace_id).first())
+        ws = Workspace.objects.select_for_update(skip_locked=True).filter(pk=workspace_id).first()
         if ws is None or ws.period_end > now:
             return False  # locked by a concurrent runner, or already rolled
+        ws.plan = plans[ws.plan_id]
+        ws.scheduled_plan = plans[ws.scheduled_plan_id] if ws.scheduled_plan_id else None
         if ws.stripe_subscription_id and ws.period_end > now - STRIPE_GRACE:
             return False
         old_start, old_plan = ws.period_start, ws.plan
         if ws.cancel_at_period_end:
-            ws.plan = Plan.objects.get(pk="free")
+            ws.plan = plans["free"]
             ws.stripe_subscription_id = ""
         elif ws.scheduled_plan_id:
             ws.plan = ws.scheduled_plan
@@ -93,6 +96,7 @@ def period_grants_run(*, now: datetime, chunk: int = 500, progress: Callable[[st
     """Roll every due workspace, `chunk` ids at a time (keyset pagination, so memory stays flat and a
     crashed run simply resumes where the periods still say "due")."""
     report = GrantsReport()
+    plans = {plan.pk: plan for plan in Plan.objects.all()}
     last_id = 0
     while True:
         ids = list(due_workspaces(now=now).filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:chunk])
@@ -100,7 +104,7 @@ def period_grants_run(*, now: datetime, chunk: int = 500, progress: Callable[[st
             break
         for workspace_id in ids:
             report.due += 1
-            if workspace_period_roll(workspace_id=workspace_id, now=now):
+            if workspace_period_roll(workspace_id=workspace_id, now=now, plans=plans):
                 report.rolled += 1
             else:
                 report.skipped += 1
