@@ -133,14 +133,22 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     return Authorization(run, replayed=False)
 
 
+def _unique_or_none(queryset):
+    """The one row of a lookup on a unique key, or None. Unlike .first(), no ORDER BY: the models'
+    default orderings would make PostgreSQL sort and Django compile more on every hot-path request."""
+    rows = list(queryset.order_by()[:1])
+    return rows[0] if rows else None
+
+
 def _existing_run(workspace, public_id: str | None) -> Run | None:
-    return Run.objects.filter(workspace=workspace, public_id=public_id).first() if public_id else None
+    return _unique_or_none(Run.objects.filter(workspace=workspace, public_id=public_id)) if public_id else None
 
 
 def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, Agent]:
     """The agent (with its budgets) and the workflow's id in one query; both are created on first use."""
     workflow_id = Workflow.objects.filter(workspace=workspace, name=workflow).values("id")[:1]
-    agent_obj = Agent.objects.filter(workspace=workspace, name=agent).annotate(workflow_ref=Subquery(workflow_id)).first()
+    agent_obj = _unique_or_none(
+        Agent.objects.filter(workspace=workspace, name=agent).annotate(workflow_ref=Subquery(workflow_id)))
     if agent_obj is None:
         agent_obj, _ = Agent.objects.get_or_create(workspace=workspace, name=agent)
         agent_obj.workflow_ref = None
@@ -172,8 +180,8 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     tokens were spent); above the reservation the run is flagged over_reservation."""
     now = now or timezone.now()
     # The rows the API answer names come in the same query (the queries bench counts statements).
-    run = (Run.objects.select_related("workflow", "agent", "member__user")
-           .filter(workspace=workspace, public_id=public_id).first())
+    run = _unique_or_none(Run.objects.select_related("workflow", "agent", "member__user")
+                          .filter(workspace=workspace, public_id=public_id))
     if run is None:
         raise RunNotFound(f"No run {public_id!r} in this workspace.")
     if run.completed_at:
