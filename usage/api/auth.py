@@ -31,12 +31,13 @@ class DeveloperTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Invalid token.") from None
         if not raw.startswith(TOKEN_PREFIX):
             raise AuthenticationFailed("Invalid token.")
-        token = (
+        tokens = (
             DeveloperToken.objects.select_related(
                 "membership__workspace__plan", "membership__workspace__budget", "membership__user")
             .filter(token_hash=hash_token(raw))
-            .first()
+            .order_by()[:1]  # token_hash is unique: .first() would add the default ORDER BY for nothing
         )
+        token = tokens[0] if tokens else None
         if token is None:
             raise AuthenticationFailed("Invalid token.")
         if token.revoked_at is not None:
