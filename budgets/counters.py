@@ -49,18 +49,18 @@ class RunCounters:
 
 
 def counters_used(*, workspace_id: int, keys: list[CounterKey]) -> dict[CounterKey, int]:
-    """charged + reserved for each key (0 for a counter not yet created), in one query."""
-    from django.db.models import Q
-
-    condition = Q()
-    for key in keys:
-        condition |= Q(scope=key.scope, scope_id=key.scope_id, span=key.span, span_start=key.span_start)
+    """charged + reserved for each key (0 for a counter not yet created), in one query. The query
+    asks for the keys' ids and window starts (a few rows at most) and the exact keys are picked
+    here: cheaper to build than an OR of four conditions, on the authorize hot path."""
     used = {key: 0 for key in keys}
-    rows = SpendCounter.objects.filter(condition, workspace_id=workspace_id).values_list(
-        "scope", "scope_id", "span", "span_start", "charged", "reserved"
-    )
+    rows = SpendCounter.objects.filter(
+        workspace_id=workspace_id, scope_id__in={key.scope_id for key in keys},
+        span_start__in={key.span_start for key in keys},
+    ).values_list("scope", "scope_id", "span", "span_start", "charged", "reserved")
     for scope, scope_id, span, span_start, charged, reserved in rows:
-        used[CounterKey(scope, scope_id, span, span_start)] = charged + reserved
+        key = CounterKey(scope, scope_id, span, span_start)
+        if key in used:
+            used[key] = charged + reserved
     return used
 
 
