@@ -28,9 +28,9 @@ from .models import (
     AIModel, AuditEvent, CreditPack, LedgerEntry, Membership, ModelRate, Plan, Purchase, ToolRate, User, Wallet,
     Workspace,
 )
-from .forms import CreditsField
+from .forms import CreditsField, RateFormField
 from .money import (
-    InvalidAmount, cents_display, credits_to_nanos, nanos_display, nanos_to_str, rate_str, rate_to_nanos_per_token,
+    cents_display, credits_to_nanos, nanos_display, nanos_to_str, rate_str, rate_to_nanos_per_token,
 )
 from .rates import model_rate_current, model_rate_set, tool_rate_current, tool_rate_set
 
@@ -38,24 +38,6 @@ IMPORT_EXPORT_FORMATS = [CSV, XLSX]
 
 
 # --- Form fields and widgets that speak credits ---------------------------------------------------
-
-class RateFormField(forms.CharField):
-    """A rate in credits per 1M tokens (at most 3 decimals); nanocredits per token in the model."""
-
-    def prepare_value(self, value):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return rate_str(value)
-        return value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value in self.empty_values:
-            return None
-        try:
-            return rate_to_nanos_per_token(value.strip())
-        except InvalidAmount as error:
-            raise ValidationError(str(error)) from None
-
 
 class CreditsWidget(widgets.Widget):
     """Import/export credits as exact decimal strings."""
@@ -497,7 +479,7 @@ class AdjustCreditsForm(forms.Form):
 @admin.register(Workspace)
 class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
     credit_fields = ("custom_monthly_credits",)
-    list_display = ("slug", "name", "kind", "plan", "balance_display", "available_display", "period_end", "created_at")
+    list_display = ("slug", "name", "kind", "plan", "wallet_balance", "wallet_available", "period_end", "created_at")
     list_filter = ("plan", "kind")
     search_fields = ("slug", "name", "memberships__user__email")
     inlines = [MembershipInline]
@@ -556,14 +538,6 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
     def wallet_running_runs(self, obj):
         wallet = self._wallet(obj)
         return "-" if wallet is None else wallet.running_runs
-
-    @admin.display(description="Balance")
-    def balance_display(self, obj):
-        return self._figure(obj, "balance")
-
-    @admin.display(description="Available")
-    def available_display(self, obj):
-        return self._figure(obj, "available")
 
     @admin.display(description="")
     def adjust_link(self, obj):

@@ -1,8 +1,8 @@
-"""Form fields that speak credits: typed as decimals, cleaned into nanocredits by billing.money."""
+"""Form fields that speak credits and rates: typed as decimals, cleaned into nanocredits by billing.money."""
 
 from django import forms
 
-from .money import InvalidAmount, credits_to_nanos, nanos_to_str
+from .money import InvalidAmount, credits_to_nanos, nanos_to_str, rate_str, rate_to_nanos_per_token
 
 
 class CreditsField(forms.CharField):
@@ -38,3 +38,21 @@ class CreditsField(forms.CharField):
         attrs = super().widget_attrs(widget)
         attrs.update(inputmode="decimal", autocomplete="off")
         return attrs
+
+
+class RateFormField(forms.CharField):
+    """A rate in credits per 1M tokens (at most 3 decimals); nanocredits per token in the model."""
+
+    def prepare_value(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return rate_str(value)
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            return rate_to_nanos_per_token(value.strip())
+        except InvalidAmount as error:
+            raise forms.ValidationError(str(error)) from None
