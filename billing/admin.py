@@ -650,7 +650,7 @@ class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.display(description="Credits", ordering="amount")
     def amount_display(self, obj):
-        return ("+" if obj.amount > 0 else "") + nanos_display(obj.amount)
+        return nanos_display(obj.amount, signed=True)
 
     @admin.display(description="Exact credits")
     def amount_exact(self, obj):

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from . import stripe_client
 from .models import CreditPack, Plan, Purchase
-from .money import NANOS_PER_CREDIT, cents_display
+from .money import NANOS_PER_CREDIT, price_display
 from .plans import PlanError, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
 from .pricing import is_community
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
@@ -86,7 +86,7 @@ def buy(request, slug):
         Purchase.objects.filter(pk=purchase.pk, stripe_checkout_session_id=None).update(
             stripe_checkout_session_id=session["id"])
         return redirect(session["url"])
-    packs = [{"pack": pack, "total": pack.total_credits, "price": cents_display(pack.price_cents),
+    packs = [{"pack": pack, "total": pack.total_credits, "price": price_display(pack.price_cents),
               "per_credit": _price_per_credit(pack.price_cents, pack.total_credits)}
              for pack in CreditPack.objects.filter(is_active=True)]
     return render(request, "billing/buy.html", {
@@ -118,7 +118,7 @@ def test_checkout(request, slug, purchase_id):
     if purchase.status != Purchase.PENDING:
         return redirect("billing:purchase_done", slug=slug, purchase_id=purchase.pk)
     return render(request, "billing/test_checkout.html", {
-        "purchase": purchase, "price": cents_display(purchase.amount_cents, purchase.currency),
+        "purchase": purchase, "price": price_display(purchase.amount_cents, purchase.currency),
         "total": purchase.credits + purchase.bonus,
     })
 
@@ -133,7 +133,7 @@ def purchase_done(request, slug, purchase_id):
     wallet.refresh_from_db()
     return render(request, "billing/purchase_done.html", {
         "purchase": purchase, "pending": purchase.status == Purchase.PENDING, "wallet": wallet,
-        "total": purchase.credits + purchase.bonus, "price": cents_display(purchase.amount_cents, purchase.currency),
+        "total": purchase.credits + purchase.bonus, "price": price_display(purchase.amount_cents, purchase.currency),
     })
 
 
@@ -157,7 +157,7 @@ def plans(request, slug):
         else:
             action = "downgrade"
         cap = member_cap(workspace=workspace, plan=plan)
-        rows.append({"plan": plan, "action": action, "price": cents_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
+        rows.append({"plan": plan, "action": action, "price": price_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
                      "cap": cap, "over_cap": cap is not None and workspace.memberships.count() > cap})
     return render(request, "billing/plans.html", {
@@ -236,4 +236,4 @@ def plan_checkout(request, slug, plan_id):
             return redirect("billing:plans", slug=slug)
         messages.success(request, f"Payment received: you are now on the {plan.name} plan.")
         return redirect("billing:plans", slug=slug)
-    return render(request, "billing/plan_checkout.html", {"plan": plan, "price": cents_display(plan.price_cents or 0)})
+    return render(request, "billing/plan_checkout.html", {"plan": plan, "price": price_display(plan.price_cents or 0)})

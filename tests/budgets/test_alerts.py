@@ -69,7 +69,7 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
         _spend(team, "75")  # 83%: warning
     assert [m.subject for m in mail.outbox] == ["Warning: Workspace monthly budget at 80%. Acme Inc"]
     assert sorted(mail.outbox[0].to) == ["admin@acme.test", "owner@acme.test"]  # not the member
-    assert "83.00 of 100.00 credits" in mail.outbox[0].body
+    assert "83 of 100 credits" in mail.outbox[0].body
     html = mail.outbox[0].alternatives[0][0]
     assert "Workspace monthly budget at 80%" in html
     with django_capture_on_commit_callbacks(execute=True):
