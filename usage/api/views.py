@@ -18,7 +18,7 @@ from usage.export import ExportFilters, export_rows
 from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
-from . import docs
+from . import docs, schemas
 from .errors import ApiError
 from .serializers import AuthorizeIn, CompleteIn, RunListFilters, authorization_out, run_out
 
@@ -63,7 +63,7 @@ class PingView(WorkspaceAPIView):
 
 class BalanceView(WorkspaceAPIView):
     @extend_schema(summary="Balance, buckets, period, budget and limits", tags=["billing"],
-                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.BALANCE_EXAMPLE]))
+                   responses=OpenApiResponse(schemas.Balance, examples=[docs.BALANCE_EXAMPLE]))
     def get(self, request):
         from django.conf import settings
 
@@ -101,7 +101,7 @@ class BalanceView(WorkspaceAPIView):
 
 class RatesView(WorkspaceAPIView):
     @extend_schema(summary="Model and tool rates in force", tags=["billing"],
-                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RATES_EXAMPLE]))
+                   responses=OpenApiResponse(schemas.Rates, examples=[docs.RATES_EXAMPLE]))
     def get(self, request):
         now = timezone.now()
         names = dict(AIModel.objects.values_list("id", "name"))
@@ -118,11 +118,11 @@ class RunsView(WorkspaceAPIView):
     @extend_schema(
         operation_id="runs_authorize", summary="Authorize a run (reserve credits)", tags=["runs"],
         description=docs.AUTHORIZE_DESCRIPTION, request=AuthorizeIn,
-        responses={201: OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.AUTHORIZE_RESPONSE]),
-                   402: OpenApiResponse(OpenApiTypes.OBJECT, "Refused by a credit or budget limit",
+        responses={201: OpenApiResponse(schemas.Authorization, examples=[docs.AUTHORIZE_RESPONSE]),
+                   402: OpenApiResponse(schemas.Error, "Refused by a credit or budget limit",
                                         examples=[docs.REFUSAL_EXAMPLE]),
-                   409: OpenApiResponse(OpenApiTypes.OBJECT, "Same id, different body"),
-                   429: OpenApiResponse(OpenApiTypes.OBJECT, "rate_limited or concurrency_limit")},
+                   409: OpenApiResponse(schemas.Error, "Same id, different body"),
+                   429: OpenApiResponse(schemas.Error, "rate_limited or concurrency_limit")},
         examples=[docs.AUTHORIZE_REQUEST],
     )
     def post(self, request):
@@ -148,7 +148,7 @@ class RunsView(WorkspaceAPIView):
             OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
             OpenApiParameter("limit", int, description="1..200, default 50"),
         ],
-        responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_LIST_EXAMPLE]),
+        responses=OpenApiResponse(schemas.RunList, examples=[docs.RUN_LIST_EXAMPLE]),
     )
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
@@ -166,9 +166,9 @@ class RunCompleteView(WorkspaceAPIView):
     @extend_schema(
         operation_id="runs_complete", summary="Complete a run (charge exactly once)", tags=["runs"],
         description=docs.COMPLETE_DESCRIPTION, request=CompleteIn,
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_EXAMPLE]),
-                   404: OpenApiResponse(OpenApiTypes.OBJECT, "No such run in this workspace"),
-                   409: OpenApiResponse(OpenApiTypes.OBJECT, "Completed before with a different body")},
+        responses={200: OpenApiResponse(schemas.Run, examples=[docs.RUN_EXAMPLE]),
+                   404: OpenApiResponse(schemas.Error, "No such run in this workspace"),
+                   409: OpenApiResponse(schemas.Error, "Completed before with a different body")},
         examples=[docs.COMPLETE_REQUEST],
     )
     def post(self, request, run_id):
@@ -183,7 +183,7 @@ class RunCompleteView(WorkspaceAPIView):
 
 class RunDetailView(WorkspaceAPIView):
     @extend_schema(operation_id="runs_retrieve", summary="A run with its cost breakdown", tags=["runs"],
-                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_EXAMPLE]))
+                   responses=OpenApiResponse(schemas.Run, examples=[docs.RUN_EXAMPLE]))
     def get(self, request, run_id):
         run = run_detail(workspace=self.workspace, public_id=run_id)
         if run is None:
@@ -206,7 +206,7 @@ class UsageView(WorkspaceAPIView):
         summary="The four dashboard figures and the daily series", tags=["usage"],
         parameters=[OpenApiParameter("from", OpenApiTypes.DATE, description="Default: the period start"),
                     OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today (UTC)")],
-        responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.USAGE_EXAMPLE]),
+        responses=OpenApiResponse(schemas.Usage, examples=[docs.USAGE_EXAMPLE]),
     )
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
