@@ -73,6 +73,8 @@ OVERFLOW_JS = """() => {
     if (!table.offsetParent) continue;  // inside a closed <details>
     const box = table.getBoundingClientRect();
     for (const cell of table.querySelectorAll("th, td")) {
+      // A header row clipped to 1px (a table shown as cards on a phone) is there for screen readers.
+      if (cell.parentElement.getBoundingClientRect().width <= 1 || cell.closest("thead")?.getBoundingClientRect().width <= 1) continue;
       const r = cell.getBoundingClientRect();  // a 1px cell is visually hidden, for screen readers
       if (r.width > 1 && (r.right > box.right + 1 || cell.scrollWidth > cell.clientWidth + 1))
         bad.push("cell overflows: " + cell.textContent.trim().slice(0, 40));
@@ -140,31 +142,35 @@ def _check(page, axe, url, *, where, wait_for, screenshot) -> list[str]:
     return problems
 
 
+PERSONAS = ("anonymous", "owner", "admin", "member", "staff")
+
+
 @pytest.mark.browser
 @pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("persona", ["anonymous", "owner", "admin", "member", "staff"])
-def test_every_page_fits_and_passes_axe_at_both_widths(live_server, demo, settings, persona):
+def test_every_page_as_every_persona_fits_and_passes_axe_at_both_widths(live_server, demo, settings):
+    """One demo, one browser, every (persona, width, page): the problems of all of them in one report."""
     from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
 
     out = Path(settings.VAR_DIR) / "screenshots" / "pages"
     out.mkdir(parents=True, exist_ok=True)
-    axe, problems, visited = Axe(), [], 0
+    axe, problems, visited = Axe(), [], set()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        for width in WIDTHS:
-            page = browser.new_page(viewport={"width": width, "height": 900})
-            _log_in(page, live_server.url, persona)
-            for spec in PAGES:
-                if persona in spec.who:
-                    visited += 1
-                    problems += _check(page, axe, live_server.url + spec.path.format(**demo),
-                                       where=f"{spec.name} as {persona} at {width}px", wait_for=spec.wait_for,
-                                       screenshot=out / f"{persona}-{width}-{spec.name}.png")
-            page.close()
+        for persona in PERSONAS:
+            for width in WIDTHS:
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                _log_in(page, live_server.url, persona)
+                for spec in PAGES:
+                    if persona in spec.who:
+                        visited.add(spec.name)
+                        problems += _check(page, axe, live_server.url + spec.path.format(**demo),
+                                           where=f"{spec.name} as {persona} at {width}px", wait_for=spec.wait_for,
+                                           screenshot=out / f"{persona}-{width}-{spec.name}.png")
+                page.close()
         browser.close()
-    assert visited, "no page for this persona"
+    assert visited == {spec.name for spec in PAGES}
     assert not problems, "\n".join(problems)
