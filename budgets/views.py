@@ -12,7 +12,7 @@ from django.views.decorators.http import require_safe
 from billing.models import Membership
 from billing.services import MemberLimitReached
 from billing.tenancy import membership_for
-from usage.models import Agent
+from .models import Agent
 
 from .counters import MEMBER, WORKSPACE
 from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm, MemberRoleForm

@@ -12,9 +12,12 @@ Two paths produce identical bytes: on PostgreSQL the rows are formatted in SQL a
 path iterates a server-side cursor in chunks. Memory stays flat either way."""
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection
+from psycopg import sql
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
@@ -86,8 +89,6 @@ def _python_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes
 
 
 def _iso_utc(moment) -> str:
-    from datetime import timezone as dt_timezone
-
     return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -134,8 +135,6 @@ def _copy_windows(workspace: Workspace, filters: ExportFilters) -> list[tuple[da
 
 
 def _copy_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
-    from psycopg import sql
-
     connection.ensure_connection()
     for low, high in _copy_windows(workspace, filters):
         # The ORM writes the grouping query with its filters (one definition of the rows for both
@@ -160,3 +159,13 @@ def export_rows(*, workspace: Workspace, filters: ExportFilters, fast: bool | No
     yield (",".join(HEADER) + "\n").encode()
     use_copy = connection.vendor == "postgresql" if fast is None else fast
     yield from (_copy_rows if use_copy else _python_rows)(workspace, filters)
+
+
+def csv_response(*, workspace, data) -> StreamingHttpResponse:
+    filters = ExportFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
+                            model=data.get("model", ""), status=data.get("status", ""))
+    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response

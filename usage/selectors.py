@@ -11,10 +11,10 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from billing.models import AIModel, Workspace
+from billing.models import AIModel, Wallet, Workspace
 from billing.pricing import model_rates_at, price_tokens
 
-from .models import DailyUsage, Run
+from .models import Agent, DailyUsage, Run
 
 # One line each, shown under the figures on the Usage page and in the API docs.
 DEFINITIONS = {
@@ -76,8 +76,6 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     """The four dashboard figures, the daily series for [start, end] and spend by model and agent.
 
     available comes from the wallet; everything else from DailyUsage rollups (a few hundred rows)."""
-    from billing.models import Wallet
-
     today = today or timezone.now().date()
     wallet = Wallet.objects.get(workspace_id=workspace.pk)
     period_start = workspace.period_start.date()
@@ -219,8 +217,6 @@ def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
 
 
 def filter_choices(*, workspace: Workspace) -> dict:
-    from .models import Agent
-
     return {
         "agents": list(Agent.objects.filter(workspace=workspace).order_by("name").values_list("name", flat=True)),
         "models": list(AIModel.objects.values_list("id", "name")),

@@ -18,8 +18,10 @@ from django.utils import timezone
 from billing.ledger import charge_postings, post, wallet_lock
 from billing.models import Membership
 from billing.money import nanos_display
-from billing.pricing import is_community, model_rates_at, price_node, rates_at
+from billing.edition import is_community
+from billing.pricing import model_rates_at, price_node, rates_at
 from billing.upsert import upsert_add
+from budgets.alerts import alerts_check_later, alerts_on_refusal
 from budgets.counters import RunCounters, counters_add, counters_used
 
 from .errors import ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunNotFound, RunRefused, UnknownModel
@@ -131,8 +133,6 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
         if existing is not None:
             return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
         if isinstance(refusal, RunRefused):
-            from budgets.alerts import alerts_on_refusal
-
             alerts_on_refusal(workspace=workspace, code=refusal.code, agent=agent_obj, membership=membership)
         raise
     return Authorization(run, replayed=False)
@@ -249,8 +249,6 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
             counters_add(workspace_id=workspace.pk, keys=counters.keys, charged=cost,
                          reserved=-run.reserved if was_open else 0)
             _rollup_add(run=run, node_rows=node_rows, day=now.date())
-            from budgets.alerts import alerts_check_later
-
             alerts_check_later(workspace_id=workspace.pk)
     if not won:
         run.refresh_from_db()

@@ -16,6 +16,7 @@ from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
 
 from .charts import bar_chart
+from .export import csv_response
 from .models import Run
 from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, filter_choices, run_detail,
                         runs_page, savings_for, spend_by_model, usage_summary)
@@ -88,8 +89,6 @@ def usage(request, slug):
 
 @login_required
 def export_csv(request, slug):
-    from usage.api.views import csv_response
-
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
     data = form.cleaned_data if form.is_valid() else {}

@@ -1,7 +1,7 @@
 """The v1 API: one view per operation; each validates with an input serializer, calls one service
 or selector, and answers with the SPEC section 7 shapes. Errors go through usage.api.errors."""
 
-from django.http import StreamingHttpResponse
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -12,9 +12,11 @@ from rest_framework.views import APIView
 from billing.models import AIModel, Wallet
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
+from budgets.counters import PERIOD, WORKSPACE
+from budgets.models import SpendCounter
 from budgets.ratelimit import limiter_check
 from usage.errors import InvalidRequest, RunNotFound
-from usage.export import ExportFilters, export_rows
+from usage.export import csv_response
 from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
@@ -65,11 +67,6 @@ class BalanceView(WorkspaceAPIView):
     @extend_schema(summary="Balance, buckets, period, budget and limits", tags=["billing"],
                    responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.BALANCE_EXAMPLE]))
     def get(self, request):
-        from django.conf import settings
-
-        from budgets.counters import PERIOD, WORKSPACE
-        from budgets.models import SpendCounter
-
         workspace = self.workspace
         wallet = Wallet.objects.get(workspace_id=workspace.pk)
         counter = SpendCounter.objects.filter(workspace=workspace, scope=WORKSPACE, scope_id=workspace.pk, span=PERIOD,
@@ -245,16 +242,6 @@ class UsageExportView(WorkspaceAPIView):
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         return csv_response(workspace=self.workspace, data=data)
-
-
-def csv_response(*, workspace, data) -> StreamingHttpResponse:
-    filters = ExportFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
-                            model=data.get("model", ""), status=data.get("status", ""))
-    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
-    stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _validated(serializer_class, data) -> dict:
