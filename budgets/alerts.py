@@ -25,7 +25,7 @@ from billing.money import nanos_to_str
 
 from . import tasks
 from .counters import WORKSPACE
-from .models import BudgetAlert, WorkspaceBudget
+from .models import BudgetAlert, WorkspaceBudget, levels_reached
 from .selectors import ScopeUsage, budget_scopes, scope_labels
 from .webhooks import webhook_body
 
@@ -96,8 +96,9 @@ def alerts_check(*, workspace_id: int, now=None) -> list[AlertChange]:
     changes: list[AlertChange] = []
     reached = set()
     for scope in scopes:
-        for level, percent in WorkspaceBudget.THRESHOLDS.items():
-            if scope.limit <= 0 or scope.used * 100 < scope.limit * percent or not _level_applies(budget, scope, level):
+        for level in levels_reached(used=scope.used, limit=scope.limit):
+            percent = WorkspaceBudget.THRESHOLDS[level]
+            if not _level_applies(budget, scope, level):
                 continue
             reached.add((scope.scope, scope.scope_id, level))
             if (scope.scope, scope.scope_id, level) in existing:

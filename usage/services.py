@@ -17,14 +17,15 @@ from django.utils import timezone
 
 from billing.ledger import charge_postings, post, wallet_lock
 from billing.models import Membership
-from billing.money import nanos_display
 from billing.edition import is_community
 from billing.pricing import model_rates_at, price_node, rates_at
 from billing.upsert import upsert_add
 from budgets.alerts import alerts_check_later, alerts_on_refusal
-from budgets.counters import RunCounters, counters_add, counters_used
+from budgets.counters import RunCounters, counters_add
+from budgets.limits import CONCURRENCY_LIMIT, Refusal, run_reservation_decide
 
-from .errors import ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunNotFound, RunRefused, UnknownModel
+from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunRefused,
+                     UnknownModel)
 from .models import Agent, DailyUsage, Run, RunNode, Workflow
 
 MAX_NODES = 1000
@@ -57,17 +58,6 @@ def _replay(run: Run, body_hash: str, field: str) -> Run:
     return run
 
 
-def _refusal_message(code: str, remaining: int) -> str:
-    left = nanos_display(max(remaining, 0))
-    return {
-        "insufficient_credits": f"Not enough credits: {left} available. Buy credits or wait for the next period's grant.",
-        "budget_exhausted": "The workspace's monthly budget is used up (hard limit at 100%). Raise the budget on Settings -> Billing -> Alerts.",
-        "agent_daily_budget_exceeded": f"This agent's daily budget is used up ({left} left today, UTC).",
-        "agent_monthly_budget_exceeded": f"This agent's budget for this billing period is used up ({left} left).",
-        "member_budget_exceeded": f"Your member budget for this billing period is used up ({left} left).",
-    }[code]
-
-
 def max_output_tokens_for(*, reserved: int, rate, estimated_input_tokens: int, requested: int | None) -> int | None:
     """What the reservation can pay for at the model's output rate after the estimated input."""
     if rate.output_nanos_per_token == 0:
@@ -91,22 +81,13 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     try:
         with transaction.atomic():
             wallet = wallet_lock(workspace.pk)
-            # Every input of the limit decision is read now, under the lock: the period, the plan
-            # caps, the budgets and the agent's limits may have changed while this request waited
-            # (issue 9: a lowered budget or a period roll must bind a request already in flight).
-            agent_obj = _limit_inputs(membership=membership, agent_id=agent_obj.pk)
-            workspace = agent_obj.workspace
-            counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=agent_obj.pk, member_id=membership.pk,
-                                           day=now.date(), period_start=workspace.period_start)
-            if is_community():
-                reservation = 0  # no platform-credit charges, no plan limits
-            else:
-                if wallet.running_runs >= workspace.concurrent_runs:
-                    raise ConcurrencyLimited(
-                        f"{wallet.running_runs} runs are already running; your plan allows {workspace.concurrent_runs} at once.",
-                        retry_after=1,
-                    )
-                reservation = _reservation(workspace, membership, agent_obj, wallet, counters)
+            # budgets.limits reads every input of the decision now, under the lock (issue 9).
+            decision = run_reservation_decide(wallet=wallet, membership=membership, agent_id=agent_obj.pk,
+                                              day=now.date(), enforce=not is_community())
+            if isinstance(decision, Refusal):
+                raise _refusal_error(decision)
+            agent_obj, workspace, counters = decision.agent, decision.agent.workspace, decision.counters
+            reservation = decision.amount
             run = Run.objects.create(
                 workspace=workspace, public_id=public_id or "run_" + secrets.token_urlsafe(12), workflow_id=workflow_id,
                 agent=agent_obj, member=membership, model_id=model, reserved=reservation,
@@ -133,7 +114,8 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
         if existing is not None:
             return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
         if isinstance(refusal, RunRefused):
-            alerts_on_refusal(workspace=workspace, code=refusal.code, agent=agent_obj, membership=membership)
+            # membership.workspace is the one read under the lock (its period may have rolled).
+            alerts_on_refusal(workspace=membership.workspace, code=refusal.code, agent=agent_obj, membership=membership)
         raise
     return Authorization(run, replayed=False)
 
@@ -162,34 +144,10 @@ def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, A
     return agent_obj.workflow_ref, agent_obj
 
 
-def _limit_inputs(*, membership: Membership, agent_id: int) -> Agent:
-    """The agent with its limits, its workspace (period, plan caps, budget) and the member's budget,
-    read in one query. Call under the wallet lock: in READ COMMITTED each statement sees what was
-    committed before it started, so nothing read here can be older than the lock."""
-    member_budget = Membership.objects.filter(pk=membership.pk).values("monthly_budget")[:1]
-    agent = (Agent.objects.select_related("workspace__plan", "workspace__budget")
-             .annotate(member_monthly_budget=Subquery(member_budget)).order_by().get(pk=agent_id))
-    membership.workspace = agent.workspace
-    membership.monthly_budget = agent.member_monthly_budget
-    return agent
-
-
-def _reservation(workspace, membership, agent, wallet, counters: RunCounters) -> int:
-    if wallet.available <= 0:
-        raise RunRefused("insufficient_credits", _refusal_message("insufficient_credits", wallet.available))
-    used = counters_used(workspace_id=workspace.pk, keys=counters.keys)
-    limits = [("insufficient_credits", wallet.available)]
-    budget = workspace.budget
-    if budget.monthly_limit is not None and budget.hard_limit_enabled:
-        limits.append(("budget_exhausted", budget.monthly_limit - used[counters.workspace_period]))
-    if membership.monthly_budget is not None:
-        limits.append(("member_budget_exceeded", membership.monthly_budget - used[counters.member_period]))
-    limits.append(("agent_monthly_budget_exceeded", agent.max_per_month - used[counters.agent_period]))
-    limits.append(("agent_daily_budget_exceeded", agent.max_per_day - used[counters.agent_day]))
-    code, remaining = min(limits, key=lambda limit: limit[1])  # the first listed wins a tie
-    if remaining <= 0:
-        raise RunRefused(code, _refusal_message(code, remaining))
-    return min(agent.max_per_run, remaining)
+def _refusal_error(refusal: Refusal) -> RunError:
+    if refusal.code == CONCURRENCY_LIMIT:
+        return ConcurrencyLimited(refusal.message, retry_after=refusal.retry_after)
+    return RunRefused(refusal.code, refusal.message)
 
 
 def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInput], body_hash: str = "", now=None) -> Run:

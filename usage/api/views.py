@@ -12,8 +12,7 @@ from rest_framework.views import APIView
 from billing.models import AIModel, Wallet
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
-from budgets.counters import PERIOD, WORKSPACE
-from budgets.models import SpendCounter
+from budgets.selectors import budget_status
 from budgets.ratelimit import limiter_check
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
@@ -69,15 +68,8 @@ class BalanceView(WorkspaceAPIView):
     def get(self, request):
         workspace = self.workspace
         wallet = Wallet.objects.get(workspace_id=workspace.pk)
-        counter = SpendCounter.objects.filter(workspace=workspace, scope=WORKSPACE, scope_id=workspace.pk, span=PERIOD,
-                                              span_start=workspace.period_start).first()
-        charged = counter.charged if counter else 0
-        used = charged + (counter.reserved if counter else 0)
-        budget = workspace.budget
-        limit = budget.monthly_limit
-        percent = (used * 100 // limit) if limit else None
-        state = "none" if not limit else (
-            "hard_limit" if percent >= 100 else "critical" if percent >= 95 else "warning" if percent >= 80 else "ok")
+        status = budget_status(workspace=workspace)
+        limit = status.limit
         return Response({
             "workspace": workspace.slug,
             "plan": workspace.plan_id,
@@ -88,9 +80,9 @@ class BalanceView(WorkspaceAPIView):
             "buckets": {"monthly": nanos_to_str(wallet.monthly), "purchased": nanos_to_str(wallet.purchased)},
             "period": {"start": workspace.period_start.isoformat().replace("+00:00", "Z"),
                        "end": workspace.period_end.isoformat().replace("+00:00", "Z")},
-            "used_this_period": nanos_to_str(charged),
+            "used_this_period": nanos_to_str(status.spend.charged),
             "budget": {"monthly_limit": nanos_to_str(limit) if limit is not None else None,
-                       "used": nanos_to_str(used), "percent": percent, "state": state},
+                       "used": nanos_to_str(status.spend.used), "percent": status.percent, "state": status.state},
             "rate_limit": {"requests_per_minute": workspace.requests_per_minute,
                            "concurrent_runs": workspace.concurrent_runs},
         })
