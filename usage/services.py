@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
-from billing.ledger import charge_postings, post, wallet_lock
+from billing.ledger import hold_place, hold_release, run_charge_post, wallet_lock
 from billing.models import Membership
 from billing.edition import is_community
 from billing.pricing import model_rates_at, price_node, rates_at
@@ -98,9 +98,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                                                         estimated_input_tokens=estimated_input_tokens or 0,
                                                         requested=max_output_tokens),
             )
-            wallet.reserved += reservation
-            wallet.running_runs += 1
-            wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+            hold_place(wallet=wallet, amount=reservation)
             counters_add(workspace_id=workspace.pk, keys=counters.keys, reserved=reservation)
     except IntegrityError:
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
@@ -197,11 +195,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         else:
             won = True
             RunNode.objects.bulk_create(node_rows)
-            if was_open:
-                wallet.reserved -= run.reserved
-                wallet.running_runs -= 1
-            post(wallet=wallet, postings=charge_postings(wallet=wallet, cost=cost, key_prefix=f"run:{run.pk}:charge",
-                                                         reason=f"Run {run.public_id}"), run=run, at=now)
+            run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
             counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id, member_id=run.member_id,
                                            day=run.day, period_start=run.period_start)
             counters_add(workspace_id=workspace.pk, keys=counters.keys, charged=cost,
@@ -246,9 +240,7 @@ def run_expire(*, run: Run, now=None) -> bool:
             status=Run.EXPIRED, released_at=now)
         if not released:
             return False
-        wallet.reserved -= run.reserved
-        wallet.running_runs -= 1
-        wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+        hold_release(wallet=wallet, amount=run.reserved)
         counters = RunCounters.for_run(workspace_id=run.workspace_id, agent_id=run.agent_id, member_id=run.member_id,
                                        day=run.day, period_start=run.period_start)
         counters_add(workspace_id=run.workspace_id, keys=counters.keys, reserved=-run.reserved)

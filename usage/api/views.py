@@ -16,7 +16,8 @@ from budgets.selectors import budget_status
 from budgets.ratelimit import limiter_check
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
-from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
+from usage.filters import RunFilter
+from usage.selectors import InvalidCursor, default_range, run_detail, runs_page, usage_summary
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
 from . import docs
@@ -141,8 +142,7 @@ class RunsView(WorkspaceAPIView):
     )
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
-        filters = RunFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
-                             model=data.get("model", ""), status=data.get("status", ""))
+        filters = RunFilter.from_data(data)
         try:
             runs, next_cursor = runs_page(workspace=self.workspace, filters=filters, cursor=data.get("cursor"),
                                           limit=data["limit"], with_nodes=True)
@@ -200,7 +200,8 @@ class UsageView(WorkspaceAPIView):
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         start, end = _range(self.workspace, data)
-        summary = usage_summary(workspace=self.workspace, start=start, end=end)
+        summary = usage_summary(workspace=self.workspace, start=start, end=end,
+                                filters=RunFilter.from_data(data).with_range(start, end))
         return Response(usage_out(summary))
 
 
@@ -209,6 +210,7 @@ def usage_out(summary) -> dict:
         "from": summary.start.isoformat(), "to": summary.end.isoformat(),
         "available": nanos_to_str(summary.available),
         "this_period": nanos_to_str(summary.period_used),
+        "held_this_period": nanos_to_str(summary.period_held),
         "daily_average": nanos_to_str(summary.daily_average),
         "projected": nanos_to_str(summary.projected),
         "period": {"start": summary.period_start.isoformat(), "end": summary.period_end.isoformat()},
