@@ -79,7 +79,8 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
     assert len(mail.outbox) == 2 and mail.outbox[1].subject.startswith("Critical:")
     assert BudgetAlert.objects.filter(workspace=team.workspace).count() == 2
     banner = active_alerts(workspace=team.workspace)
-    assert [(item.level, item.title) for item in banner] == [("critical", "Critical: Workspace monthly budget at 95%.")]
+    assert [(item.level, item.title) for item in banner] == [("critical", "96% of the workspace monthly budget used (critical at 95%).")]
+    assert banner[0].message.startswith("96.00 charged + 0.00 held = 96.00 of 100.00 credits (96%) this billing period")
 
 
 @pytest.mark.django_db
@@ -174,7 +175,7 @@ def test_it_alerts_on_a_member_budget(team, django_capture_on_commit_callbacks):
     levels = set(BudgetAlert.objects.filter(scope="member", scope_id=membership.pk).values_list("level", flat=True))
     assert levels == {"warning", "critical", "hard_limit"}
     titles = [item.title for item in active_alerts(workspace=team.workspace)]
-    assert titles == ["Hard limit: Member budget of member@acme.test at 100%."]
+    assert titles == ["100% of the member budget of member@acme.test used (hard limit at 100%)."]
 
 
 @pytest.mark.django_db
