@@ -11,7 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from . import stripe_client
 from billing.models import CreditPack, Plan, Purchase
 from billing.money import NANOS_PER_CREDIT, cents_display
-from .plans import PlanError, _check_member_cap, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
+from billing.services import member_cap
+
+from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
 from billing.edition import is_community
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 from billing.selectors import recent_ledger

@@ -2,13 +2,12 @@
 admins by e-mail and the signed webhook."""
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 
+from tests.concurrency import run_at_once
 from billing.models import Workspace, credits
 from budgets.alerts import alerts_check
 from budgets.models import BudgetAlert, WorkspaceBudget
@@ -208,20 +207,8 @@ def test_it_sends_each_alert_once_under_concurrent_checks(team, webhook_calls):
     BudgetAlert.objects.all().delete()
     mail.outbox.clear()
     webhook_calls.clear()
-    barrier = threading.Barrier(12)
-
-    def check():
-        try:
-            barrier.wait()
-            alerts_check(workspace_id=team.workspace.pk)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=check) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(lambda _: alerts_check(workspace_id=team.workspace.pk), 12)
+    assert errors == []
     for _ in range(3):
         alerts_check(workspace_id=team.workspace.pk)
     assert BudgetAlert.objects.count() == 2
