@@ -211,6 +211,17 @@ def runs_page(*, workspace: Workspace, filters: RunFilter, cursor: str | None = 
     return page[:limit], next_cursor
 
 
+def runs_page_newer(*, workspace: Workspace, filters: RunFilter, before: str, limit: int = 50
+                    ) -> tuple[list[Run], bool]:
+    """The page of runs just newer than the cursor `before` (newest first, like every page), and
+    whether there are newer runs still. Keyset pagination backwards: ascending from the cursor."""
+    moment, pk = decode_cursor(before)
+    runs = (runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user")
+            .filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk)))
+    page = list(runs.order_by("created_at", "id")[: limit + 1])
+    return list(reversed(page[:limit])), len(page) > limit
+
+
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
     return (Run.objects.select_related("workflow", "agent", "member__user", "model")
             .prefetch_related("nodes").filter(workspace=workspace, public_id=public_id).first())
