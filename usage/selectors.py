@@ -113,8 +113,10 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
     """Charged credits, tokens and runs on the UTC days [start, end] (the day each charge landed),
     narrowed by `filters` and grouped by `group` (day, model, agent, agent_name; keys g_<name>).
 
-    The daily rollups answer the agent and model filters (a few hundred rows); a status filter is
-    not in the rollups, so it is answered from the run nodes, the same rows the CSV exports."""
+    With `filters.period_start`, the runs authorized in that period instead of the days (then the
+    figures equal the period counters). The daily rollups answer the agent and model filters (a
+    few hundred rows); a status filter is not in the rollups, so it is answered from the run
+    nodes, the same rows the CSV exports."""
     filters = filters or RunFilter()
     if filters.status:
         rows = filters.with_range(start, end).apply(
@@ -123,7 +125,11 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
         runs = Count("run_id", distinct=True)
         column = 1
     else:
-        rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
+        rows = DailyUsage.objects.filter(workspace=workspace)
+        if filters.period_start:
+            rows = rows.filter(period_start=filters.period_start)
+        else:
+            rows = rows.filter(day__gte=start, day__lte=end)
         if filters.agent:
             rows = rows.filter(agent__name=filters.agent)
         if filters.model:

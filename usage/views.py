@@ -60,6 +60,9 @@ def usage(request, slug):
     workspace = membership.workspace
     form, start, end, data = _filters(request, workspace)
     run_filters = RunFilter.from_data(data).with_range(start, end)
+    if not data.get("from_") and not data.get("to"):
+        # No dates chosen: this billing period, from the instant it started (issue 10).
+        run_filters = run_filters.for_period(workspace.period_start)
     summary = usage_summary(workspace=workspace, start=start, end=end, filters=run_filters)
     today = timezone.now().date()
     last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today, filters=run_filters)
@@ -109,7 +112,7 @@ def export_csv(request, slug):
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
     data = form.cleaned_data if form.is_valid() else {}
-    return csv_response(workspace=membership.workspace, data=data)
+    return csv_response(workspace=membership.workspace, data={**data, "period": request.GET.get("period")})
 
 
 @login_required
