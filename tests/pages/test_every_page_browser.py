@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from billing.models import User, credits
-from billing.purchases import pack_purchase_fulfil, purchase_start
+from buying.purchases import pack_purchase_fulfil, purchase_start
 from budgets.services import budget_set
 from tests.factories import PASSWORD
-from usage.models import Agent
+from budgets.models import Agent
 from usage.services import NodeInput, run_authorize
 
 from tests.usage.test_export import make_run
