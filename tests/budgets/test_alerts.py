@@ -79,7 +79,7 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
     assert BudgetAlert.objects.filter(workspace=team.workspace).count() == 2
     banner = active_alerts(workspace=team.workspace)
     assert [(item.level, item.title) for item in banner] == [("critical", "96% of the workspace monthly budget used (critical at 95%).")]
-    assert banner[0].message.startswith("96.00 charged + 0.00 held = 96.00 of 100.00 credits (96%) this billing period")
+    assert banner[0].message.startswith("96 charged + 0 held = 96 of 100 credits (96%) this billing period")
 
 
 @pytest.mark.django_db

@@ -149,7 +149,8 @@ class Usage(s.Serializer):
     # "from" is a Python keyword: declared below.
     to = s.DateField()
     available = Credits()
-    this_period = Credits()
+    this_period = Credits(help_text="Charged in this billing period")
+    held_this_period = Credits(help_text="Held by running runs authorized in this billing period")
     daily_average = Credits()
     projected = Credits()
     period = UsagePeriod()
