@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from invoices import services as invoice_services
 
+from .members import member_cap, seats_taken
 from .ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
 from .models import AuditEvent, LedgerEntry, Plan, Workspace
 
@@ -32,19 +33,14 @@ class MemberCapExceeded(PlanError):
     pass
 
 
-def member_cap(*, workspace: Workspace, plan: Plan) -> int | None:
-    if workspace.kind == Workspace.PERSONAL:
-        return 1
-    return plan.max_members
-
-
 def _check_member_cap(workspace: Workspace, plan: Plan) -> None:
     cap = member_cap(workspace=workspace, plan=plan)
-    members = workspace.memberships.count()
+    members = seats_taken(workspace=workspace)  # members and pending invitations
     if cap is not None and members > cap:
         raise MemberCapExceeded(
             f"The {plan.name} plan allows {cap} member{'s' if cap != 1 else ''}; this workspace has {members}. "
-            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan."
+            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan "
+            f"(pending invitations count as members)."
         )
 
 

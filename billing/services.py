@@ -6,12 +6,11 @@ from django.utils import timezone
 from budgets.models import WorkspaceBudget
 
 from .ledger import monthly_rollover
+from .members import MemberLimitReached, member_cap_check
 from .models import AuditEvent, Membership, Plan, User, Wallet, Workspace
 from .periods import monthly_period_containing
 
-
-class MemberLimitReached(Exception):
-    pass
+__all__ = ["MemberLimitReached", "member_add", "memberships_for", "user_get_or_create", "workspace_create"]
 
 
 def user_get_or_create(*, email: str, password: str | None = None, name: str = "") -> User:
@@ -46,18 +45,22 @@ def workspace_create(*, slug: str, name: str, owner: User, plan_id: str = "free"
 
 
 def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBER, actor=None) -> Membership:
+    """Add a person directly (scripts, the demo, staff): no invitation. The plan's member cap,
+    pending invitations included, applies; a former member is re-activated on their old row."""
     if role == Membership.OWNER:
         raise ValueError("A workspace has exactly one owner; add an admin or a member.")
-    existing = workspace.memberships.filter(user=user).first()
-    if existing:
-        return existing
-    cap = workspace.plan.max_members
-    if workspace.kind == Workspace.PERSONAL:
-        cap = 1
-    if cap is not None and workspace.memberships.count() >= cap:
-        raise MemberLimitReached(f"The {workspace.plan.name} plan allows {cap} member(s). Upgrade to add more.")
     with transaction.atomic():
-        membership = Membership.objects.create(workspace=workspace, user=user, role=role)
+        workspace = Workspace.objects.select_for_update(of=("self",)).select_related("plan").get(pk=workspace.pk)
+        existing = Membership.all_objects.filter(workspace=workspace, user=user).first()
+        if existing and existing.removed_at is None:
+            return existing
+        member_cap_check(workspace=workspace)
+        if existing:
+            existing.removed_at, existing.role, existing.monthly_budget = None, role, None
+            existing.save(update_fields=["removed_at", "role", "monthly_budget"])
+            membership = existing
+        else:
+            membership = Membership.objects.create(workspace=workspace, user=user, role=role)
         AuditEvent.objects.create(workspace=workspace, actor=actor, action="member.add",
                                   detail={"email": user.email, "role": role})
     return membership

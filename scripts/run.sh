@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 export DEBUG="${DEBUG:-false}"
 export PORT="${PORT:-8000}"
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
+export SIGNUP_ENABLED="${SIGNUP_ENABLED:-true}"
+export SITE_URL="${SITE_URL:-http://127.0.0.1:$PORT}"
 PY=.venv/bin/python
 mkdir -p var/celery/queue var/celery/processed var/celery/control
 [ -s var/secret_key ] || $PY -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
