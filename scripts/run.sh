@@ -39,7 +39,8 @@ cat <<TXT
     admin@demo.test   admin of Acme Team
     member@demo.test  member of Acme Team
     staff@demo.test   staff: the Django admin at http://127.0.0.1:$PORT/admin/
-  API docs: http://127.0.0.1:$PORT/v1/docs/   Stop with Ctrl-C.
+  Sign up: http://127.0.0.1:$PORT/accounts/signup/   API docs: http://127.0.0.1:$PORT/v1/docs/
+  E-mails (invitations, password resets, receipts, alerts) are printed here.   Stop with Ctrl-C.
 
 TXT
 wait -n "${pids[@]}"
