@@ -231,3 +231,27 @@ def test_only_owner_and_admins_manage_invitations(client, team, outsider, django
     assert client.post(url).status_code == 404
     invitation.refresh_from_db()
     assert invitation.revoked_at is None
+
+
+def test_staff_see_and_revoke_invitations_in_the_admin(client, team, django_capture_on_commit_callbacks):
+    invitation = _invite(team, django_capture_on_commit_callbacks)
+    staff = User.objects.create_superuser(email="staff@example.com", password=PASSWORD)
+    client.login(email=staff.email, password=PASSWORD)
+    changelist = reverse("admin:billing_invitation_changelist")
+    assert "newcomer@example.com" in client.get(changelist).content.decode()
+    response = client.post(changelist, {"action": "revoke", "_selected_action": [invitation.pk]})
+    assert response.status_code == 302
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    assert AuditEvent.objects.filter(action="invitation.revoke", actor=staff).exists()
+
+
+def test_a_downgrade_counts_pending_invitations(team, django_capture_on_commit_callbacks):
+    from billing.plans import MemberCapExceeded, plan_change
+
+    for n in range(8):  # 3 members + 8 invitations = 11 seats; Pro allows 10
+        _invite(team, django_capture_on_commit_callbacks, email=f"p{n}@example.com")
+    with pytest.raises(MemberCapExceeded, match="pending invitations count"):
+        plan_change(workspace=team.workspace, plan_id="pro", actor=team.owner)
+    Invitation.objects.filter(email="p0@example.com").update(revoked_at=timezone.now())
+    assert plan_change(workspace=team.workspace, plan_id="pro", actor=team.owner).plan_id == "pro"
