@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from invoices import services as invoice_services
 
-from .members import member_cap, seats_taken
 from .ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from .members import member_cap, seats_taken
 from .models import AuditEvent, LedgerEntry, Plan, Workspace
 
 

@@ -11,7 +11,7 @@ from django.core import mail, signing
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.members import (INVITATION_SALT, MemberLimitReached, invitation_create, invitation_token,
+from billing.members import (MemberLimitReached, invitation_create, invitation_token,
                              seats_taken)
 from billing.models import AuditEvent, Invitation, Membership, User
 from billing.services import member_add, user_get_or_create
