@@ -11,7 +11,7 @@ from django.utils.text import slugify
 
 from billing.members import member_leave as _member_leave, member_remove as _member_remove
 from billing.models import Membership, User, Workspace
-from billing.services import workspace_create
+from budgets.workspaces import workspace_create
 from usage.models import DeveloperToken
 
 

@@ -4,7 +4,8 @@ admin, anyone else on a page that says how to get a workspace."""
 import pytest
 from django.urls import reverse
 
-from billing.services import user_get_or_create, workspace_create
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db

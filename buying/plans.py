@@ -18,11 +18,12 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from billing.members import member_cap, seats_taken
+from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
 from invoices import services as invoice_services
 
-from .ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
-from .members import member_cap, seats_taken
-from .models import AuditEvent, LedgerEntry, Plan, Workspace
+from . import stripe_client
 
 
 class PlanError(Exception):
@@ -127,8 +128,6 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
 
 
 def _mirror_to_stripe(subscription_id: str, action) -> None:
-    from . import stripe_client
-
     if not stripe_client.stripe_enabled():
         return
     kind, plan = action
