@@ -4,6 +4,7 @@ Every amount of credits is a whole number of nanocredits (1 credit = 10**9) in a
 """
 
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -41,6 +42,9 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("e-mail address", unique=True)
+    # Where "/" sends them after login: the workspace they used last (kept by billing.tenancy).
+    last_workspace = models.ForeignKey("billing.Workspace", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -220,6 +224,15 @@ class Workspace(models.Model):
         return membership.user if membership else None
 
 
+class ActiveMembershipManager(models.Manager):
+    """The default manager: removed memberships are invisible to pages, the API, caps and alerts.
+    Their rows stay (runs, rollups and counters point at them: history is kept), reachable through
+    `Membership.all_objects` and forward foreign keys (`run.member`), which use the base manager."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(removed_at__isnull=True)
+
+
 class Membership(models.Model):
     OWNER, ADMIN, MEMBER = "owner", "admin", "member"
     ROLES = [(OWNER, "Owner"), (ADMIN, "Admin"), (MEMBER, "Member")]
@@ -230,9 +243,16 @@ class Membership(models.Model):
     # Nanocredits per billing period for runs started with this member's tokens; None: no limit.
     monthly_budget = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when the member was removed or left; None while they belong to the workspace. Joining again
+    # (a new invitation) clears it, so one person keeps one membership row per workspace.
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ActiveMembershipManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ["workspace", "created_at"]
+        base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user"),
             models.UniqueConstraint(fields=["workspace"], condition=Q(role="owner"), name="one_owner_per_workspace"),
@@ -347,6 +367,53 @@ class Purchase(models.Model):
 
     def __str__(self):
         return f"{self.pack} for {self.workspace} ({self.status})"
+
+
+INVITATION_TTL = timedelta(days=7)  # SPEC section 5
+
+
+def invitation_expiry(at=None):
+    return (at or timezone.now()) + INVITATION_TTL
+
+
+class Invitation(models.Model):
+    """An e-mailed offer to join a workspace with a role. The link carries the id and `nonce`, signed
+    and timestamped (billing.invitations); it works once (accepted_at is set by a conditional UPDATE)
+    and until `expires_at`. A resend draws a new nonce and a new expiry, so older links stop working."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()  # lower-cased
+    role = models.CharField(max_length=16, choices=[(Membership.ADMIN, "Admin"), (Membership.MEMBER, "Member")])
+    nonce = models.CharField(max_length=32)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One open invitation per address and workspace: inviting again resends it.
+            models.UniqueConstraint(fields=["workspace", "email"],
+                                    condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                                    name="one_open_invitation_per_email"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} to {self.workspace_id} as {self.role}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    def is_pending(self, now=None) -> bool:
+        """Open and not expired: counts against the plan's member cap."""
+        return self.is_open and self.expires_at > (now or timezone.now())
 
 
 class AuditEvent(models.Model):

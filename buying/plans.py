@@ -19,8 +19,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from billing.members import member_cap, seats_taken
 from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
-from billing.services import member_cap, member_count
 from invoices import services as invoice_services
 
 from . import stripe_client
@@ -36,11 +36,12 @@ class MemberCapExceeded(PlanError):
 
 def _check_member_cap(workspace: Workspace, plan: Plan) -> None:
     cap = member_cap(workspace=workspace, plan=plan)
-    members = member_count(workspace=workspace)
+    members = seats_taken(workspace=workspace)  # members and pending invitations
     if cap is not None and members > cap:
         raise MemberCapExceeded(
             f"The {plan.name} plan allows {cap} member{'s' if cap != 1 else ''}; this workspace has {members}. "
-            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan."
+            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan "
+            f"(pending invitations count as members)."
         )
 
 

@@ -3,6 +3,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -10,8 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from . import stripe_client
 from billing.models import CreditPack, Plan, Purchase
+from billing.members import member_cap, seats_taken
 from billing.money import NANOS_PER_CREDIT, cents_display
-from billing.services import member_cap
 
 from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
 from billing.edition import is_community
@@ -25,11 +26,19 @@ log = logging.getLogger(__name__)
 
 @login_required
 def home(request):
-    """Straight to the first workspace's billing overview; a user with none sees an explanation."""
-    membership = memberships_for(request.user).first()
-    if membership is None:
-        return render(request, "billing/no_workspace.html")
-    return redirect("billing:overview", slug=membership.workspace.slug)
+    """Where people land after login: the Overview of the workspace they used last (else their
+    first); staff without a workspace go to the admin; anyone else sees how to get a workspace."""
+    memberships = memberships_for(request.user)
+    user = request.user
+    membership = None
+    if user.last_workspace_id:
+        membership = memberships.filter(workspace_id=user.last_workspace_id).first()
+    membership = membership or memberships.first()
+    if membership is not None:
+        return redirect("billing:overview", slug=membership.workspace.slug)
+    if user.is_staff:
+        return redirect("admin:index")
+    return render(request, "billing/no_workspace.html", {"signup_enabled": settings.SIGNUP_ENABLED})
 
 
 @login_required
@@ -149,6 +158,7 @@ def plans(request, slug):
         return _plans_post(request, membership)
     current = workspace.plan
     rows = []
+    seats = seats_taken(workspace=workspace)  # members and pending invitations
     for plan in Plan.objects.all():
         if plan.pk == current.pk:
             action = "current"
@@ -161,7 +171,7 @@ def plans(request, slug):
         cap = member_cap(workspace=workspace, plan=plan)
         rows.append({"plan": plan, "action": action, "price": cents_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
-                     "cap": cap, "over_cap": cap is not None and workspace.memberships.count() > cap})
+                     "cap": cap, "over_cap": cap is not None and seats > cap})
     return render(request, "billing/plans.html", {
         "rows": rows, "test_mode": not stripe_client.stripe_enabled(), "members": workspace.memberships.count(),
         "contact_form": SalesContactForm(initial={"name": request.user.display_name, "email": request.user.email}),

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "invoices",
     "buying",
     "operations",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +137,14 @@ SELLER = {
     "tax_id": env_str("SELLER_TAX_ID", ""),
 }
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
+
+# --- Accounts (docs/teams.md)
+# Self-service sign-up (a user and a personal Free workspace); off unless switched on (`make run` does).
+SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)
+# Sign-up attempts per client IP per hour (a Redis counter shared by every process).
+SIGNUP_ATTEMPTS_PER_HOUR = env_int("SIGNUP_ATTEMPTS_PER_HOUR", 10, minimum=1)
+# Attach the invoice PDF to purchase and plan receipts (the link to the invoice is always there).
+RECEIPT_ATTACH_PDF = env_bool("RECEIPT_ATTACH_PDF", False)
 
 # --- Stripe (without keys: the built-in test checkout)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")

@@ -26,6 +26,7 @@ from django.utils import timezone
 from billing.models import AuditEvent, Plan, Purchase, User, Workspace
 from billing.money import nanos_display
 
+from .emails import receipt_schedule
 from .models import Invoice, InvoiceLine, InvoiceSequence
 from .tasks import render_invoice_pdf
 
@@ -102,6 +103,8 @@ def _issue(*, workspace: Workspace, prefix: str, key: str, lines: list[LineInput
             for position, line in enumerate(lines, start=1)
         ])
     invoice_pdf_schedule(invoice=invoice)
+    if invoice.kind == Invoice.INVOICE:
+        receipt_schedule(invoice=invoice)
     return invoice
 
 
