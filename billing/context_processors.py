@@ -10,6 +10,7 @@ NAV = [
     ("Usage", "usage:usage", False),
     ("Alerts", "budgets:alerts", False),
     ("History", "invoices:history", True),
+    ("Activity", "billing:activity", True),
     ("Members", "budgets:members", False),
     ("Developer tokens", "usage:tokens", False),
 ]

@@ -5,7 +5,8 @@ import stripe
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import stripe_client
@@ -14,7 +15,8 @@ from .money import NANOS_PER_CREDIT, cents_display
 from .plans import PlanError, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
 from .pricing import is_community
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
-from .selectors import recent_ledger
+from .activity import latest_ledger, ledger_csv_rows, ledger_page
+from .forms import LedgerFilterForm
 from .services import memberships_for
 from .tenancy import membership_for
 
@@ -36,8 +38,42 @@ def overview(request, slug):
     workspace = membership.workspace
     return render(request, "billing/overview.html", {
         "wallet": workspace.wallet,
-        "ledger": recent_ledger(workspace=workspace),
+        "ledger": latest_ledger(workspace=workspace),
     })
+
+
+# --- Credit activity: every ledger entry (issue 10, section 4) ----------------------------------
+# Owner and admins only: the ledger is the workspace's money history (purchases, refunds and staff
+# adjustments, with who made them), like the invoices. Members see the Overview's latest rows.
+
+@login_required
+def activity(request, slug):
+    membership = membership_for(request, slug, manage=True)
+    workspace = membership.workspace
+    form = LedgerFilterForm(request.GET)
+    form.is_valid()  # an invalid field shows its error and is left out of the filters
+    filters = form.filters()
+    page = ledger_page(workspace=workspace, filters=filters, before=form.cleaned_data.get("before"),
+                       after=form.cleaned_data.get("after"))
+    return render(request, "billing/activity.html", {
+        "form": form, "filters": filters, "query": filters.as_query(), "page": page, "wallet": workspace.wallet,
+        "is_newest_page": page.newer is None,
+    })
+
+
+@login_required
+def activity_csv(request, slug):
+    membership = membership_for(request, slug, manage=True)
+    form = LedgerFilterForm(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(f"{name.rstrip('_')}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Invalid filters ({problems})\n", status=400, content_type="text/plain; charset=utf-8")
+    workspace = membership.workspace
+    response = StreamingHttpResponse(ledger_csv_rows(workspace=workspace, filters=form.filters()),
+                                     content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{workspace.slug}-{timezone.now():%Y%m%d}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Buying credits and plans (issue 5) ---------------------------------------------------------

@@ -19,12 +19,12 @@ from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
 from billing.money import nanos_to_str
+from billing.spreadsheet import FORMULA_STARTS, neutralise  # noqa: F401 (re-exported)
 
 from .models import Run, RunNode
 from .selectors import day_bounds
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
 
 
@@ -32,10 +32,6 @@ class ExportFilters:
     def __init__(self, *, start: date | None = None, end: date | None = None, agent: str = "", model: str = "",
                  status: str = ""):
         self.start, self.end, self.agent, self.model, self.status = start, end, agent, model, status
-
-
-def neutralise(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _rows_queryset(workspace: Workspace, filters: ExportFilters):
