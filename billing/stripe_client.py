@@ -4,9 +4,12 @@ client, never the network.
 
 Without STRIPE_SECRET_KEY the portal uses its built-in test checkout instead (`stripe_enabled()`)."""
 
+from datetime import timedelta
+
 import stripe
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from .models import Plan, Purchase, Workspace
 from .money import cents_to_stripe_minor_units
@@ -65,12 +68,19 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
             "recurring": {"interval": "month"}, "product_data": {"name": f"{plan.name} plan"},
         }}
     plans_url = _absolute(reverse("billing:plans", kwargs={"slug": workspace.slug}))
+    subscription_data = {"metadata": metadata}
+    # The period never moves on a plan change (billing/prorations.py): the subscription is anchored at
+    # our period end and Stripe prorates the days until then; full months follow from the anchor.
+    # Stripe needs the anchor in the future; an hour's margin covers the time spent on Checkout.
+    if workspace.period_end - timezone.now() > timedelta(hours=1):
+        subscription_data["billing_cycle_anchor"] = int(workspace.period_end.timestamp())
+        subscription_data["proration_behavior"] = "create_prorations"
     params = {
         "mode": "subscription",
         "line_items": [line_item],
         "client_reference_id": f"workspace:{workspace.pk}",
         "metadata": metadata,
-        "subscription_data": {"metadata": metadata},
+        "subscription_data": subscription_data,
         "success_url": plans_url + "?subscribed=1",
         "cancel_url": plans_url,
     }
@@ -81,9 +91,10 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
     return _client().v1.checkout.sessions.create(params)
 
 
-def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool) -> None:
-    """Move a Stripe subscription to another plan's price: an upgrade is invoiced at once (prorated),
-    a downgrade takes effect from the next invoice."""
+def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool, proration_date=None) -> None:
+    """Move a Stripe subscription to another plan's price: an upgrade is invoiced at once (prorated
+    from `proration_date`, the start of the days our quote billed, so Stripe's fraction is ours), a
+    downgrade takes effect from the next invoice."""
     client = _client()
     subscription = client.v1.subscriptions.retrieve(subscription_id)
     item_id = subscription["items"]["data"][0]["id"]
@@ -93,10 +104,11 @@ def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool
     else:
         item["price_data"] = {"currency": "usd", "unit_amount": plan.price_cents or 0,
                               "recurring": {"interval": "month"}, "product": subscription["items"]["data"][0]["price"]["product"]}
-    client.v1.subscriptions.update(subscription_id, {
-        "items": [item], "metadata": {"plan": plan.pk},
-        "proration_behavior": "always_invoice" if prorate else "none",
-    })
+    params = {"items": [item], "metadata": {"plan": plan.pk},
+              "proration_behavior": "always_invoice" if prorate else "none"}
+    if prorate and proration_date is not None:
+        params["proration_date"] = int(proration_date.timestamp())
+    client.v1.subscriptions.update(subscription_id, params)
 
 
 def subscription_cancel_at_period_end(*, subscription_id: str, cancel: bool = True) -> None:

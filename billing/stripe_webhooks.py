@@ -143,10 +143,14 @@ def invoice_paid(event: dict, invoice: dict) -> str:
     # Only the subscription's own invoices (first and renewals) start a period; a proration
     # invoice of a mid-period upgrade is billed but its credits came with the upgrade.
     grant = invoice.get("billing_reason") in ("subscription_create", "subscription_cycle", None)
+    stripe_lines = [(li.get("description") or "", int(li.get("amount") or 0),
+                     _ts((li.get("period") or {}).get("start")) if (li.get("period") or {}).get("start") else None,
+                     _ts((li.get("period") or {}).get("end")) if (li.get("period") or {}).get("end") else None)
+                    for li in lines]
     plan_payment_record(workspace=workspace, plan=plan, amount_cents=int(invoice.get("amount_paid") or 0),
                         period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
                         stripe_invoice_id=invoice["id"], grant=grant, stripe_subscription_id=subscription_id,
-                        stripe_customer_id=invoice.get("customer") or "")
+                        stripe_customer_id=invoice.get("customer") or "", stripe_lines=stripe_lines)
     return f"plan payment {plan.pk} recorded for {workspace.slug}"
 
 

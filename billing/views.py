@@ -14,6 +14,7 @@ from .models import CreditPack, Plan, Purchase
 from .money import NANOS_PER_CREDIT, cents_display
 from .plans import PlanError, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
 from .pricing import is_community
+from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 from .activity import latest_ledger, ledger_csv_rows, ledger_page
 from .forms import LedgerFilterForm
@@ -182,6 +183,8 @@ def plans(request, slug):
     if request.method == "POST":
         return _plans_post(request, membership)
     current = workspace.plan
+    now = timezone.now()
+    members = workspace.memberships.count()
     rows = []
     for plan in Plan.objects.all():
         if plan.pk == current.pk:
@@ -195,11 +198,30 @@ def plans(request, slug):
         cap = member_cap(workspace=workspace, plan=plan)
         rows.append({"plan": plan, "action": action, "price": cents_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
-                     "cap": cap, "over_cap": cap is not None and workspace.memberships.count() > cap})
+                     "cap": cap, "over_cap": cap is not None and members > cap,
+                     "features": _plan_features(workspace, plan, cap),
+                     "quote": plan_change_quote(workspace=workspace, plan=plan, at=now) if action == "upgrade" else None})
+    confirm = next((row for row in rows if row["action"] == "downgrade" and not row["scheduled"]
+                    and not row["over_cap"] and row["plan"].pk == request.GET.get("confirm")), None)
     return render(request, "billing/plans.html", {
-        "rows": rows, "test_mode": not stripe_client.stripe_enabled(), "members": workspace.memberships.count(),
+        "rows": rows, "test_mode": not stripe_client.stripe_enabled(), "members": members, "confirm": confirm,
         "contact_form": SalesContactForm(initial={"name": request.user.display_name, "email": request.user.email}),
     })
+
+
+def _plan_features(workspace, plan, cap) -> list[str]:
+    """The plan's feature phrases, without a member claim the workspace's own cap contradicts (a
+    personal workspace holds one member whatever the plan says)."""
+    features = [f.strip() for f in plan.features.split(",") if f.strip()]
+    if cap != plan.max_members:
+        features = [f for f in features if "member" not in f.lower()]
+    return features
+
+
+def _expected_cents(request) -> int | None:
+    """The amount the person saw and confirmed (a check, never the price: the quote is recomputed)."""
+    value = request.POST.get("expected_cents", "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
 
 
 def _plans_post(request, membership):
@@ -229,6 +251,10 @@ def _plans_post(request, membership):
                                                                   actor_email=request.user.email)
                 return redirect(session["url"])
             else:
+                quote = plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())
+                expected = _expected_cents(request)
+                if expected is not None and expected != quote.amount_cents:
+                    raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
                 plan_change(workspace=workspace, plan_id=plan.pk, actor=request.user, at_period_end=False)
             messages.success(request, f"You are now on the {plan.name} plan.")
         elif action in ("downgrade", "cancel"):
@@ -266,10 +292,14 @@ def plan_checkout(request, slug, plan_id):
     plan = get_object_or_404(Plan, pk=plan_id, is_custom=False)
     if request.method == "POST":
         try:
-            plan_subscribe_test(workspace=workspace, plan_id=plan.pk, actor=request.user)
+            plan_subscribe_test(workspace=workspace, plan_id=plan.pk, actor=request.user,
+                                expected_cents=_expected_cents(request))
         except PlanError as error:
             messages.error(request, str(error))
             return redirect("billing:plans", slug=slug)
         messages.success(request, f"Payment received: you are now on the {plan.name} plan.")
         return redirect("billing:plans", slug=slug)
-    return render(request, "billing/plan_checkout.html", {"plan": plan, "price": cents_display(plan.price_cents or 0)})
+    if workspace.plan_id == plan.pk or not is_upgrade(current=workspace.plan, new=plan):
+        return redirect("billing:plans", slug=slug)
+    return render(request, "billing/plan_checkout.html", {
+        "plan": plan, "quote": plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())})
