@@ -3,7 +3,7 @@
 from django import forms
 
 from .activity import LedgerFilters
-from .models import LedgerEntry
+from .models import CreditPack, LedgerEntry
 from .money import InvalidAmount, credits_to_nanos, nanos_to_str, rate_str, rate_to_nanos_per_token
 
 
@@ -98,3 +98,11 @@ class LedgerFilterForm(forms.Form):
         if start and end and end < start:
             start, end = end, start
         return LedgerFilters(kind=data.get("kind") or "", bucket=data.get("bucket") or "", start=start, end=end)
+
+
+class AutoRechargeForm(forms.Form):
+    threshold = CreditsField(allow_zero=False, label="When available credits fall below",
+                             help_text="In credits, e.g. 200.")
+    pack = forms.ModelChoiceField(queryset=CreditPack.objects.filter(is_active=True), empty_label=None,
+                                  label="Buy this pack")
+    max_per_period = forms.IntegerField(min_value=1, max_value=100, initial=3, label="At most, per billing period")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .models import LedgerEntry, Wallet, Workspace
 from .money import nanos_display
+from .recharge_trigger import wallet_watch
 
 MONTHLY, PURCHASED = LedgerEntry.MONTHLY, LedgerEntry.PURCHASED
 
@@ -65,6 +66,7 @@ def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purch
     if entries:
         LedgerEntry.objects.bulk_create(entries)
     wallet.save(update_fields=["monthly", "purchased", "reserved", "running_runs", "updated_at"])
+    wallet_watch(wallet)
     return entries
 
 

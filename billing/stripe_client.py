@@ -113,3 +113,53 @@ def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool
 
 def subscription_cancel_at_period_end(*, subscription_id: str, cancel: bool = True) -> None:
     _client().v1.subscriptions.update(subscription_id, {"cancel_at_period_end": cancel})
+
+
+def auto_recharge_payment_intent(*, purchase: Purchase, attempt_key: str, try_number: int, customer_id: str,
+                                 payment_method_id: str) -> dict:
+    """An off-session PaymentIntent for an auto-recharge, confirmed at once. Returns the outcome as
+    billing.auto_recharge.PaymentOutcome's fields. The idempotency key names the attempt and the
+    try, so a retried request is one charge; the metadata lets the webhook find the attempt."""
+    metadata = {"workspace": purchase.workspace.slug, "workspace_id": str(purchase.workspace_id),
+                "pack": purchase.pack_id, "purchase": str(purchase.pk), "auto_recharge": attempt_key,
+                "try": str(try_number)}
+    params = {
+        "amount": cents_to_stripe_minor_units(purchase.amount_cents, purchase.currency), "currency": purchase.currency,
+        "customer": customer_id, "payment_method": payment_method_id, "off_session": True, "confirm": True,
+        "description": f"Auto-recharge: {purchase.pack.name} credit pack", "metadata": metadata,
+    }
+    try:
+        intent = _client().v1.payment_intents.create(params, {"idempotency_key": f"{attempt_key}:try:{try_number}"})
+    except stripe.CardError as error:
+        # A decline, or authentication_required (3-D Secure) for an off-session payment.
+        body = error.json_body.get("error", {}) if isinstance(error.json_body, dict) else {}
+        intent_id = (body.get("payment_intent") or {}).get("id", "")
+        status = "requires_action" if body.get("code") == "authentication_required" or \
+            body.get("decline_code") == "authentication_required" else "declined"
+        return {"status": status, "payment_intent_id": intent_id, "error": str(body.get("message") or error)[:300],
+                "try_number": try_number}
+    if intent["status"] == "succeeded":
+        return {"status": "succeeded", "payment_intent_id": intent["id"], "try_number": try_number}
+    if intent["status"] == "requires_action":
+        next_action = intent.get("next_action") or {}
+        url = ((next_action.get("redirect_to_url") or {}).get("url")) or ""
+        return {"status": "requires_action", "payment_intent_id": intent["id"], "action_url": url,
+                "error": "The bank asks the cardholder to authenticate.", "try_number": try_number}
+    # processing / requires_payment_method: not paid now; the webhook reports the final answer.
+    return {"status": "declined", "payment_intent_id": intent["id"], "try_number": try_number,
+            "error": f"The payment is {intent['status'].replace('_', ' ')}."}
+
+
+def checkout_session_for_card_setup(*, workspace: Workspace, actor_email: str) -> stripe.checkout.Session:
+    """Checkout in mode=setup: the customer saves a card for off-session auto-recharges. The
+    SetupIntent carries the workspace in its metadata; setup_intent.succeeded records the card."""
+    metadata = {"workspace": workspace.slug, "workspace_id": str(workspace.pk), "purpose": "auto_recharge"}
+    buy_url = _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})) + "#auto-recharge"
+    params = {"mode": "setup", "currency": "usd", "payment_method_types": ["card"], "metadata": metadata,
+              "setup_intent_data": {"metadata": metadata}, "success_url": buy_url, "cancel_url": buy_url}
+    if workspace.stripe_customer_id:
+        params["customer"] = workspace.stripe_customer_id
+    else:
+        params["customer_creation"] = "always"
+        params["customer_email"] = actor_email
+    return _client().v1.checkout.sessions.create(params)

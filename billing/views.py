@@ -6,18 +6,22 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.utils import timezone
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from usage.forecast import credit_forecast
 
 from . import stripe_client
-from .models import CreditPack, Plan, Purchase
+from .activity import latest_ledger, ledger_csv_rows, ledger_page
+from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
+from .forms import AutoRechargeForm, LedgerFilterForm
+from .models import AutoRecharge, CreditPack, Plan, Purchase
 from .money import NANOS_PER_CREDIT, cents_display
 from .plans import PlanError, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
 from .pricing import is_community
 from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
-from .activity import latest_ledger, ledger_csv_rows, ledger_page
-from .forms import LedgerFilterForm
 from .services import memberships_for
 from .tenancy import membership_for
 
@@ -40,6 +44,8 @@ def overview(request, slug):
     return render(request, "billing/overview.html", {
         "wallet": workspace.wallet,
         "ledger": latest_ledger(workspace=workspace),
+        "auto": AutoRecharge.objects.select_related("pack").filter(pk=workspace.pk).first(),
+        "forecast": credit_forecast(workspace=workspace),
     })
 
 
@@ -126,10 +132,55 @@ def buy(request, slug):
     packs = [{"pack": pack, "total": pack.total_credits, "price": cents_display(pack.price_cents),
               "per_credit": _price_per_credit(pack.price_cents, pack.total_credits)}
              for pack in CreditPack.objects.filter(is_active=True)]
+    auto = AutoRecharge.objects.select_related("pack").filter(pk=workspace.pk).first()
+    form = AutoRechargeForm(initial={"threshold": auto.threshold, "pack": auto.pack_id,
+                                     "max_per_period": auto.max_per_period} if auto else {"pack": "builder"})
     return render(request, "billing/buy.html", {
         "packs": packs, "wallet": workspace.wallet, "test_mode": not stripe_client.stripe_enabled(),
         "purchases": workspace.purchases.select_related("pack").order_by("-created_at")[:10],
+        "auto": auto, "auto_form": form, "test_cards": AutoRecharge.TEST_CARDS,
+        "auto_attempts": auto_recharge_recent(workspace=workspace),
     })
+
+
+@login_required
+def auto_recharge(request, slug):
+    """The Auto-recharge section of Buy Credits: save (turn on, or resume), turn off, the test card,
+    or save a card with Stripe (Checkout in mode=setup)."""
+    membership = membership_for(request, slug, manage=True)
+    workspace = membership.workspace
+    if is_community():
+        return _community_page(request, "Buy credits", status=403)
+    if request.method != "POST":
+        return redirect(reverse("billing:buy", kwargs={"slug": slug}) + "#auto-recharge")
+    action = request.POST.get("action", "")
+    try:
+        if action == "save":
+            form = AutoRechargeForm(request.POST)
+            if not form.is_valid():
+                problems = " ".join(" ".join(errors) for errors in form.errors.values())
+                raise AutoRechargeError(f"Auto-recharge was not changed: {problems}")
+            data = form.cleaned_data
+            auto_recharge_set(workspace=workspace, enabled=True, threshold=data["threshold"], pack_id=data["pack"].pk,
+                              max_per_period=data["max_per_period"], actor=request.user)
+            messages.success(request, "Auto-recharge is on.")
+        elif action == "off":
+            auto_recharge_set(workspace=workspace, enabled=False, actor=request.user)
+            messages.success(request, "Auto-recharge is off.")
+        elif action == "test_card":
+            auto_recharge_test_card_set(workspace=workspace, mode=request.POST.get("mode", ""), actor=request.user)
+            messages.success(request, "The test card on file was updated.")
+        elif action == "stripe_card" and stripe_client.stripe_enabled():
+            session = stripe_client.checkout_session_for_card_setup(workspace=workspace, actor_email=request.user.email)
+            return redirect(session["url"])
+        else:
+            messages.error(request, "Unknown action.")
+    except AutoRechargeError as error:
+        messages.error(request, str(error))
+    except stripe.StripeError as error:
+        log.warning("Stripe card setup for %s failed: %s", slug, error)
+        messages.error(request, "Stripe could not start saving a card. Nothing changed; please try again.")
+    return redirect(reverse("billing:buy", kwargs={"slug": slug}) + "#auto-recharge")
 
 
 def _purchase_for(membership, purchase_id) -> Purchase:

@@ -16,6 +16,7 @@ from django.db.models import Subquery
 from django.utils import timezone
 
 from billing.ledger import charge_postings, post, wallet_lock
+from billing.recharge_trigger import wallet_watch
 from billing.models import Membership
 from billing.money import nanos_display
 from billing.pricing import is_community, model_rates_at, price_node, rates_at
@@ -113,6 +114,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
             wallet.reserved += reservation
             wallet.running_runs += 1
             wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+            wallet_watch(wallet)  # a reservation can take available below the auto-recharge threshold
             counters_add(workspace_id=workspace.pk, keys=counters.keys, reserved=reservation)
     except IntegrityError:
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
@@ -276,6 +278,7 @@ def run_expire(*, run: Run, now=None) -> bool:
         wallet.reserved -= run.reserved
         wallet.running_runs -= 1
         wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+        wallet_watch(wallet)  # a released hold can re-arm auto-recharge
         counters = RunCounters.for_run(workspace_id=run.workspace_id, agent_id=run.agent_id, member_id=run.member_id,
                                        day=run.day, period_start=run.period_start)
         counters_add(workspace_id=run.workspace_id, keys=counters.keys, reserved=-run.reserved)
