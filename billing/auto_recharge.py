@@ -139,7 +139,7 @@ def auto_recharge_payment_method_record(*, workspace: Workspace, customer_id: st
 
 # --- Paying one attempt --------------------------------------------------------------------------
 
-def auto_recharge_attempt_pay(*, key: str) -> AutoRechargeAttempt:
+def auto_recharge_attempt_pay(*, key: str, now=None) -> AutoRechargeAttempt:
     """Charge the saved payment method for one in-flight attempt (runs in Celery, outside any
     transaction: the HTTP call to Stripe must never hold a lock)."""
     attempt = AutoRechargeAttempt.objects.select_related("workspace", "pack").get(key=key)
@@ -168,7 +168,7 @@ def auto_recharge_attempt_pay(*, key: str) -> AutoRechargeAttempt:
         outcome = PaymentOutcome(**outcome)
     else:
         outcome = _test_card_charge(row, attempt)
-    return auto_recharge_payment_record(attempt=attempt, outcome=outcome)
+    return auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=now)
 
 
 def _test_card_charge(row: AutoRecharge, attempt: AutoRechargeAttempt) -> PaymentOutcome:
@@ -256,7 +256,7 @@ def auto_recharge_retry_due(*, now=None) -> int:
                                                    created_at__lt=now - timedelta(minutes=2))
                 .values_list("key", flat=True)[:200])
     for key in due:
-        auto_recharge_attempt_pay(key=key)
+        auto_recharge_attempt_pay(key=key, now=now)
     return len(due)
 
 
