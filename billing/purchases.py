@@ -13,7 +13,7 @@ from django.utils import timezone
 from invoices import services as invoice_services
 
 from .ledger import PURCHASED, Posting, post, wallet_lock
-from .models import CreditPack, LedgerEntry, Purchase, Workspace
+from .models import AutoRechargeAttempt, CreditPack, LedgerEntry, Purchase, Workspace
 from .money import cents_display, nanos_display
 from .pricing import is_community
 from .tasks import purchase_receipt_send
@@ -64,9 +64,10 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
         if not won:
             return purchase  # already fulfilled: a replay or a second delivery
         name = purchase.pack.name
+        via = ", auto-recharge" if AutoRechargeAttempt.objects.filter(purchase_id=purchase.pk).exists() else ""
         post(wallet=wallet, actor=purchase.created_by, purchase=purchase, at=paid_at, postings=[
             Posting(LedgerEntry.PURCHASE, PURCHASED, purchase.credits, f"purchase:{purchase.pk}:credits",
-                    f"{name} pack ({cents_display(purchase.amount_cents, purchase.currency)})"),
+                    f"{name} pack ({cents_display(purchase.amount_cents, purchase.currency)}{via})"),
             Posting(LedgerEntry.BONUS, PURCHASED, purchase.bonus, f"purchase:{purchase.pk}:bonus",
                     f"{name} pack bonus"),
         ])

@@ -14,7 +14,7 @@ from budgets.counters import RunCounters
 from budgets.models import SpendCounter
 from usage.models import Run
 
-from .models import LedgerEntry, Wallet, Workspace
+from .models import AutoRechargeAttempt, LedgerEntry, Purchase, Wallet, Workspace
 from .money import nanos_to_str
 
 
@@ -74,6 +74,20 @@ def reconcile_workspace(*, workspace: Workspace) -> list[str]:
             problems.append(f"{label}: charge entries total {_credits(-charged)} but completed runs cost {_credits(run_credits)}")
 
         problems += _counter_problems(workspace, label)
+        problems += _auto_recharge_problems(workspace, label)
+    return problems
+
+
+def _auto_recharge_problems(workspace: Workspace, label: str) -> list[str]:
+    """Every auto-recharge that succeeded bought one paid, invoiced purchase; none bought twice."""
+    problems = []
+    succeeded = AutoRechargeAttempt.objects.filter(workspace_id=workspace.pk, status=AutoRechargeAttempt.SUCCEEDED)
+    for attempt in succeeded.select_related("purchase"):
+        purchase = attempt.purchase
+        if purchase is None or purchase.status == Purchase.PENDING:
+            problems.append(f"{label}: auto-recharge {attempt.key} succeeded without a paid purchase")
+        elif not purchase.invoices.exists():
+            problems.append(f"{label}: auto-recharge {attempt.key} has no invoice")
     return problems
 
 

@@ -261,12 +261,10 @@ def plans(request, slug):
 
 
 def _plan_features(workspace, plan, cap) -> list[str]:
-    """The plan's feature phrases, without a member claim the workspace's own cap contradicts (a
-    personal workspace holds one member whatever the plan says)."""
-    features = [f.strip() for f in plan.features.split(",") if f.strip()]
-    if cap != plan.max_members:
-        features = [f for f in features if "member" not in f.lower()]
-    return features
+    """The plan's feature phrases without their member claim: the card's member line says it, from
+    the cap that applies to this workspace (a personal workspace holds one member whatever the plan
+    says), so the two can never contradict each other."""
+    return [f.strip() for f in plan.features.split(",") if f.strip() and "member" not in f.lower()]
 
 
 def _expected_cents(request) -> int | None:
