@@ -25,6 +25,7 @@ from . import stripe_client
 from .ledger import wallet_lock
 from .models import AuditEvent, AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
 from .money import MAX_CREDITS, NANOS_PER_CREDIT
+from .pricing import is_community
 from .purchases import pack_purchase_fulfil, purchase_start
 from .recharge_trigger import wallet_watch
 
@@ -67,6 +68,8 @@ def auto_recharge_set(*, workspace: Workspace, enabled: bool, threshold: int | N
                       max_per_period: int | None = None, actor=None) -> AutoRecharge:
     """Turn auto-recharge on (with its threshold in nanocredits, pack and ceiling) or off. Turning
     it on also resumes it after a pause."""
+    if enabled and is_community():
+        raise AutoRechargeError("Billing is a Cloud-only feature: Community Edition buys no credits.")
     existing = AutoRecharge.objects.filter(pk=workspace.pk).first()
     threshold = threshold if threshold is not None else (existing.threshold if existing else None)
     pack_id = pack_id or (existing.pack_id if existing else None)

@@ -3,7 +3,6 @@ charges, what the invoice says (lines, amounts, service period) and what the led
 test checkout and on the Stripe path (Stripe's proration, stubbed at its HTTP edge)."""
 
 import json
-import re
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from html import unescape
