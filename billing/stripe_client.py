@@ -27,9 +27,11 @@ def _absolute(path: str) -> str:
     return settings.SITE_URL + path
 
 
-def checkout_session_for_purchase(*, purchase: Purchase) -> stripe.checkout.Session:
+def checkout_session_for_purchase(*, purchase: Purchase, save_card: bool = False) -> stripe.checkout.Session:
     """A Checkout Session (mode=payment) for a pending purchase. The metadata names the workspace,
-    pack and purchase, so the webhook can fulfil it without asking Stripe anything."""
+    pack and purchase, so the webhook can fulfil it without asking Stripe anything. `save_card`
+    keeps the card for off-session auto-recharges (setup_future_usage=off_session; recorded from
+    payment_intent.succeeded)."""
     workspace = purchase.workspace
     metadata = {"workspace": workspace.slug, "workspace_id": str(workspace.pk), "pack": purchase.pack_id,
                 "purchase": str(purchase.pk)}
@@ -51,8 +53,12 @@ def checkout_session_for_purchase(*, purchase: Purchase) -> stripe.checkout.Sess
         "success_url": _absolute(done) + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})),
     }
+    if save_card:
+        params["payment_intent_data"]["setup_future_usage"] = "off_session"
     if workspace.stripe_customer_id:
         params["customer"] = workspace.stripe_customer_id
+    elif save_card:
+        params["customer_creation"] = "always"
     return _client().v1.checkout.sessions.create(params, {"idempotency_key": f"purchase-{purchase.pk}"})
 
 

@@ -121,7 +121,8 @@ def buy(request, slug):
         if source == Purchase.TEST:
             return redirect("billing:test_checkout", slug=slug, purchase_id=purchase.pk)
         try:
-            session = stripe_client.checkout_session_for_purchase(purchase=purchase)
+            session = stripe_client.checkout_session_for_purchase(purchase=purchase,
+                                                                  save_card=request.POST.get("save_card") == "1")
         except stripe.StripeError as error:
             log.warning("Stripe Checkout Session for purchase %s failed: %s", purchase.pk, error)
             messages.error(request, "Stripe could not start the checkout. Nothing was charged; please try again.")

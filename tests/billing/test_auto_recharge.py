@@ -373,3 +373,75 @@ def test_an_outcome_for_an_older_try_changes_nothing(team):
     auto_recharge_payment_record(attempt=attempt, outcome=late)
     attempt.refresh_from_db()
     assert attempt.status == "retrying" and attempt.tries == 2 and attempt.last_error != "late report of try 1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stripe_card_is_saved_from_setup_checkout_or_a_pack_bought_to_keep_it(client, team, stripe_edge):
+    ws = team.workspace
+    stripe_edge["answer"] = (json.dumps({"id": "cs_setup", "object": "checkout.session",
+                                         "url": "https://checkout.stripe.com/c/setup"}), 200, {})
+    client.login(email=team.owner.email, password=PASSWORD)
+    response = client.post(reverse("billing:auto_recharge", kwargs={"slug": "acme"}), {"action": "stripe_card"})
+    assert response.url == "https://checkout.stripe.com/c/setup"
+    _, _, body, _ = stripe_edge["requests"][-1]
+    assert "mode=setup" in body and f"setup_intent_data[metadata][workspace_id]={ws.pk}" in body
+    setup = {"id": "seti_1", "object": "setup_intent", "status": "succeeded", "customer": "cus_new",
+             "payment_method": {"id": "pm_saved", "object": "payment_method", "card": {"brand": "visa", "last4": "4242"}},
+             "metadata": {"workspace": "acme", "workspace_id": str(ws.pk)}, "livemode": False}
+    assert sp.deliver(client, sp.event("evt_seti", "setup_intent.succeeded", setup)).status_code == 200
+    row = AutoRecharge.objects.get(pk=ws.pk)
+    assert (row.stripe_payment_method_id, row.card_label) == ("pm_saved", "Visa ending 4242")
+    ws.refresh_from_db()
+    assert ws.stripe_customer_id == "cus_new"
+    page = client.get(reverse("billing:buy", kwargs={"slug": "acme"})).content.decode()
+    assert "Visa ending 4242" in page and "Save the card for auto-recharge" in page
+
+    stripe_edge["answer"] = (json.dumps({"id": "cs_pack", "object": "checkout.session",
+                                         "url": "https://checkout.stripe.com/c/pack"}), 200, {})
+    client.post(reverse("billing:buy", kwargs={"slug": "acme"}), {"pack": "builder", "save_card": "1"})
+    _, _, body, _ = stripe_edge["requests"][-1]
+    assert "payment_intent_data[setup_future_usage]=off_session" in body and "customer=cus_new" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_enqueue_never_fails_the_run_and_the_sweep_pays_it_later(team, roomy_agent, monkeypatch):
+    from billing import tasks
+
+    ws = team.workspace
+    _turn_on(ws, threshold=4990)
+
+    def broker_down(*args, **kwargs):
+        raise OSError("broker unreachable")
+
+    monkeypatch.setattr(tasks.auto_recharge_pay, "delay", broker_down)
+    _run(team, "r1")
+    _run(team, "r2")  # crosses: the enqueue fails after commit, the run does not
+    attempt = _attempts(ws).get()
+    assert attempt.status == "pending" and attempt.tries == 0
+    assert _wallet(ws).available == credits(5000) - 2 * credits(4)
+    assert auto_recharge_retry_due(now=timezone.now()) == 0  # give the queue its chance first
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=3))
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and _wallet(ws).purchased == credits(525)
+
+
+@pytest.mark.django_db
+def test_watching_the_threshold_adds_no_statement_to_authorize_or_complete(team, roomy_agent):
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(action):
+        with CaptureQueriesContext(connection) as context:
+            action()
+        return sum(1 for q in context.captured_queries if "SAVEPOINT" not in q["sql"])
+
+    def counts(run_id):
+        auth = statements(lambda: run_authorize(membership=team.membership(team.member), workflow="wf",
+                                                agent="bulk", model="gpt-4o", public_id=run_id))
+        done = statements(lambda: run_complete(workspace=team.workspace, public_id=run_id, status="succeeded",
+                                               nodes=NODE))
+        return auth, done
+
+    counts("warm-up")
+    off = counts("off")
+    _turn_on(team.workspace, threshold=100)  # on, far above the threshold
+    assert counts("on") == off
