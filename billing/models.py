@@ -4,6 +4,7 @@ Every amount of credits is a whole number of nanocredits (1 credit = 10**9) in a
 """
 
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -352,8 +353,6 @@ class AuditEvent(models.Model):
 
 def credits(n: int | str) -> int:
     """Whole credits to nanocredits, for seeds and tests: credits(50) == 50 * 10**9."""
-    from decimal import Decimal
-
     return int(Decimal(str(n)) * NANOS_PER_CREDIT)
 
 

@@ -8,16 +8,17 @@ flag sit on the wallet row the writer already loaded, so the common case costs n
   (`auto_recharge_crossings`), and one attempt inserted with the DB-unique key
   `auto-recharge:<workspace>:<crossing>` (INSERT ... ON CONFLICT DO NOTHING, which never aborts the
   writer's transaction). A partial unique index keeps at most one attempt in flight per workspace.
-  The payment is enqueued after commit; the writer (a run) is never refused or kept waiting for it.
+  The payment (buying.auto_recharge, a layer above) is enqueued by task name after commit; the
+  writer (a run) is never refused or kept waiting for it.
 - available >= threshold: re-armed (one UPDATE, only when it was disarmed).
 - The ceiling per period is counted here, under the same lock: a crossing past it is recorded as
   skipped and buys nothing.
 """
 
+from celery import current_app
 from django.db import transaction
 
 from .models import AutoRecharge, AutoRechargeAttempt, Wallet, Workspace
-from .tasks import auto_recharge_pay
 
 COUNTED = (AutoRechargeAttempt.PENDING, AutoRechargeAttempt.RETRYING, AutoRechargeAttempt.SUCCEEDED,
            AutoRechargeAttempt.REQUIRES_ACTION)
@@ -64,5 +65,9 @@ def _cross(wallet: Wallet) -> AutoRechargeAttempt | None:
     return attempt
 
 
+# The payment belongs to the buying layer above; the money core names its task instead of importing it.
+PAY_TASK = "buying.tasks.auto_recharge_pay"
+
+
 def _enqueue(key: str) -> None:
-    auto_recharge_pay.delay(key)
+    current_app.tasks[PAY_TASK].delay(key)

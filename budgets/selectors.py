@@ -1,12 +1,13 @@
 """Reads behind the budget pages, the alert checks and the Billing banner."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from billing.models import Membership, Workspace
 from billing.money import nanos_display
 
 from .counters import AGENT, DAY, MEMBER, PERIOD, WORKSPACE, day_start
-from .models import BudgetAlert, SpendCounter, WorkspaceBudget
+from .models import Agent, BudgetAlert, SpendCounter, WorkspaceBudget, budget_level
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,56 @@ class ScopeUsage:
         return int(self.used * 100 // self.limit) if self.limit > 0 else 0
 
 
+@dataclass(frozen=True)
+class PeriodSpend:
+    """The workspace's current billing period, the instant-to-instant interval [start, end), and what
+    it counts: `charged` is what runs authorized in it were charged, `held` what its running runs
+    reserve. The one source of every "this period" figure (pages, API, CSV, banner; issue 10)."""
+
+    start: datetime
+    end: datetime
+    charged: int  # nanocredits
+    held: int  # nanocredits
+
+    @property
+    def used(self) -> int:
+        """What budgets compare with their limit (SPEC section 4): charged + held."""
+        return self.charged + self.held
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """The workspace budget against this period's spend: what BalanceView, the Alerts page and the
+    banner show."""
+
+    limit: int | None  # nanocredits; None: no budget
+    spend: PeriodSpend
+    hard_limit_enabled: bool
+
+    @property
+    def percent(self) -> int | None:
+        return self.spend.used * 100 // self.limit if self.limit else None
+
+    @property
+    def state(self) -> str:
+        return budget_level(used=self.spend.used, limit=self.limit)
+
+
+def period_spend(*, workspace: Workspace) -> PeriodSpend:
+    """Charged and held in the workspace's current period, from its period spend counter (one row)."""
+    row = (SpendCounter.objects.filter(workspace=workspace, scope=WORKSPACE, scope_id=workspace.pk, span=PERIOD,
+                                       span_start=workspace.period_start).order_by()
+           .values_list("charged", "reserved").first())
+    charged, held = row or (0, 0)
+    return PeriodSpend(start=workspace.period_start, end=workspace.period_end, charged=charged, held=held)
+
+
+def budget_status(*, workspace: Workspace) -> BudgetStatus:
+    budget = workspace.budget
+    return BudgetStatus(limit=budget.monthly_limit, spend=period_spend(workspace=workspace),
+                        hard_limit_enabled=budget.hard_limit_enabled)
+
+
 def period_used(*, workspace: Workspace) -> dict[tuple[str, int], int]:
     """charged + reserved per (scope, scope id) in the workspace's current period, in one query."""
     rows = SpendCounter.objects.filter(workspace=workspace, span=PERIOD, span_start=workspace.period_start)
@@ -44,8 +95,6 @@ def day_used(*, workspace: Workspace, day) -> dict[int, int]:
 def budget_scopes(*, workspace: Workspace) -> list[ScopeUsage]:
     """Every scope that has a period budget: the workspace (if it set one), each agent that spent in
     this period (an agent with nothing used cannot be over a threshold) and each member with a budget."""
-    from usage.models import Agent
-
     used = period_used(workspace=workspace)
     budget = workspace.budget
     scopes = []
@@ -64,8 +113,6 @@ def budget_scopes(*, workspace: Workspace) -> list[ScopeUsage]:
 
 def scope_labels(*, workspace: Workspace, alerts) -> dict[tuple[str, int], str]:
     """Names for the scopes of some alerts, in at most two queries."""
-    from usage.models import Agent
-
     labels = {(WORKSPACE, workspace.pk): workspace.name}
     agent_ids = {a.scope_id for a in alerts if a.scope == AGENT}
     member_ids = {a.scope_id for a in alerts if a.scope == MEMBER}

@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "usage",
     "budgets",
     "invoices",
+    "buying",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +66,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "billing.context_processors.billing",
+                "budgets.context_processors.alert_banner",
             ],
             "builtins": ["billing.templatetags.credits"],
         },
@@ -119,7 +122,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-reservations": {"task": "usage.tasks.release_expired_reservations", "schedule": 60.0},
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
-    "auto-recharge-retries": {"task": "billing.tasks.auto_recharge_retry", "schedule": 60.0},
+    "auto-recharge-retries": {"task": "buying.tasks.auto_recharge_retry", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -149,7 +152,7 @@ STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300, minimum=1)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # Our handlers work from the verified payload; dj-stripe's default processing would call Stripe's API.
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.stripe_webhooks.handle_verified_event"
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "buying.stripe_webhooks.handle_verified_event"
 
 # --- E-mail (console in development)
 EMAIL_BACKEND = env_str(

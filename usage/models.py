@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import AIModel, Membership, Workspace, credits
+from billing.models import AIModel, Membership, Workspace
+from budgets.models import Agent  # the model lives with its budgets (issue 9)
 
 TOKEN_PREFIX = "lf_"
 
@@ -20,30 +21,6 @@ class Workflow(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="workflow_name_per_workspace")]
-
-    def __str__(self):
-        return self.name
-
-
-class Agent(models.Model):
-    """Created on first use by name. Its three budgets default to the product page's 10/100/1,000."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
-    name = models.CharField(max_length=200)
-    max_per_run = models.BigIntegerField(default=credits(10))  # nanocredits
-    max_per_day = models.BigIntegerField(default=credits(100))  # nanocredits per UTC day
-    max_per_month = models.BigIntegerField(default=credits(1000))  # nanocredits per billing period
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="agent_name_per_workspace"),
-            models.CheckConstraint(
-                condition=Q(max_per_run__gt=0) & Q(max_per_day__gt=0) & Q(max_per_month__gt=0),
-                name="agent_budgets_positive",
-            ),
-        ]
 
     def __str__(self):
         return self.name

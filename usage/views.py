@@ -16,8 +16,10 @@ from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
 
 from .charts import bar_chart
+from .export import csv_response
 from .models import Run
-from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, filter_choices, run_detail,
+from .filters import RunFilter
+from .selectors import (InvalidCursor, daily_series, default_range, filter_choices, run_detail,
                         runs_page, savings_for, spend_by_model, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
@@ -57,13 +59,13 @@ def usage(request, slug):
     membership = membership_for(request, slug)
     workspace = membership.workspace
     form, start, end, data = _filters(request, workspace)
-    summary = usage_summary(workspace=workspace, start=start, end=end)
+    run_filters = RunFilter.from_data(data).with_range(start, end)
+    summary = usage_summary(workspace=workspace, start=start, end=end, filters=run_filters)
     today = timezone.now().date()
-    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today)
-    period_by_model = summary.by_model if (start, end) == (summary.period_start, today) else spend_by_model(
+    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today, filters=run_filters)
+    whole_period = (start, end) == (summary.period_start, today) and not run_filters.narrows_runs
+    period_by_model = summary.by_model if whole_period else spend_by_model(
         workspace=workspace, start=summary.period_start, end=today)
-    run_filters = RunFilters(start=start, end=end, agent=data.get("agent", ""), model=data.get("model", ""),
-                             status=data.get("status", ""))
     try:
         runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, cursor=request.GET.get("cursor"),
                                       limit=25)
@@ -88,14 +90,10 @@ def usage(request, slug):
 
 @login_required
 def export_csv(request, slug):
-    from usage.api.views import csv_response
-
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
     data = form.cleaned_data if form.is_valid() else {}
-    return csv_response(workspace=membership.workspace, data={
-        "from": data.get("from_"), "to": data.get("to"), "agent": data.get("agent", ""),
-        "model": data.get("model", ""), "status": data.get("status", "")})
+    return csv_response(workspace=membership.workspace, data=data)
 
 
 @login_required

@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import activity
 from billing.ledger import credits_adjust
 from billing.models import LedgerEntry, Wallet, credits
-from billing.purchases import purchase_record_manual
+from buying import activity
+from buying.purchases import purchase_record_manual
 from tests.factories import PASSWORD
 from usage.services import NodeInput, run_authorize, run_complete
 

@@ -12,15 +12,15 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.auto_recharge import (MAX_TRIES, PaymentOutcome, auto_recharge_payment_record, auto_recharge_retry_due,
-                                   auto_recharge_set, auto_recharge_test_card_set)
 from billing.ledger import credits_adjust
 from billing.models import AutoRecharge, AutoRechargeAttempt, LedgerEntry, Purchase, Wallet, credits
-from billing.reconcile import reconcile_workspace
+from budgets.models import Agent
+from buying.auto_recharge import (MAX_TRIES, PaymentOutcome, auto_recharge_payment_record, auto_recharge_retry_due,
+                                   auto_recharge_set, auto_recharge_test_card_set)
 from invoices.models import Invoice
+from operations.reconcile import reconcile_workspace
 from tests.billing import stripe_payloads as sp
 from tests.factories import PASSWORD
-from usage.models import Agent
 from usage.services import NodeInput, run_authorize, run_complete
 
 NODE = [NodeInput(name="answer", model="gpt-4o", input_tokens=200_000, output_tokens=200_000)]  # 4 credits
@@ -290,7 +290,7 @@ def _intent(status, *, attempt_key, workspace, try_number=1, intent_id="pi_auto_
 
 
 def _stripe_on(ws):
-    from billing.auto_recharge import auto_recharge_payment_method_record
+    from buying.auto_recharge import auto_recharge_payment_method_record
 
     auto_recharge_payment_method_record(workspace=ws, customer_id="cus_test_9", payment_method_id="pm_card_visa",
                                         card_label="Visa ending 4242")
@@ -405,7 +405,7 @@ def test_a_stripe_card_is_saved_from_setup_checkout_or_a_pack_bought_to_keep_it(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_lost_enqueue_never_fails_the_run_and_the_sweep_pays_it_later(team, roomy_agent, monkeypatch):
-    from billing import tasks
+    from buying import tasks
 
     ws = team.workspace
     _turn_on(ws, threshold=4990)

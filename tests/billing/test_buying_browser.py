@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from billing.models import AutoRechargeAttempt, Wallet, credits
+from budgets.models import Agent
 from tests.factories import PASSWORD
-from usage.models import Agent
 from usage.tokens import token_create
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop

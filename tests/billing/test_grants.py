@@ -11,7 +11,8 @@ from django.db import connection
 from billing import grants
 from billing.grants import period_grants_run
 from billing.models import LedgerEntry, Workspace, credits
-from billing.services import user_get_or_create, workspace_create
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 
 
 def utc(*args):
@@ -100,7 +101,7 @@ def test_a_missed_month_grants_only_the_current_period():
 
 @pytest.mark.django_db
 def test_it_applies_a_scheduled_downgrade_at_the_period_end(team):
-    from billing.plans import plan_change
+    from buying.plans import plan_change
 
     ws = team.workspace
     ws.memberships.filter(role="member").delete()

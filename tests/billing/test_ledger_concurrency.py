@@ -7,8 +7,9 @@ from django.db import connection
 
 from billing.ledger import credits_adjust
 from billing.models import Membership, Wallet, credits
-from billing.reconcile import reconcile_workspace
-from billing.services import user_get_or_create, workspace_create
+from operations.reconcile import reconcile_workspace
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 from usage.errors import RunError
 from usage.models import Agent, Run
 from usage.services import run_authorize

@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Plan, Wallet, Workspace, credits
-from billing.prorations import plan_change_quote
-from billing.services import user_get_or_create, workspace_create
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
+from buying.prorations import plan_change_quote
 from invoices.models import Invoice
 from tests.billing import stripe_payloads as sp
 
@@ -77,7 +78,7 @@ def test_the_test_checkout_charges_invoices_and_grants_what_the_plans_page_promi
 
 @pytest.mark.django_db
 def test_an_upgrade_between_paid_plans_credits_the_unused_days_of_the_old_plan(client, solo):
-    from billing.plans import plan_change, plan_subscribe_test
+    from buying.plans import plan_change, plan_subscribe_test
 
     plan_change(workspace=solo, plan_id="pro", actor=None)  # staff put it on Pro at once
     ws = _fresh(solo)
@@ -106,7 +107,7 @@ def test_it_charges_nothing_when_the_quote_moved_since_the_page_was_read(client,
 
 @pytest.mark.django_db
 def test_cancelling_asks_for_confirmation_first(client, solo):
-    from billing.plans import plan_change
+    from buying.plans import plan_change
 
     plan_change(workspace=solo, plan_id="pro", actor=None)
     client.login(email="solo@example.com", password=PASSWORD)
@@ -175,7 +176,7 @@ def _proration_invoice(ws, *, invoice_id, plan_id, billing_reason, lines):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stripe_upgrade_is_prorated_by_stripe_from_the_quote_and_invoiced_with_its_lines(client, solo, stripe_edge):
-    from billing.plans import plan_change
+    from buying.plans import plan_change
 
     plan_change(workspace=solo, plan_id="pro", actor=None)
     Workspace.objects.filter(pk=solo.pk).update(stripe_subscription_id="sub_1", stripe_customer_id="cus_test_9")

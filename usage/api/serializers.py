@@ -115,10 +115,6 @@ class RunListFilters(serializers.Serializer):
         return fields
 
 
-class RangeFilters(RunListFilters):
-    pass
-
-
 def credits_str(nanos: int) -> str:
     return nanos_to_str(nanos)
 

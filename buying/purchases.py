@@ -10,13 +10,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.ledger import PURCHASED, Posting, post, wallet_lock
+from billing.models import AutoRechargeAttempt, CreditPack, LedgerEntry, Purchase, Workspace
+from billing.money import cents_display, nanos_display
+from billing.edition import is_community
 from invoices import services as invoice_services
-
-from .ledger import PURCHASED, Posting, post, wallet_lock
-from .models import AutoRechargeAttempt, CreditPack, LedgerEntry, Purchase, Workspace
-from .money import cents_display, nanos_display
-from .pricing import is_community
-from .tasks import purchase_receipt_send
 
 
 class PurchaseError(Exception):
@@ -73,7 +71,8 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
         ])
         invoice_services.invoice_issue_for_purchase(purchase=purchase)
         purchase_id = purchase.pk
-        transaction.on_commit(lambda: purchase_receipt_send.delay(purchase_id), robust=True)
+        # After commit, like every e-mail; robust: a mail server outage never undoes a payment.
+        transaction.on_commit(lambda: purchase_receipt_email_send(purchase_id=purchase_id), robust=True)
     return purchase
 
 

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.auto_recharge import AutoRechargeError, auto_recharge_set, auto_recharge_test_card_set
 from billing.models import AutoRecharge, Workspace
 from billing.money import InvalidAmount, credits_to_nanos, nanos_display
+from buying.auto_recharge import AutoRechargeError, auto_recharge_set, auto_recharge_test_card_set
 
 
 class Command(BaseCommand):

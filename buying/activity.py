@@ -13,9 +13,10 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.db.models import Prefetch, QuerySet
 
-from .models import LedgerEntry, Workspace
-from .money import nanos_to_str
-from .spreadsheet import neutralise
+from billing.models import LedgerEntry, Workspace
+from billing.money import nanos_to_str
+from billing.spreadsheet import neutralise
+from invoices.models import Invoice
 
 PAGE_SIZE = 50
 CSV_CHUNK_ROWS = 2000
@@ -56,8 +57,6 @@ def ledger_filtered(*, workspace: Workspace, filters: LedgerFilters) -> QuerySet
 
 def _with_details(entries: QuerySet) -> QuerySet:
     """What a row names: the actor, the run's workflow, agent and member, the purchase's pack and invoice."""
-    from invoices.models import Invoice  # the invoice link of a purchase row; invoices sit above billing
-
     return entries.select_related(
         "actor", "run__workflow", "run__agent", "run__member__user", "purchase__pack",
     ).prefetch_related(Prefetch("purchase__invoices", queryset=Invoice.objects.filter(kind=Invoice.INVOICE),

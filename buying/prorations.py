@@ -17,8 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Q, Sum
 
-from .models import LedgerEntry, Plan, Workspace
-from .money import cents_display, nanos_display
+from billing.models import LedgerEntry, Plan, Workspace
+from billing.money import cents_display, nanos_display
 
 DAY = timedelta(days=1)
 

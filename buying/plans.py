@@ -17,11 +17,12 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
+from billing.money import nanos_display
 from invoices import services as invoice_services
 
-from .ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
-from .models import AuditEvent, LedgerEntry, Plan, Workspace
-from .money import nanos_display
+from . import stripe_client
 from .prorations import PlanChangeQuote, plan_change_quote
 
 
@@ -132,8 +133,6 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
 
 
 def _mirror_to_stripe(subscription_id: str, action) -> None:
-    from . import stripe_client
-
     if not stripe_client.stripe_enabled():
         return
     kind, plan, proration_date = action

@@ -17,9 +17,10 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 
+from billing.models import Plan, Purchase, StripeEvent, Workspace
+
 from .auto_recharge import (PaymentOutcome, auto_recharge_attempt_for_intent, auto_recharge_payment_method_record,
                             auto_recharge_payment_record)
-from .models import Plan, Purchase, StripeEvent, Workspace
 from .plans import plan_payment_record, subscription_checkout_record, subscription_end, subscription_sync
 from .purchases import pack_purchase_fulfil, purchase_refund
 

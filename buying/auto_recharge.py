@@ -3,7 +3,7 @@ attempt, its outcomes, retries, and the owner's e-mails. The trigger is billing/
 
     auto_recharge_set(*, workspace, enabled, threshold, pack_id, max_per_period, actor)
     auto_recharge_test_card_set(*, workspace, mode, actor)
-    auto_recharge_attempt_pay(*, key)                      # Celery: billing.tasks.auto_recharge_pay
+    auto_recharge_attempt_pay(*, key)                      # Celery: buying.tasks.auto_recharge_pay
     auto_recharge_payment_record(*, attempt, outcome, ...) # the sync answer and the webhook alike
     auto_recharge_retry_due(*, now)                        # Celery beat: retries with backoff
 
@@ -21,13 +21,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.edition import is_community
+from billing.ledger import wallet_lock
+from billing.models import AuditEvent, AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
+from billing.money import MAX_CREDITS, NANOS_PER_CREDIT
+from billing.recharge_trigger import wallet_watch
+
 from . import stripe_client
-from .ledger import wallet_lock
-from .models import AuditEvent, AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
-from .money import MAX_CREDITS, NANOS_PER_CREDIT
-from .pricing import is_community
 from .purchases import pack_purchase_fulfil, purchase_start
-from .recharge_trigger import wallet_watch
 
 log = logging.getLogger(__name__)
 

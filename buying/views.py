@@ -10,20 +10,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.edition import is_community
+from billing.models import AutoRecharge, CreditPack, Plan, Purchase
+from billing.money import NANOS_PER_CREDIT, cents_display
+from billing.services import memberships_for
+from billing.tenancy import membership_for
 from usage.forecast import credit_forecast
 
 from . import stripe_client
 from .activity import latest_ledger, ledger_csv_rows, ledger_page
 from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
 from .forms import AutoRechargeForm, LedgerFilterForm
-from .models import AutoRecharge, CreditPack, Plan, Purchase
-from .money import NANOS_PER_CREDIT, cents_display
-from .plans import PlanError, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
-from .pricing import is_community
+from .plans import PlanError, _check_member_cap, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
 from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
-from .services import memberships_for
-from .tenancy import membership_for
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +325,6 @@ def _plans_post(request, membership):
 
 
 def _check_cap(workspace, plan):
-    from .plans import _check_member_cap
-
     _check_member_cap(workspace, plan)
 
 
