@@ -110,7 +110,7 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
             ws.save(update_fields=["plan", "scheduled_plan", "cancel_at_period_end", "custom_requests_per_minute",
                                    "custom_concurrent_runs", "custom_monthly_credits"])
             if ws.monthly_credits > old_monthly:
-                # The days left of this period at the new plan's allowance (billing/prorations.py):
+                # The days left of this period at the new plan's allowance (buying/prorations.py):
                 # the same quote the Plans page showed and the invoice bills. It counts what this
                 # period already granted, so switching back and forth never mints credits.
                 quote = plan_change_quote(workspace=ws, plan=plan, at=now, monthly_credits=ws.monthly_credits,
@@ -157,7 +157,7 @@ def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, 
     `grant=False` for proration invoices of a mid-period upgrade (plan_change grants that difference).
     With `stripe_lines` (description, amount in cents, period start, end), a proration invoice, or a
     first invoice anchored at our period end, is billed with Stripe's own lines (Stripe's proration),
-    and the upgrade's credits are those of the quote (billing/prorations.py)."""
+    and the upgrade's credits are those of the quote (buying/prorations.py)."""
     with transaction.atomic():
         ws = _lock_workspace(workspace.pk)
         if stripe_subscription_id and not ws.stripe_subscription_id:

@@ -75,7 +75,7 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
         }}
     plans_url = _absolute(reverse("billing:plans", kwargs={"slug": workspace.slug}))
     subscription_data = {"metadata": metadata}
-    # The period never moves on a plan change (billing/prorations.py): the subscription is anchored at
+    # The period never moves on a plan change (buying/prorations.py): the subscription is anchored at
     # our period end and Stripe prorates the days until then; full months follow from the anchor.
     # Stripe needs the anchor in the future; an hour's margin covers the time spent on Checkout.
     if workspace.period_end - timezone.now() > timedelta(hours=1):
