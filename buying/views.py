@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing.edition import is_community
 from billing.models import AutoRecharge, CreditPack, Plan, Purchase
 from billing.money import NANOS_PER_CREDIT, cents_display
-from billing.services import memberships_for
+from billing.services import member_cap, memberships_for
 from billing.tenancy import membership_for
 from usage.forecast import credit_forecast
 
@@ -21,7 +21,7 @@ from . import stripe_client
 from .activity import latest_ledger, ledger_csv_rows, ledger_page
 from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
 from .forms import AutoRechargeForm, LedgerFilterForm
-from .plans import PlanError, _check_member_cap, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
+from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
 from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 
