@@ -14,6 +14,8 @@ export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBa
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 # The demo serves with runserver (static files through WhiteNoise); its "development server" notice is known.
 export DJANGO_RUNSERVER_HIDE_WARNING=true
+export SIGNUP_ENABLED="${SIGNUP_ENABLED:-true}"
+export SITE_URL="${SITE_URL:-http://127.0.0.1:$PORT}"
 PY=.venv/bin/python
 
 # Fail at once, before any work, if the port is taken: a server that cannot bind must not be
@@ -77,7 +79,8 @@ cat <<TXT
     admin@demo.test   admin of Acme Team
     member@demo.test  member of Acme Team
     staff@demo.test   staff: the Django admin at http://127.0.0.1:$PORT/admin/
-  API docs: http://127.0.0.1:$PORT/v1/docs/   Stop with Ctrl-C.
+  Sign up: http://127.0.0.1:$PORT/accounts/signup/   API docs: http://127.0.0.1:$PORT/v1/docs/
+  E-mails (invitations, password resets, receipts, alerts) are printed here.   Stop with Ctrl-C.
   Developer token (owner@demo.test in Acme):
     curl -H "Authorization: Bearer ${DEMO_TOKEN:-<run: manage.py create_token acme owner@demo.test>}" http://127.0.0.1:$PORT/v1/billing/balance
 
