@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.money import nanos_display
 from billing.models import LedgerEntry, Plan, Wallet, Workspace, credits
+from billing.money import nanos_display
 from billing.services import user_get_or_create
 from budgets.workspaces import workspace_create
 from buying.prorations import plan_change_quote
