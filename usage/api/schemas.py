@@ -33,6 +33,12 @@ class RateLimit(s.Serializer):
     concurrent_runs = s.IntegerField()
 
 
+class Forecast(s.Serializer):
+    daily_average = Credits(help_text="Credits charged per day this period")
+    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that pace; null: not this period")
+    next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge would next buy a pack; null: off")
+
+
 class Balance(s.Serializer):
     workspace = s.CharField()
     plan = s.ChoiceField(["free", "pro", "team", "enterprise"])
@@ -45,6 +51,7 @@ class Balance(s.Serializer):
     used_this_period = Credits(help_text="Charged in this billing period (holds not included)")
     budget = BudgetState()
     rate_limit = RateLimit()
+    forecast = Forecast()
 
 
 class ModelRate(s.Serializer):
