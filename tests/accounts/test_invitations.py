@@ -247,7 +247,7 @@ def test_staff_see_and_revoke_invitations_in_the_admin(client, team, django_capt
 
 
 def test_a_downgrade_counts_pending_invitations(team, django_capture_on_commit_callbacks):
-    from billing.plans import MemberCapExceeded, plan_change
+    from buying.plans import MemberCapExceeded, plan_change
 
     for n in range(8):  # 3 members + 8 invitations = 11 seats; Pro allows 10
         _invite(team, django_capture_on_commit_callbacks, email=f"p{n}@example.com")
