@@ -136,12 +136,34 @@ class BannerItem:
 
 
 def alert_text(*, alert: BudgetAlert, label: str) -> BannerItem:
-    """The words for one alert, shared by the banner and the e-mails."""
+    """The words for one alert when it fired (the e-mails): the level and the usage then."""
     noun = SCOPE_NOUNS.get(alert.scope, "Budget")
     subject = noun if alert.scope == WORKSPACE else f"{noun} of {label}"
     title = f"{LEVEL_NAMES.get(alert.level, alert.level)}: {subject} at {alert.threshold_percent}%."
     message = (f"{nanos_display(alert.used)} of {nanos_display(alert.limit)} credits used this billing period "
                f"({alert.period_start:%b %-d} – {alert.period_end:%b %-d}).")
+    if alert.level == WorkspaceBudget.HARD_LIMIT:
+        message += " New runs in this scope are refused until the budget is raised or the period ends."
+    return BannerItem(alert.level, title, message)
+
+
+def usage_sentence(*, charged: int, held: int, limit: int) -> str:
+    """How a budget comparison reads everywhere: what it counts, and the percentage of the limit."""
+    used = charged + held
+    return (f"{nanos_display(charged)} charged + {nanos_display(held)} held = {nanos_display(used)} "
+            f"of {nanos_display(limit)} credits ({used * 100 // limit}%)")
+
+
+def banner_text(*, alert: BudgetAlert, label: str, charged: int, held: int, limit: int) -> BannerItem:
+    """The banner for an unresolved alert, with today's figures: the percentage used first, then the
+    level it reached ("94% of the monthly budget used (warning at 80%)")."""
+    noun = SCOPE_NOUNS.get(alert.scope, "Budget").lower()
+    subject = f"the {noun}" if alert.scope == WORKSPACE else f"the {noun} of {label}"
+    used = charged + held
+    level = LEVEL_NAMES.get(alert.level, alert.level).lower()
+    title = f"{used * 100 // limit}% of {subject} used ({level} at {alert.threshold_percent}%)."
+    message = (f"{usage_sentence(charged=charged, held=held, limit=limit)} this billing period "
+               f"({alert.period_start:%b %-d, %H:%M} – {alert.period_end:%b %-d, %H:%M} UTC).")
     if alert.level == WorkspaceBudget.HARD_LIMIT:
         message += " New runs in this scope are refused until the budget is raised or the period ends."
     return BannerItem(alert.level, title, message)
@@ -157,4 +179,13 @@ def active_alerts(*, workspace: Workspace) -> list[BannerItem]:
     if not highest:
         return []
     labels = scope_labels(workspace=workspace, alerts=highest.values())
-    return [alert_text(alert=alert, label=labels.get(key, "?")) for key, alert in highest.items()]
+    spend = {(scope, scope_id): (charged, held) for scope, scope_id, charged, held in SpendCounter.objects.filter(
+        workspace=workspace, span=PERIOD, span_start=workspace.period_start).values_list(
+        "scope", "scope_id", "charged", "reserved")}
+    limits = {scope.key: scope.limit for scope in budget_scopes(workspace=workspace)}
+    items = []
+    for key, alert in highest.items():
+        charged, held = spend.get(key, (0, 0))
+        limit = limits.get(key) or alert.limit
+        items.append(banner_text(alert=alert, label=labels.get(key, "?"), charged=charged, held=held, limit=limit))
+    return items

@@ -14,10 +14,10 @@ from billing.members import MemberLimitReached, MembershipError, invitation_crea
 from billing.tenancy import membership_for
 from .models import Agent
 
-from .counters import MEMBER, WORKSPACE
+from .counters import MEMBER
 from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm, MemberRoleForm
 from .models import BudgetAlert, WorkspaceBudget, budget_level, levels_reached
-from .selectors import day_used, period_used
+from .selectors import day_used, period_spend, period_used
 from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_role_set,
                        webhook_secret_rotate)
 
@@ -60,8 +60,8 @@ def alerts(request, slug):
             else:
                 messages.success(request, "Budget and alerts saved.")
                 return redirect("budgets:alerts", slug=slug)
-    used = period_used(workspace=workspace).get((WORKSPACE, workspace.pk), 0)
-    limit = budget.monthly_limit
+    spend = period_spend(workspace=workspace)
+    used, limit = spend.used, budget.monthly_limit
     levels = []
     reached = levels_reached(used=used, limit=limit)
     for level, label in WorkspaceBudget.LEVELS:
@@ -73,7 +73,7 @@ def alerts(request, slug):
         })
     history = BudgetAlert.objects.filter(workspace=workspace).order_by("-fired_at")[:20]
     return render(request, "budgets/alerts.html", {
-        "form": form, "budget": budget, "meter": _meter(used, limit), "levels": levels, "history": history,
+        "form": form, "budget": budget, "meter": _meter(used, limit), "spend": spend, "levels": levels, "history": history,
         "can_manage": membership.can_manage_billing,
     })
 

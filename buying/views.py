@@ -11,13 +11,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from . import stripe_client
 from billing.models import CreditPack, Plan, Purchase
-from billing.members import seats_taken
 from billing.money import NANOS_PER_CREDIT, cents_display
-from .plans import PlanError, _check_member_cap, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
+from billing.services import member_cap
+
+from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
 from billing.edition import is_community
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 from billing.selectors import recent_ledger
-from billing.services import memberships_for
+from billing.services import member_count, memberships_for
 from billing.tenancy import membership_for
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def plans(request, slug):
         return _plans_post(request, membership)
     current = workspace.plan
     rows = []
-    seats = seats_taken(workspace=workspace)  # members and pending invitations
+    seats = member_count(workspace=workspace)  # members and pending invitations
     for plan in Plan.objects.all():
         if plan.pk == current.pk:
             action = "current"

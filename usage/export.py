@@ -146,7 +146,7 @@ def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None =
 
 
 def csv_response(*, workspace, data) -> StreamingHttpResponse:
-    filters = RunFilter.from_data(data)
+    filters = RunFilter.from_data(data, workspace=workspace)
     response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'

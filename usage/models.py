@@ -141,9 +141,13 @@ class DailyUsage(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     runs = models.IntegerField(default=0)  # a run counts once, in the row of its authorized model
+    # The billing period the runs were authorized in (Run.period_start), so "this period" tables
+    # equal the period counters; null only on rows written before the column existed.
+    period_start = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "day", "agent", "model", "member"], name="one_rollup_row")
+            models.UniqueConstraint(fields=["workspace", "day", "agent", "model", "member", "period_start"],
+                                    name="one_rollup_row_per_period")
         ]
         indexes = [models.Index(fields=["workspace", "day"], name="rollup_ws_day")]

@@ -113,8 +113,10 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
     """Charged credits, tokens and runs on the UTC days [start, end] (the day each charge landed),
     narrowed by `filters` and grouped by `group` (day, model, agent, agent_name; keys g_<name>).
 
-    The daily rollups answer the agent and model filters (a few hundred rows); a status filter is
-    not in the rollups, so it is answered from the run nodes, the same rows the CSV exports."""
+    With `filters.period_start`, the runs authorized in that period instead of the days (then the
+    figures equal the period counters). The daily rollups answer the agent and model filters (a
+    few hundred rows); a status filter is not in the rollups, so it is answered from the run
+    nodes, the same rows the CSV exports."""
     filters = filters or RunFilter()
     if filters.status:
         rows = filters.with_range(start, end).apply(
@@ -123,7 +125,11 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
         runs = Count("run_id", distinct=True)
         column = 1
     else:
-        rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
+        rows = DailyUsage.objects.filter(workspace=workspace)
+        if filters.period_start:
+            rows = rows.filter(period_start=filters.period_start)
+        else:
+            rows = rows.filter(day__gte=start, day__lte=end)
         if filters.agent:
             rows = rows.filter(agent__name=filters.agent)
         if filters.model:
@@ -209,6 +215,17 @@ def runs_page(*, workspace: Workspace, filters: RunFilter, cursor: str | None = 
     page = list(runs.order_by("-created_at", "-id")[: limit + 1])
     next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
     return page[:limit], next_cursor
+
+
+def runs_page_newer(*, workspace: Workspace, filters: RunFilter, before: str, limit: int = 50
+                    ) -> tuple[list[Run], bool]:
+    """The page of runs just newer than the cursor `before` (newest first, like every page), and
+    whether there are newer runs still. Keyset pagination backwards: ascending from the cursor."""
+    moment, pk = decode_cursor(before)
+    runs = (runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user")
+            .filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk)))
+    page = list(runs.order_by("created_at", "id")[: limit + 1])
+    return list(reversed(page[:limit])), len(page) > limit
 
 
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:

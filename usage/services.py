@@ -225,8 +225,9 @@ def _rollup_add(*, run: Run, node_rows: list[RunNode], day) -> None:
     upsert_add(
         DailyUsage,
         [{"workspace": run.workspace_id, "day": day, "agent": run.agent_id, "model": model_id,
-          "member": run.member_id, **totals} for model_id, totals in sorted(per_model.items())],
-        unique=["workspace", "day", "agent", "model", "member"],
+          "member": run.member_id, "period_start": run.period_start, **totals}
+         for model_id, totals in sorted(per_model.items())],
+        unique=["workspace", "day", "agent", "model", "member", "period_start"],
         add=["credits", "input_tokens", "output_tokens", "runs"],
     )
 

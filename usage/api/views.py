@@ -200,8 +200,10 @@ class UsageView(WorkspaceAPIView):
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         start, end = _range(self.workspace, data)
-        summary = usage_summary(workspace=self.workspace, start=start, end=end,
-                                filters=RunFilter.from_data(data).with_range(start, end))
+        filters = RunFilter.from_data(data).with_range(start, end)
+        if not data.get("from") and not data.get("to"):
+            filters = filters.for_period(self.workspace.period_start)  # default: this billing period
+        summary = usage_summary(workspace=self.workspace, start=start, end=end, filters=filters)
         return Response(usage_out(summary))
 
 
