@@ -1,7 +1,7 @@
 """Who belongs to a workspace: invitations, the member cap, removal, leaving and ownership transfer.
 
 Every change is one short transaction on the locked workspace row (so two invitations cannot
-together pass the plan's member cap, billing.services.member_cap_check, and an ownership transfer cannot race a second one) that also
+together pass the plan's member cap, and an ownership transfer cannot race a second one) that also
 writes an AuditEvent naming the actor. E-mail goes out after commit (billing.emails).
 
 Invitation links carry the invitation's id and nonce, signed and timestamped with Django's
@@ -20,14 +20,13 @@ from django.utils import timezone
 
 from .emails import email_send
 from .models import INVITATION_TTL, AuditEvent, Invitation, Membership, User, Workspace, invitation_expiry
-from .services import MemberLimitReached, member_cap_check
-
-__all__ = ["MemberLimitReached", "MembershipError", "InvitationInvalid", "invitation_accept", "invitation_create",
-           "invitation_from_token", "invitation_resend", "invitation_revoke", "invitation_token", "invitation_url",
-           "invitations_pending", "member_leave", "member_remove", "ownership_transfer"]
 
 INVITATION_SALT = "billing.invitation"
 INVITABLE_ROLES = (Membership.ADMIN, Membership.MEMBER)
+
+
+class MemberLimitReached(Exception):
+    pass
 
 
 class MembershipError(ValueError):
@@ -42,6 +41,40 @@ class InvitationInvalid(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+# --- The member cap ------------------------------------------------------------------------------
+
+def member_cap(*, workspace: Workspace, plan=None) -> int | None:
+    """How many people the workspace may hold: 1 for a personal workspace, else the plan's cap
+    (None: unlimited)."""
+    if workspace.kind == Workspace.PERSONAL:
+        return 1
+    return (plan or workspace.plan).max_members
+
+
+def seats_taken(*, workspace: Workspace, now=None, exclude_invitation: Invitation | None = None) -> int:
+    """Members plus pending (open, unexpired) invitations: an invitation holds its seat until it is
+    accepted, revoked or expires."""
+    now = now or timezone.now()
+    invitations = Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True, revoked_at__isnull=True,
+                                            expires_at__gt=now)
+    if exclude_invitation is not None:
+        invitations = invitations.exclude(pk=exclude_invitation.pk)
+    return Membership.objects.filter(workspace=workspace).count() + invitations.count()
+
+
+def member_cap_check(*, workspace: Workspace, adding: int = 1, exclude_invitation: Invitation | None = None) -> None:
+    """Raise MemberLimitReached if `adding` more people would pass the cap. Call it with the
+    workspace row locked so that concurrent additions are counted one after the other."""
+    cap = member_cap(workspace=workspace)
+    if cap is None:
+        return
+    taken = seats_taken(workspace=workspace, exclude_invitation=exclude_invitation)
+    if taken + adding > cap:
+        raise MemberLimitReached(
+            f"The {workspace.plan.name} plan allows {cap} member{'s' if cap != 1 else ''} "
+            f"(pending invitations count). Upgrade, or revoke an invitation, to add more.")
 
 
 def _lock(workspace: Workspace) -> Workspace:

@@ -3,13 +3,10 @@ in budgets/workspaces.py."""
 
 from django.db import transaction
 
-from django.utils import timezone
+from .members import MemberLimitReached, member_cap_check
+from .models import AuditEvent, Membership, User, Workspace
 
-from .models import AuditEvent, Invitation, Membership, Plan, User, Workspace
-
-
-class MemberLimitReached(Exception):
-    pass
+__all__ = ["MemberLimitReached", "member_add", "memberships_for", "user_get_or_create"]
 
 
 def user_get_or_create(*, email: str, password: str | None = None, name: str = "") -> User:
@@ -22,36 +19,6 @@ def user_get_or_create(*, email: str, password: str | None = None, name: str = "
         user.set_password(password)
         user.save(update_fields=["password"])
     return user
-
-
-def member_cap(*, workspace: Workspace, plan: Plan | None = None) -> int | None:
-    """The most members `plan` (default: the workspace's own) allows; None for unlimited. A personal
-    workspace has one member whatever its plan."""
-    if workspace.kind == Workspace.PERSONAL:
-        return 1
-    return (plan or workspace.plan).max_members
-
-
-def member_count(*, workspace: Workspace, exclude_invitation: Invitation | None = None) -> int:
-    """The seats taken against the member cap: members plus pending (open, unexpired) invitations.
-    An invitation holds its seat until it is accepted, revoked or expires."""
-    invitations = Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True, revoked_at__isnull=True,
-                                            expires_at__gt=timezone.now())
-    if exclude_invitation is not None:
-        invitations = invitations.exclude(pk=exclude_invitation.pk)
-    return Membership.objects.filter(workspace=workspace).count() + invitations.count()
-
-
-def member_cap_check(*, workspace: Workspace, adding: int = 1, exclude_invitation: Invitation | None = None) -> None:
-    """Raise MemberLimitReached if `adding` more people would pass the cap. Call it with the
-    workspace row locked, so that concurrent additions are counted one after the other."""
-    cap = member_cap(workspace=workspace)
-    if cap is None:
-        return
-    if member_count(workspace=workspace, exclude_invitation=exclude_invitation) + adding > cap:
-        raise MemberLimitReached(
-            f"The {workspace.plan.name} plan allows {cap} member{'s' if cap != 1 else ''} "
-            f"(pending invitations count). Upgrade, or revoke an invitation, to add more.")
 
 
 def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBER, actor=None) -> Membership:

@@ -123,6 +123,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-reservations": {"task": "usage.tasks.release_expired_reservations", "schedule": 60.0},
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
+    "auto-recharge-retries": {"task": "buying.tasks.auto_recharge_retry", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
