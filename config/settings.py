@@ -125,6 +125,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- Billing
 BILLING_EDITION = env_choice("BILLING_EDITION", "cloud", ("cloud", "community"))
 RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
+# The most one run may cost (credits). A completion above it is refused with 400 and charges nothing:
+# a bound on the debt a run can leave beyond its reservation, far below what a bigint holds.
+RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1)
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 SELLER = {
     "name": env_str("SELLER_NAME", "LenserFight Inc."),
