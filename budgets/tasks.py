@@ -2,7 +2,11 @@
 
 from celery import shared_task
 
-from .webhooks import WebhookFailed
+import logging
+
+from .webhooks import WebhookFailed, WebhookRefused
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -41,4 +45,8 @@ def deliver_alert_webhook(workspace_id: int, body: str):
     budget = WorkspaceBudget.objects.filter(workspace_id=workspace_id).first()
     if budget is None or not budget.webhook_url:
         return None
-    return webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body.encode())
+    try:
+        return webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body.encode())
+    except WebhookRefused as error:
+        logger.warning("Alert webhook of workspace %s not sent: %s", workspace_id, error)  # permanent: no retry
+        return None

@@ -135,6 +135,8 @@ SELLER = {
     "email": env_str("SELLER_EMAIL", "billing@lenserfight.com"),
     "tax_id": env_str("SELLER_TAX_ID", ""),
 }
+# Alert webhooks go to public addresses only; self-hosters who send to their own network opt in.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
 
 # --- Stripe (without keys: the built-in test checkout)
