@@ -5,6 +5,8 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self):
+        from . import checks  # noqa: F401  (registers the deploy checks)
+
         _quiet_djstripe_callback_deprecation()
 
 

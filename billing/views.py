@@ -20,6 +20,9 @@ from .tenancy import membership_for
 
 log = logging.getLogger(__name__)
 
+NOT_CONFIGURED = ("Payments are not configured: nothing can be bought until the operator sets the Stripe keys "
+                  "(or BILLING_TEST_CHECKOUT=true for a demo).")
+
 
 @login_required
 def home(request):
@@ -68,6 +71,9 @@ def buy(request, slug):
     if is_community():
         return _community_page(request, "Buy credits", status=403 if request.method == "POST" else 200)
     if request.method == "POST":
+        if not stripe_client.payments_configured():
+            messages.error(request, NOT_CONFIGURED)
+            return redirect("billing:buy", slug=slug)
         source = Purchase.STRIPE if stripe_client.stripe_enabled() else Purchase.TEST
         try:
             purchase = purchase_start(workspace=workspace, pack_id=request.POST.get("pack", ""), actor=request.user,
@@ -90,7 +96,8 @@ def buy(request, slug):
               "per_credit": _price_per_credit(pack.price_cents, pack.total_credits)}
              for pack in CreditPack.objects.filter(is_active=True)]
     return render(request, "billing/buy.html", {
-        "packs": packs, "wallet": workspace.wallet, "test_mode": not stripe_client.stripe_enabled(),
+        "packs": packs, "wallet": workspace.wallet, "test_mode": stripe_client.test_checkout_enabled(),
+        "payments_off": not stripe_client.payments_configured(),
         "purchases": workspace.purchases.select_related("pack").order_by("-created_at")[:10],
     })
 
@@ -107,7 +114,7 @@ def test_checkout(request, slug, purchase_id):
     purchase = _purchase_for(membership, purchase_id)
     if is_community():
         return _community_page(request, "Buy credits", status=403)
-    if purchase.source != Purchase.TEST:
+    if purchase.source != Purchase.TEST or not stripe_client.test_checkout_enabled():
         raise Http404("Not a test-mode purchase.")
     if request.method == "POST" and purchase.status == Purchase.PENDING:
         if request.POST.get("action") == "cancel":
@@ -161,7 +168,8 @@ def plans(request, slug):
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
                      "cap": cap, "over_cap": cap is not None and workspace.memberships.count() > cap})
     return render(request, "billing/plans.html", {
-        "rows": rows, "test_mode": not stripe_client.stripe_enabled(), "members": workspace.memberships.count(),
+        "rows": rows, "test_mode": stripe_client.test_checkout_enabled(), "members": workspace.memberships.count(),
+        "payments_off": not stripe_client.payments_configured(),
         "contact_form": SalesContactForm(initial={"name": request.user.display_name, "email": request.user.email}),
     })
 
@@ -185,6 +193,9 @@ def _plans_post(request, membership):
         if action == "upgrade" and is_upgrade(current=workspace.plan, new=plan):
             if not plan.price_cents:
                 plan_change(workspace=workspace, plan_id=plan.pk, actor=request.user, at_period_end=False)
+            elif not stripe_client.payments_configured():
+                messages.error(request, NOT_CONFIGURED)
+                return redirect("billing:plans", slug=slug)
             elif not stripe_client.stripe_enabled():
                 return redirect("billing:plan_checkout", slug=slug, plan_id=plan.pk)
             elif not workspace.stripe_subscription_id:
@@ -225,8 +236,8 @@ def plan_checkout(request, slug, plan_id):
     workspace = membership.workspace
     if is_community():
         return _community_page(request, "Plans", status=403)
-    if stripe_client.stripe_enabled():
-        raise Http404("Checkout goes through Stripe.")
+    if not stripe_client.test_checkout_enabled():
+        raise Http404("Checkout goes through Stripe, or payments are not configured.")
     plan = get_object_or_404(Plan, pk=plan_id, is_custom=False)
     if request.method == "POST":
         try:

@@ -140,7 +140,9 @@ SELLER = {
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
 
-# --- Stripe (without keys: the built-in test checkout)
+# --- Stripe. Without keys, payments are off unless BILLING_TEST_CHECKOUT=true turns on the built-in
+# test checkout (anyone who can buy then "pays" without a card: `make run` and the tests only).
+BILLING_TEST_CHECKOUT = env_bool("BILLING_TEST_CHECKOUT", False)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
