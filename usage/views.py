@@ -6,7 +6,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -19,16 +19,16 @@ from .charts import bar_chart
 from .models import Run
 from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, filter_choices, run_detail,
                         runs_page, savings_for, spend_by_model, usage_summary)
+from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .tokens import token_create, token_revoke, tokens_visible_to
 
-MAX_RANGE_DAYS = 366 * 2
 
 
 class UsageFilterForm(forms.Form):
     """The page's filters; the same names as the API's query parameters."""
 
-    from_ = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    from_ = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
+    to = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
     agent = forms.CharField(required=False, max_length=200)
     model = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(required=False, choices=[("", "Any status")] + Run.STATUSES)
@@ -92,7 +92,12 @@ def export_csv(request, slug):
 
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
-    data = form.cleaned_data if form.is_valid() else {}
+    if not form.is_valid():
+        # Refused before the first byte: a stream cannot turn into an error page half-way.
+        errors = "; ".join(f"{'from' if name == 'from_' else name}: {message}"
+                           for name, messages_ in form.errors.items() for message in messages_)
+        return HttpResponseBadRequest(f"Invalid filters: {errors}\n", content_type="text/plain")
+    data = form.cleaned_data
     return csv_response(workspace=membership.workspace, data={
         "from": data.get("from_"), "to": data.get("to"), "agent": data.get("agent", ""),
         "model": data.get("model", ""), "status": data.get("status", "")})

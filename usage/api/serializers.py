@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from billing.money import nanos_to_str
 from usage.models import Run
+from usage.bounds import date_in_bounds
 from usage.services import MAX_NODES, MAX_TOKENS
 
 NAME_MAX = 200
@@ -101,8 +102,10 @@ class CompleteIn(serializers.Serializer):
 
 
 class RunListFilters(serializers.Serializer):
-    from_ = serializers.DateField(required=False, help_text="First UTC day (YYYY-MM-DD), inclusive.")
-    to = serializers.DateField(required=False, help_text="Last UTC day (YYYY-MM-DD), inclusive.")
+    from_ = serializers.DateField(required=False, validators=[date_in_bounds],
+                                  help_text="First UTC day (YYYY-MM-DD), inclusive.")
+    to = serializers.DateField(required=False, validators=[date_in_bounds],
+                               help_text="Last UTC day (YYYY-MM-DD), inclusive.")
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=[s for s, _ in Run.STATUSES])

@@ -13,6 +13,7 @@ from billing.models import AIModel, Wallet
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
 from budgets.ratelimit import limiter_check
+from usage.bounds import MAX_RANGE_DAYS
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import ExportFilters, export_rows
 from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
@@ -196,7 +197,7 @@ def _range(workspace, data):
     start, end = data.get("from") or start, data.get("to") or end
     if end < start:
         raise InvalidRequest("`to` is before `from`.")
-    if (end - start).days > 366 * 2:
+    if (end - start).days > MAX_RANGE_DAYS:
         raise InvalidRequest("Ask for at most two years at a time.")
     return start, end
 
