@@ -77,7 +77,8 @@ def webhook_url_check(url: str) -> None:
 
 def _refusal(host: str, error: Exception) -> str:
     address = str(error) or host
-    return (f"{host} resolves to {address}, an internal address (loopback, private, link-local, multicast "
+    where = f"{host} is" if address == host else f"{host} resolves to {address},"
+    return (f"{where} an internal address (loopback, private, link-local, multicast "
             f"or reserved). Alert webhooks go to public addresses only; self-hosters can allow their own "
             f"network with ALERT_WEBHOOK_ALLOW_PRIVATE=true.")
 
