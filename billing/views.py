@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_safe
 
 from . import stripe_client
 from .models import CreditPack, Plan, Purchase
@@ -33,6 +34,7 @@ def home(request):
     return redirect("billing:overview", slug=membership.workspace.slug)
 
 
+@require_safe
 @login_required
 def overview(request, slug):
     membership = membership_for(request, slug)

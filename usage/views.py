@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
@@ -52,6 +52,7 @@ def _filters(request, workspace):
     return form, start, end, data
 
 
+@require_safe
 @login_required
 def usage(request, slug):
     membership = membership_for(request, slug)
@@ -86,6 +87,7 @@ def usage(request, slug):
     })
 
 
+@require_safe
 @login_required
 def export_csv(request, slug):
     from usage.api.views import csv_response
@@ -103,6 +105,7 @@ def export_csv(request, slug):
         "model": data.get("model", ""), "status": data.get("status", "")})
 
 
+@require_safe
 @login_required
 def run(request, slug, run_id):
     membership = membership_for(request, slug)
