@@ -65,7 +65,7 @@ def test_with_the_switch_the_test_checkout_works(owner_client, team, settings):
 def test_check_deploy_warns_when_the_switch_is_on_without_debug(settings, debug, switch, warned):
     from django.core.management.base import SystemCheckError
 
-    from billing.checks import test_checkout_in_production
+    from buying.checks import test_checkout_in_production
 
     settings.DEBUG, settings.BILLING_TEST_CHECKOUT, settings.STRIPE_SECRET_KEY = debug, switch, ""
     assert [m.id for m in test_checkout_in_production()] == (["billing.W001"] if warned else [])

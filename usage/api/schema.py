@@ -160,6 +160,7 @@ class UsageFrom(s.Serializer):
     to = s.DateField()
     available = s.CharField()
     this_period = s.CharField()
+    held_this_period = s.CharField()
     daily_average = s.CharField()
     projected = s.CharField()
     period = Period()

@@ -128,6 +128,8 @@ class RunListFilters(serializers.Serializer):
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=Run.STATUSES)
+    period = serializers.ChoiceField(required=False, choices=["current"],
+                                     help_text="`current`: the runs authorized in this billing period (CSV).")
     cursor = serializers.CharField(required=False, max_length=200)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
@@ -150,10 +152,15 @@ class RangeQuery(serializers.Serializer):
         return fields
 
 
-class ExportQuery(RangeQuery):
+class UsageQuery(RangeQuery):
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=Run.STATUSES)
+
+
+class ExportQuery(UsageQuery):
+    period = serializers.ChoiceField(required=False, choices=["current"],
+                                     help_text="`current`: the runs authorized in this billing period.")
 
 
 def credits_str(nanos: int) -> str:
