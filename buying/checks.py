@@ -13,6 +13,6 @@ def test_checkout_in_production(app_configs=None, **kwargs):
             "BILLING_TEST_CHECKOUT is on with DEBUG off: any owner or admin can buy credits and plans "
             "without paying.",
             hint="Unset BILLING_TEST_CHECKOUT in production and set STRIPE_SECRET_KEY.",
-            id="billing.W001",
+            id="buying.W001",
         )]
     return []

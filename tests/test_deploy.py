@@ -52,7 +52,7 @@ def test_check_deploy_is_clean_with_the_documented_production_environment():
 def test_check_deploy_flags_a_missing_https_setting():
     result = _check_deploy({"SECURE_HSTS_SECONDS": "0", "BILLING_TEST_CHECKOUT": "true", "STRIPE_SECRET_KEY": ""})
     assert result.returncode != 0
-    assert "security.W004" in result.stderr and "billing.W001" in result.stderr
+    assert "security.W004" in result.stderr and "buying.W001" in result.stderr
 
 
 @pytest.mark.django_db

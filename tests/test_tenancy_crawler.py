@@ -112,7 +112,7 @@ def test_every_route_is_covered():
 
 def _victim():
     """A second workspace with one of each object the routes name."""
-    from billing.purchases import pack_purchase_fulfil, purchase_start
+    from buying.purchases import pack_purchase_fulfil, purchase_start
     from invoices.models import Invoice
     from usage.services import NodeInput, run_authorize, run_complete
     from usage.tokens import token_create

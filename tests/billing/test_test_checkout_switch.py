@@ -30,7 +30,7 @@ def test_without_keys_and_switch_buy_says_payments_are_not_configured(owner_clie
 
 @pytest.mark.django_db
 def test_without_keys_and_switch_a_pending_test_purchase_cannot_be_paid(owner_client, team, settings):
-    from billing.purchases import purchase_start
+    from buying.purchases import purchase_start
 
     purchase = purchase_start(workspace=team.workspace, pack_id="builder", actor=team.owner, source=Purchase.TEST)
     settings.BILLING_TEST_CHECKOUT = False
@@ -68,7 +68,7 @@ def test_check_deploy_warns_when_the_switch_is_on_without_debug(settings, debug,
     from buying.checks import test_checkout_in_production
 
     settings.DEBUG, settings.BILLING_TEST_CHECKOUT, settings.STRIPE_SECRET_KEY = debug, switch, ""
-    assert [m.id for m in test_checkout_in_production()] == (["billing.W001"] if warned else [])
+    assert [m.id for m in test_checkout_in_production()] == (["buying.W001"] if warned else [])
     settings.DEBUG, settings.BILLING_TEST_CHECKOUT = False, True
-    with pytest.raises(SystemCheckError, match="billing.W001"):
+    with pytest.raises(SystemCheckError, match="buying.W001"):
         call_command("check", "--deploy", "--fail-level", "WARNING")

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from billing.models import Purchase
-from billing.purchases import purchase_start
+from buying.purchases import purchase_start
 from tests.billing import stripe_payloads as sp
 
 
