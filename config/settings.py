@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "invoices",
     "buying",
     "operations",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -147,6 +148,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-reservations": {"task": "usage.tasks.release_expired_reservations", "schedule": 60.0},
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
+    "auto-recharge-retries": {"task": "buying.tasks.auto_recharge_retry", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -166,6 +168,14 @@ SELLER = {
 # Alert webhooks go to public addresses only; self-hosters who send to their own network opt in.
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
+
+# --- Accounts (docs/teams.md)
+# Self-service sign-up (a user and a personal Free workspace); off unless switched on (`make run` does).
+SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)
+# Sign-up attempts per client IP per hour (a Redis counter shared by every process).
+SIGNUP_ATTEMPTS_PER_HOUR = env_int("SIGNUP_ATTEMPTS_PER_HOUR", 10, minimum=1)
+# Attach the invoice PDF to purchase and plan receipts (the link to the invoice is always there).
+RECEIPT_ATTACH_PDF = env_bool("RECEIPT_ATTACH_PDF", False)
 
 # --- Stripe. Without keys, payments are off unless BILLING_TEST_CHECKOUT=true turns on the built-in
 # test checkout (anyone who can buy then "pays" without a card: `make run` and the tests only).

@@ -72,3 +72,27 @@ def test_check_deploy_warns_when_the_switch_is_on_without_debug(settings, debug,
     settings.DEBUG, settings.BILLING_TEST_CHECKOUT = False, True
     with pytest.raises(SystemCheckError, match="buying.W001"):
         call_command("check", "--deploy", "--fail-level", "WARNING")
+
+
+@pytest.mark.django_db
+def test_without_the_switch_the_auto_recharge_test_card_cannot_be_set_nor_pay(team, settings):
+    from billing.models import AutoRecharge, AutoRechargeAttempt, credits
+    from buying.auto_recharge import (AutoRechargeError, auto_recharge_attempt_pay, auto_recharge_set,
+                                      auto_recharge_test_card_set)
+
+    settings.STRIPE_SECRET_KEY = ""
+    settings.BILLING_TEST_CHECKOUT = False
+    with pytest.raises(AutoRechargeError, match="test-checkout mode"):
+        auto_recharge_test_card_set(workspace=team.workspace, mode=AutoRecharge.TEST_CARD_OK)
+    # A test card put on file while the switch was on pays nothing once it is off.
+    settings.BILLING_TEST_CHECKOUT = True
+    auto_recharge_test_card_set(workspace=team.workspace, mode=AutoRecharge.TEST_CARD_OK)
+    auto_recharge_set(workspace=team.workspace, enabled=True, threshold=credits(6000), pack_id="builder",
+                      max_per_period=3)
+    attempt = AutoRechargeAttempt.objects.get(workspace=team.workspace)  # pending: paid by Celery on commit
+    settings.BILLING_TEST_CHECKOUT = False
+    attempt = auto_recharge_attempt_pay(key=attempt.key)
+    attempt.refresh_from_db()
+    assert attempt.status == "failed" and "not configured" in attempt.last_error
+    team.workspace.wallet.refresh_from_db()
+    assert team.workspace.wallet.purchased == 0

@@ -17,6 +17,7 @@ from usage.bounds import MAX_RANGE_DAYS
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
 from usage.filters import RunFilter
+from usage.forecast import credit_forecast
 from usage.selectors import InvalidCursor, default_range, run_detail, runs_page, usage_summary
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
@@ -86,7 +87,15 @@ class BalanceView(WorkspaceAPIView):
                        "used": nanos_to_str(status.spend.used), "percent": status.percent, "state": status.state},
             "rate_limit": {"requests_per_minute": workspace.requests_per_minute,
                            "concurrent_runs": workspace.concurrent_runs},
+            "forecast": forecast_json(credit_forecast(workspace=workspace)),
         })
+
+
+def forecast_json(forecast) -> dict:
+    """Dates are omitted (null) when there is no usage this period."""
+    return {"daily_average": nanos_to_str(forecast.daily_average),
+            "runs_out_on": forecast.runs_out_on.isoformat() if forecast.runs_out_on else None,
+            "next_auto_recharge_on": forecast.next_auto_recharge_on.isoformat() if forecast.next_auto_recharge_on else None}
 
 
 class RatesView(WorkspaceAPIView):
