@@ -3,7 +3,7 @@
 import pytest
 from rest_framework import serializers
 
-from usage.api import schemas
+from usage.api import schema as schemas
 
 from .conftest import TWO_NODES, authorize
 
@@ -42,12 +42,12 @@ def test_the_declared_response_schemas_match_real_answers(owner_api):
     assert authorized.status_code == 201
     assert_matches(schemas.Authorization, authorized.json())
     completed = owner_api.post("/v1/runs/docs-1/complete", TWO_NODES)
-    assert_matches(schemas.Run, completed.json())
-    assert_matches(schemas.Run, owner_api.get("/v1/runs/docs-1").json())
-    assert_matches(schemas.RunList, owner_api.get("/v1/runs").json())
+    assert_matches(schemas.RunOut, completed.json())
+    assert_matches(schemas.RunOut, owner_api.get("/v1/runs/docs-1").json())
+    assert_matches(schemas.RunPage, owner_api.get("/v1/runs").json())
     assert_matches(schemas.Balance, owner_api.get("/v1/billing/balance").json())
     assert_matches(schemas.Rates, owner_api.get("/v1/billing/rates").json())
-    assert_matches(schemas.Usage, owner_api.get("/v1/usage").json())
+    assert_matches(schemas.UsageFrom, owner_api.get("/v1/usage").json())
     assert_matches(schemas.Error, owner_api.get("/v1/runs/nope").json())
 
 
@@ -56,6 +56,6 @@ def test_the_docs_page_links_back_to_the_portal_and_the_schema_lists_responses(c
     page = client.get("/v1/docs/").content.decode()
     assert "Back to the billing portal" in page
     schema = client.get("/v1/schema/").content.decode()
-    for component in ("Balance:", "Run:", "RunList:", "Usage:", "Rates:", "Authorization:", "Error:"):
+    for component in ("Balance:", "RunOut:", "RunPage:", "UsageFrom:", "Rates:", "Authorization:", "Error:"):
         assert f"    {component}" in schema
     assert "$ref: '#/components/schemas/Balance'" in schema
