@@ -47,6 +47,12 @@ class RateLimit(s.Serializer):
     concurrent_runs = s.IntegerField()
 
 
+class Forecast(s.Serializer):
+    daily_average = s.CharField(help_text="Credits charged per day this period, exact decimal string.")
+    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that pace; null if not foreseen.")
+    next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge would next buy a pack; null if off.")
+
+
 class Balance(s.Serializer):
     workspace = s.CharField()
     plan = s.CharField()
@@ -59,6 +65,7 @@ class Balance(s.Serializer):
     used_this_period = s.CharField()
     budget = BudgetState()
     rate_limit = RateLimit()
+    forecast = Forecast()
 
 
 class ModelRate(s.Serializer):
