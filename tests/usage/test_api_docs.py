@@ -16,6 +16,17 @@ def fields_of(serializer) -> dict:
             for name, field in serializer.fields.items()}
 
 
+def optional_of(serializer) -> set:
+    """Names the schema declares as optional (required=False), anywhere in the tree."""
+    if isinstance(serializer, serializers.ListSerializer):
+        serializer = serializer.child
+    names = {name for name, field in serializer.fields.items() if not field.required}
+    for field in serializer.fields.values():
+        if isinstance(field, (serializers.Serializer, serializers.ListSerializer)):
+            names |= optional_of(field)
+    return names
+
+
 def keys_of(value):
     if isinstance(value, list):
         return keys_of(value[0]) if value else None
@@ -25,10 +36,12 @@ def keys_of(value):
 
 
 def assert_matches(schema, answer):
-    declared, actual = fields_of(schema()), keys_of(answer)
+    declared, actual, optional = fields_of(schema()), keys_of(answer), optional_of(schema())
 
     def walk(declared, actual, path):
-        assert set(declared) == set(actual), f"{path or 'answer'}: declared {sorted(declared)}, answered {sorted(actual)}"
+        missing = set(declared) - set(actual) - optional
+        assert not missing and set(actual) <= set(declared), \
+            f"{path or 'answer'}: declared {sorted(declared)}, answered {sorted(actual)}"
         for name, sub in declared.items():
             if sub is not None and actual[name] is not None:
                 walk(sub, actual[name], f"{path}.{name}")

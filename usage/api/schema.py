@@ -48,9 +48,9 @@ class RateLimit(s.Serializer):
 
 
 class Forecast(s.Serializer):
-    daily_average = s.CharField(help_text="Credits charged per day this period, exact decimal string.")
-    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that pace; null if not foreseen.")
-    next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge would next buy a pack; null if off.")
+    daily_average = s.CharField(help_text="Credits charged per day on average this period.")
+    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that rate; null without usage.")
+    next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge next fires at that rate; null when off.")
 
 
 class Balance(s.Serializer):

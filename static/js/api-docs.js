@@ -1,8 +1,0 @@
-// /v1/docs/ under the Content-Security-Policy (script-src 'self').
-  document.documentElement.lang = "en";
-  // Swagger UI draws its example pickers without a label; name them as they appear.
-  new MutationObserver(function () {
-    document.querySelectorAll("#swagger-ui select:not([aria-label])").forEach(function (select) {
-      select.setAttribute("aria-label", select.classList.contains("examples-select-element") ? "Example" : (select.name || "Choice"));
-    });
-  }).observe(document.getElementById("swagger-ui"), {childList: true, subtree: true});
