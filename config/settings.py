@@ -119,6 +119,8 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-reservations": {"task": "usage.tasks.release_expired_reservations", "schedule": 60.0},
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
+    "run-partitions-ahead": {"task": "usage.tasks.create_run_partitions", "schedule": 6 * 3600.0},
+    "run-detail-retention": {"task": "usage.tasks.retire_old_run_detail", "schedule": 24 * 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -126,6 +128,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 BILLING_EDITION = env_choice("BILLING_EDITION", "cloud", ("cloud", "community"))
 RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+# Runs and nodes older than this many months (before this month) are dropped, a month at a time,
+# once complete; rollups, the ledger and invoices are kept forever. docs/scale.md.
+RUN_DETAIL_RETENTION_MONTHS = env_int("RUN_DETAIL_RETENTION_MONTHS", 13, minimum=1)
+RUN_PARTITIONS_AHEAD_MONTHS = env_int("RUN_PARTITIONS_AHEAD_MONTHS", 3, minimum=1)
 SELLER = {
     "name": env_str("SELLER_NAME", "LenserFight Inc."),
     "address": env_str("SELLER_ADDRESS", "1 Market Street\nSan Francisco, CA 94105\nUnited States"),

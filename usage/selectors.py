@@ -215,7 +215,7 @@ def runs_page(*, workspace: Workspace, filters: RunFilters, cursor: str | None =
 
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
     return (Run.objects.select_related("workflow", "agent", "member__user", "model")
-            .prefetch_related("nodes").filter(workspace=workspace, public_id=public_id).first())
+            .prefetch_related("nodes").for_public_id(workspace=workspace, public_id=public_id).first())
 
 
 def filter_choices(*, workspace: Workspace) -> dict:
