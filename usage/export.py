@@ -14,7 +14,7 @@ path iterates a server-side cursor in chunks. Memory stays flat either way."""
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
-from django.db import connection
+from django.db import connections
 from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
@@ -38,14 +38,16 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _rows_queryset(workspace: Workspace, filters: ExportFilters):
+def _rows_queryset(workspace: Workspace, filters: ExportFilters, using: str):
     """RunNode grouped by run and model, for runs that were charged (completed_at set)."""
-    nodes = RunNode.objects.filter(run__workspace=workspace, run__completed_at__isnull=False)
+    nodes = RunNode.objects.using(using).filter(run__workspace=workspace, run__completed_at__isnull=False)
     low, high = day_bounds(filters.start, filters.end)
     if low:
         nodes = nodes.filter(run__completed_at__gte=low)
     if high:
-        nodes = nodes.filter(run__completed_at__lt=high)
+        # A run starts before it is charged: the bound on the partition keys lets PostgreSQL skip
+        # every later month of runs and of nodes (partition pruning).
+        nodes = nodes.filter(run__completed_at__lt=high, run__created_at__lt=high, run_created_at__lt=high)
     if filters.agent:
         nodes = nodes.filter(run__agent__name=filters.agent)
     if filters.model:
@@ -69,9 +71,9 @@ def csv_cell(text: str) -> str:
     return text
 
 
-def _python_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
+def _python_rows(workspace: Workspace, filters: ExportFilters, using: str) -> Iterator[bytes]:
     lines = []
-    for row in _rows_queryset(workspace, filters).iterator(chunk_size=CHUNK_ROWS):
+    for row in _rows_queryset(workspace, filters, using).iterator(chunk_size=CHUNK_ROWS):
         lines.append(",".join((
             _iso_utc(row["run__completed_at"]),
             csv_cell(neutralise(row["run__workflow__name"])), csv_cell(neutralise(row["run__agent__name"])),
@@ -114,13 +116,13 @@ _COPY_COLUMNS = "c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_i
 FIRST_WINDOW = timedelta(days=1)
 
 
-def _copy_windows(workspace: Workspace, filters: ExportFilters) -> list[tuple[datetime, datetime]]:
+def _copy_windows(workspace: Workspace, filters: ExportFilters, using: str) -> list[tuple[datetime, datetime]]:
     """Consecutive time windows covering the runs to export, the first one day long and each next
     one four times as long. Sorting all rows before the first one is sent would hold a million-run
     download back for seconds; a day's rows are sorted at once, and the growth keeps the number
     of queries (each one scanning the nodes) logarithmic in the time span."""
     low, high = day_bounds(filters.start, filters.end)
-    charged = Run.objects.filter(workspace=workspace, completed_at__isnull=False)
+    charged = Run.objects.using(using).filter(workspace=workspace, completed_at__isnull=False)
     first, last = charged.aggregate(first=Min("completed_at"), last=Max("completed_at")).values()
     if first is None:
         return []
@@ -133,14 +135,15 @@ def _copy_windows(workspace: Workspace, filters: ExportFilters) -> list[tuple[da
     return windows
 
 
-def _copy_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
+def _copy_rows(workspace: Workspace, filters: ExportFilters, using: str) -> Iterator[bytes]:
     from psycopg import sql
 
+    connection = connections[using]
     connection.ensure_connection()
-    for low, high in _copy_windows(workspace, filters):
+    for low, high in _copy_windows(workspace, filters, using):
         # The ORM writes the grouping query with its filters (one definition of the rows for both
         # paths); the outer SELECT formats each cell exactly as the Python path does.
-        rows = _rows_queryset(workspace, filters).filter(run__completed_at__gte=low, run__completed_at__lt=high)
+        rows = _rows_queryset(workspace, filters, using).filter(run__completed_at__gte=low, run__completed_at__lt=high)
         grouped, params = rows.query.sql_with_params()
         outer = (
             "SELECT to_char(g.c_completed AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -155,8 +158,40 @@ def _copy_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
                     yield bytes(data)
 
 
-def export_rows(*, workspace: Workspace, filters: ExportFilters, fast: bool | None = None) -> Iterator[bytes]:
-    """The CSV as a stream of byte chunks, header first."""
+def _rollup_rows(workspace: Workspace, filters: ExportFilters, kept_from: date, using: str) -> Iterator[bytes]:
+    """Days whose run detail retention dropped: one row per day, agent and model from the daily
+    rollups, status `daily_total`, date as YYYY-MM-DD and workflow empty (rollups do not keep it).
+    The credits column still sums to the ledger's charges. Rollups carry no status, so a status
+    filter leaves them out."""
+    from .models import DailyUsage
+
+    if filters.status or (filters.start and filters.start >= kept_from):
+        return
+    rows = DailyUsage.objects.using(using).filter(workspace=workspace, day__lt=kept_from)
+    if filters.start:
+        rows = rows.filter(day__gte=filters.start)
+    if filters.end:
+        rows = rows.filter(day__lte=filters.end)
+    if filters.agent:
+        rows = rows.filter(agent__name=filters.agent)
+    if filters.model:
+        rows = rows.filter(model_id=filters.model)
+    grouped = (rows.values("day", "agent__name", "model_id")
+               .annotate(i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("credits"))
+               .order_by("day", "agent__name", "model_id"))
+    for row in grouped.iterator(chunk_size=CHUNK_ROWS):
+        yield (",".join((row["day"].isoformat(), csv_cell(""), csv_cell(neutralise(row["agent__name"])),
+                         csv_cell(neutralise(row["model_id"])), str(row["i"]), str(row["o"]), nanos_to_str(row["c"]),
+                         "daily_total")) + "\n").encode()
+
+
+def export_rows(*, workspace: Workspace, filters: ExportFilters, fast: bool | None = None,
+                kept_from: date | None = None, using: str = "default") -> Iterator[bytes]:
+    """The CSV as a stream of byte chunks, header first, read from database `using` (the
+    request's read alias: the stream runs after the view returned). Before kept_from (retention)
+    the rows are the daily rollups; see _rollup_rows."""
     yield (",".join(HEADER) + "\n").encode()
-    use_copy = connection.vendor == "postgresql" if fast is None else fast
-    yield from (_copy_rows if use_copy else _python_rows)(workspace, filters)
+    if kept_from:
+        yield from _rollup_rows(workspace, filters, kept_from, using)
+    use_copy = connections[using].vendor == "postgresql" if fast is None else fast
+    yield from (_copy_rows if use_copy else _python_rows)(workspace, filters, using)

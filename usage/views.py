@@ -14,11 +14,12 @@ from django.views.decorators.http import require_POST
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
+from config.replica import reads_from_replica
 
 from .charts import bar_chart
 from .models import Run
-from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, filter_choices, run_detail,
-                        runs_page, savings_for, spend_by_model, usage_summary)
+from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, detail_kept_from, detail_notice,
+                        filter_choices, run_detail, runs_page, savings_for, spend_by_model, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
 MAX_RANGE_DAYS = 366 * 2
@@ -53,6 +54,7 @@ def _filters(request, workspace):
 
 
 @login_required
+@reads_from_replica
 def usage(request, slug):
     membership = membership_for(request, slug)
     workspace = membership.workspace
@@ -83,10 +85,12 @@ def usage(request, slug):
         "choices": filter_choices(workspace=workspace),
         "start": start,
         "end": end,
+        "detail_notice": detail_notice(start=start, kept_from=detail_kept_from()),
     })
 
 
 @login_required
+@reads_from_replica
 def export_csv(request, slug):
     from usage.api.views import csv_response
 

@@ -10,12 +10,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import AIModel, Wallet
+from config.replica import current_read_alias, reads_from_replica
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
 from budgets.ratelimit import limiter_check
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import ExportFilters, export_rows
-from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
+from usage.selectors import (InvalidCursor, RunFilters, default_range, detail_kept_from, detail_notice, run_detail,
+                             runs_page, usage_summary)
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
 from . import docs
@@ -150,6 +152,7 @@ class RunsView(WorkspaceAPIView):
         ],
         responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_LIST_EXAMPLE]),
     )
+    @reads_from_replica
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         filters = RunFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
@@ -159,7 +162,8 @@ class RunsView(WorkspaceAPIView):
                                           limit=data["limit"], with_nodes=True)
         except InvalidCursor as error:
             raise InvalidRequest(str(error)) from None
-        return Response({"results": [run_out(run) for run in runs], "next_cursor": next_cursor})
+        return Response({"results": [run_out(run) for run in runs], "next_cursor": next_cursor,
+                         **_retention_fields(data.get("from"))})
 
 
 class RunCompleteView(WorkspaceAPIView):
@@ -208,11 +212,19 @@ class UsageView(WorkspaceAPIView):
                     OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today (UTC)")],
         responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.USAGE_EXAMPLE]),
     )
+    @reads_from_replica
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         start, end = _range(self.workspace, data)
         summary = usage_summary(workspace=self.workspace, start=start, end=end)
-        return Response(usage_out(summary))
+        return Response({**usage_out(summary), **_retention_fields(start)})
+
+
+def _retention_fields(start) -> dict:
+    """detail_kept_from (null while nothing was dropped) and, when the range starts before it, a notice."""
+    kept_from = detail_kept_from()
+    return {"detail_kept_from": kept_from.isoformat() if kept_from else None,
+            "notice": detail_notice(start=start, kept_from=kept_from)}
 
 
 def usage_out(summary) -> dict:
@@ -242,6 +254,7 @@ class UsageExportView(WorkspaceAPIView):
         parameters=[OpenApiParameter(name, str) for name in ("from", "to", "agent", "model", "status")],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=docs.CSV_DESCRIPTION)},
     )
+    @reads_from_replica
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         return csv_response(workspace=self.workspace, data=data)
@@ -250,7 +263,13 @@ class UsageExportView(WorkspaceAPIView):
 def csv_response(*, workspace, data) -> StreamingHttpResponse:
     filters = ExportFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
                             model=data.get("model", ""), status=data.get("status", ""))
-    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
+    kept_from = detail_kept_from()
+    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters, kept_from=kept_from,
+                                                 using=current_read_alias()), content_type="text/csv")
+    notice = detail_notice(start=filters.start, kept_from=kept_from)
+    if notice:
+        response["X-Detail-Kept-From"] = kept_from.isoformat()
+        response["X-Detail-Notice"] = notice
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"
