@@ -120,6 +120,10 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
         existing = _existing_run(workspace, public_id)
         if existing is None:
+            if public_id and RunKey.objects.filter(workspace=workspace, public_id=public_id).exists():
+                # The key outlives retention, so an old id is never charged again.
+                raise IdempotencyConflict(f"Run id {public_id!r} belongs to a run older than the kept detail; "
+                                          "use a new id.") from None
             raise
         return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
     except (RunRefused, ConcurrencyLimited) as refusal:
