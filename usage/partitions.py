@@ -91,6 +91,8 @@ def table_convert_to_partitioned(schema_editor, *, table: str, column: str, mont
             _partition_create(cursor, table, column, month)
             month = month_add(month, 1)
         cursor.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
+        # Check the copied rows' foreign keys now: deferred checks would block CREATE INDEX below.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"INSERT INTO {table} SELECT * FROM {old}")
         for _, definition in indexes:  # after the rows: one sort per index instead of row-by-row upkeep
             cursor.execute(definition)
@@ -148,6 +150,20 @@ def partitions_create_ahead(*, months: int | None = None, now: datetime | None =
             for table, column in PARTITIONED:
                 if _partition_create(cursor, table, column, month):
                     created.append(partition_name(table, month))
+    return created
+
+
+def partitions_create_between(*, first: date, last: date) -> list[str]:
+    """Partitions for every month from first to last (inclusive), e.g. before loading history."""
+    if not is_partitioned():
+        return []
+    created, month = [], month_start(first)
+    with transaction.atomic(), connection.cursor() as cursor:
+        while month <= last:
+            for table, column in PARTITIONED:
+                if _partition_create(cursor, table, column, month):
+                    created.append(partition_name(table, month))
+            month = month_add(month, 1)
     return created
 
 
