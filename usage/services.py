@@ -224,8 +224,8 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         price = price_node(rate=rate, input_tokens=node.input_tokens, output_tokens=node.output_tokens,
                            tool_calls=list(node.tools), tool_rates=tool_rates)
         node_rows.append(RunNode(
-            run=run, run_created_at=run.created_at, position=position, name=node.name, model_id=node.model, input_tokens=node.input_tokens,
-            output_tokens=node.output_tokens, input_nanos_per_token=rate.input_nanos_per_token,
+            run=run, run_created_at=run.created_at, position=position, name=node.name, model_id=node.model,
+            input_tokens=node.input_tokens, output_tokens=node.output_tokens, input_nanos_per_token=rate.input_nanos_per_token,
             output_nanos_per_token=rate.output_nanos_per_token, token_credits=price.token_credits,
             tool_credits=price.tool_credits, credits=price.credits, tools=price.tools,
         ))

@@ -32,7 +32,7 @@ def replica_cluster():
 
 @pytest.fixture(scope="module")
 def observed(replica_cluster):
-    base = f"postgres://postgres@127.0.0.1:{{}}/lf_replica_test"
+    base = "postgres://postgres@127.0.0.1:{}/lf_replica_test"
     subprocess.run(["psql", "-h", "127.0.0.1", "-p", replica_cluster["PRIMARY_PORT"], "-U", "postgres", "-qc",
                     "CREATE DATABASE lf_replica_test"], check=True, capture_output=True)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "replica-test",
