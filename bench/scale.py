@@ -77,13 +77,13 @@ def _generate(*, workspaces, start_index: int, count: int, span_days: int) -> No
                 FROM usage_run r JOIN new_runs n ON n.id = r.id AND n.created_at = r.created_at
             """)
             cursor.execute("""
-                INSERT INTO usage_dailyusage (workspace_id, day, agent_id, model_id, member_id, credits, input_tokens,
-                    output_tokens, runs)
+                INSERT INTO usage_dailyusage (workspace_id, day, agent_id, model_id, member_id, period_start, credits,
+                    input_tokens, output_tokens, runs)
                 SELECT workspace_id, (completed_at AT TIME ZONE 'UTC')::date, agent_id, model_id, member_id,
-                    sum(credits), sum(input_tokens), sum(output_tokens), count(*)
+                    r.period_start, sum(credits), sum(input_tokens), sum(output_tokens), count(*)
                 FROM usage_run r JOIN new_runs n ON n.id = r.id AND n.created_at = r.created_at
-                GROUP BY 1, 2, 3, 4, 5
-                ON CONFLICT (workspace_id, day, agent_id, model_id, member_id) DO UPDATE SET
+                GROUP BY 1, 2, 3, 4, 5, 6
+                ON CONFLICT (workspace_id, day, agent_id, model_id, member_id, period_start) DO UPDATE SET
                     credits = usage_dailyusage.credits + EXCLUDED.credits,
                     input_tokens = usage_dailyusage.input_tokens + EXCLUDED.input_tokens,
                     output_tokens = usage_dailyusage.output_tokens + EXCLUDED.output_tokens,

@@ -74,12 +74,11 @@ def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, 
             return False
         old_start, old_plan = ws.period_start, ws.plan
         if ws.cancel_at_period_end:
-            ws.plan = plans["free"]
+            ws.plan_switch(plans["free"])
             ws.stripe_subscription_id = ""
         elif ws.scheduled_plan_id:
-            ws.plan = ws.scheduled_plan
+            ws.plan_switch(ws.scheduled_plan)
         if ws.plan.pk != old_plan.pk:
-            ws.custom_monthly_credits = ws.custom_requests_per_minute = ws.custom_concurrent_runs = None
             AuditEvent.objects.create(workspace=ws, action="plan.change",
                                       detail={"from": old_plan.pk, "to": ws.plan.pk, "reason": "scheduled for the period end"})
         ws.scheduled_plan, ws.cancel_at_period_end = None, False

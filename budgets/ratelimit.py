@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from billing.edition import is_community
+
 WINDOW_MS = 60_000  # one minute; tests shorten it
 KEY_PREFIX = "lf:ratelimit:"
 SOCKET_TIMEOUT_SECONDS = 0.5
@@ -139,8 +141,6 @@ def rate_check(*, key: str, limit: int, window_ms: int | None = None) -> RateLim
 
 
 def limiter_check(*, workspace) -> RateLimitDecision:
-    from billing.pricing import is_community
-
     limit = workspace.requests_per_minute
     if not settings.RATE_LIMIT_ENABLED or is_community():  # Community Edition has no plan limits
         return RateLimitDecision(allowed=True, limit=limit, remaining=limit, reset_seconds=WINDOW_MS // 1000,

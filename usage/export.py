@@ -12,48 +12,37 @@ Two paths produce identical bytes: on PostgreSQL the rows are formatted in SQL a
 path iterates a server-side cursor in chunks. Memory stays flat either way."""
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django.db import connections
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
 from billing.money import nanos_to_str
 
 from .models import Run, RunNode
-from .selectors import day_bounds
+from .filters import CHARGED, RunFilter, day_bounds
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
 
 
-class ExportFilters:
-    def __init__(self, *, start: date | None = None, end: date | None = None, agent: str = "", model: str = "",
-                 status: str = ""):
-        self.start, self.end, self.agent, self.model, self.status = start, end, agent, model, status
-
-
 def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _rows_queryset(workspace: Workspace, filters: ExportFilters, using: str):
+def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "default"):
     """RunNode grouped by run and model, for runs that were charged (completed_at set)."""
     nodes = RunNode.objects.using(using).filter(run__workspace=workspace, run__completed_at__isnull=False)
-    low, high = day_bounds(filters.start, filters.end)
-    if low:
-        nodes = nodes.filter(run__completed_at__gte=low)
-    if high:
+    nodes = filters.apply(nodes, date_field=CHARGED, run="run__")
+    _, high = day_bounds(filters.start, filters.end)
+    if high and not filters.period_start:
         # A run starts before it is charged: the bound on the partition keys lets PostgreSQL skip
         # every later month of runs and of nodes (partition pruning).
-        nodes = nodes.filter(run__completed_at__lt=high, run__created_at__lt=high, run_created_at__lt=high)
-    if filters.agent:
-        nodes = nodes.filter(run__agent__name=filters.agent)
-    if filters.model:
-        nodes = nodes.filter(model_id=filters.model)
-    if filters.status:
-        nodes = nodes.filter(run__status=filters.status)
+        nodes = nodes.filter(run__created_at__lt=high, run_created_at__lt=high)
     return (
         nodes.values("run_id", "model_id", "run__completed_at", "run__workflow__name", "run__agent__name",
                      "run__status")
@@ -71,7 +60,7 @@ def csv_cell(text: str) -> str:
     return text
 
 
-def _python_rows(workspace: Workspace, filters: ExportFilters, using: str) -> Iterator[bytes]:
+def _python_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
     lines = []
     for row in _rows_queryset(workspace, filters, using).iterator(chunk_size=CHUNK_ROWS):
         lines.append(",".join((
@@ -88,8 +77,6 @@ def _python_rows(workspace: Workspace, filters: ExportFilters, using: str) -> It
 
 
 def _iso_utc(moment) -> str:
-    from datetime import timezone as dt_timezone
-
     return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -116,7 +103,7 @@ _COPY_COLUMNS = "c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_i
 FIRST_WINDOW = timedelta(days=1)
 
 
-def _copy_windows(workspace: Workspace, filters: ExportFilters, using: str) -> list[tuple[datetime, datetime]]:
+def _copy_windows(workspace: Workspace, filters: RunFilter, using: str = "default") -> list[tuple[datetime, datetime]]:
     """Consecutive time windows covering the runs to export, the first one day long and each next
     one four times as long. Sorting all rows before the first one is sent would hold a million-run
     download back for seconds; a day's rows are sorted at once, and the growth keeps the number
@@ -135,7 +122,7 @@ def _copy_windows(workspace: Workspace, filters: ExportFilters, using: str) -> l
     return windows
 
 
-def _copy_rows(workspace: Workspace, filters: ExportFilters, using: str) -> Iterator[bytes]:
+def _copy_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
     from psycopg import sql
 
     connection = connections[using]
@@ -158,14 +145,14 @@ def _copy_rows(workspace: Workspace, filters: ExportFilters, using: str) -> Iter
                     yield bytes(data)
 
 
-def _rollup_rows(workspace: Workspace, filters: ExportFilters, kept_from: date, using: str) -> Iterator[bytes]:
+def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, using: str) -> Iterator[bytes]:
     """Days whose run detail retention dropped: one row per day, agent and model from the daily
     rollups, status `daily_total`, date as YYYY-MM-DD and workflow empty (rollups do not keep it).
     The credits column still sums to the ledger's charges. Rollups carry no status, so a status
-    filter leaves them out."""
+    filter leaves them out (and the current period is always within the kept detail)."""
     from .models import DailyUsage
 
-    if filters.status or (filters.start and filters.start >= kept_from):
+    if filters.status or filters.period_start or (filters.start and filters.start >= kept_from):
         return
     rows = DailyUsage.objects.using(using).filter(workspace=workspace, day__lt=kept_from)
     if filters.start:
@@ -185,7 +172,7 @@ def _rollup_rows(workspace: Workspace, filters: ExportFilters, kept_from: date, 
                          "daily_total")) + "\n").encode()
 
 
-def export_rows(*, workspace: Workspace, filters: ExportFilters, fast: bool | None = None,
+def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None = None,
                 kept_from: date | None = None, using: str = "default") -> Iterator[bytes]:
     """The CSV as a stream of byte chunks, header first, read from database `using` (the
     request's read alias: the stream runs after the view returned). Before kept_from (retention)
@@ -195,3 +182,22 @@ def export_rows(*, workspace: Workspace, filters: ExportFilters, fast: bool | No
         yield from _rollup_rows(workspace, filters, kept_from, using)
     use_copy = connections[using].vendor == "postgresql" if fast is None else fast
     yield from (_copy_rows if use_copy else _python_rows)(workspace, filters, using)
+
+
+def csv_response(*, workspace, data) -> StreamingHttpResponse:
+    from config.replica import current_read_alias
+
+    from .selectors import detail_kept_from, detail_notice
+
+    filters = RunFilter.from_data(data, workspace=workspace)
+    kept_from = detail_kept_from()
+    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters, kept_from=kept_from,
+                                                 using=current_read_alias()), content_type="text/csv")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    notice = detail_notice(start=filters.start, kept_from=kept_from)
+    if notice:
+        response["X-Detail-Kept-From"] = kept_from.isoformat()
+        response["X-Detail-Notice"] = notice
+    return response

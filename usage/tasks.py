@@ -1,10 +1,10 @@
 from celery import shared_task
 
+from .services import reservations_release_expired
+
 
 @shared_task
 def release_expired_reservations():
-    from .services import reservations_release_expired
-
     return reservations_release_expired()
 
 

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('billing', '0005_ledger_run_without_db_constraint'),
-        ('usage', '0002_run_ws_completed'),
+        ('usage', '0004_dailyusage_period_start'),
     ]
 
     operations = [
