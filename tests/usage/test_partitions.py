@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Wallet
-from billing.reconcile import reconcile_workspace
-from billing.purchases import purchase_record_manual
+from operations.reconcile import reconcile_workspace
+from buying.purchases import purchase_record_manual
 from invoices.models import Invoice
 from usage.errors import IdempotencyConflict
 from usage.models import DailyUsage, DroppedRunMonth, Run, RunKey, RunNode
