@@ -127,12 +127,13 @@ def _p95(client, url: str, samples: int, **headers) -> float:
 
 def _month_export(workspace) -> tuple[float, int, int, int]:
     """Stream one whole past month's CSV; the partitions its first window's plan reads."""
-    from usage.export import ExportFilters, _copy_windows, _rows_queryset, export_rows
+    from usage.export import _copy_windows, _rows_queryset, export_rows
+    from usage.filters import RunFilter
     from usage.partitions import month_add, month_start, run_partitions
 
     first = month_add(month_start(date.today()), -3)
     last = month_add(first, 1) - timedelta(days=1)
-    filters = ExportFilters(start=first, end=last)
+    filters = RunFilter(start=first, end=last)
     started = time.perf_counter()
     rows = sum(chunk.count(b"\n") for chunk in export_rows(workspace=workspace, filters=filters)) - 1
     seconds = time.perf_counter() - started

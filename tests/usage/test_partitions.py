@@ -67,11 +67,12 @@ def test_it_creates_months_ahead_and_moves_rows_parked_in_the_default_partition(
 
 @pytest.mark.needs_postgres
 def test_a_month_export_reads_only_the_partitions_it_can_hold(team):
-    from usage.export import ExportFilters, _rows_queryset
+    from usage.export import _rows_queryset
+    from usage.filters import RunFilter
 
     today = timezone.now().date()
     start = month_start(today)
-    rows = _rows_queryset(team.workspace, ExportFilters(start=start, end=today), "default")
+    rows = _rows_queryset(team.workspace, RunFilter(start=start, end=today), "default")
     plan = rows.explain()
     later = partition_name("usage_run", month_add(start, 2))
     assert partition_name("usage_run", start) in plan and later not in plan
