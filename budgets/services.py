@@ -8,7 +8,6 @@ from django.db import transaction
 
 from billing.models import AuditEvent, Membership, User, Workspace, new_webhook_secret
 from billing.money import nanos_to_str
-from billing.services import member_add, user_get_or_create
 from .models import Agent
 
 from .alerts import alerts_check
@@ -113,14 +112,3 @@ def member_role_set(*, membership: Membership, role: str, actor: User | None) ->
                                   detail={"email": membership.user.email, "from": membership.role, "to": role})
         membership.role = role
     return membership
-
-
-def member_invite(*, workspace: Workspace, email: str, role: str, actor: User | None) -> Membership:
-    """Add a person by e-mail (a user without a password is created if new: they set one through
-    the password reset). Raises billing.services.MemberLimitReached at the plan's member cap."""
-    if role not in (Membership.ADMIN, Membership.MEMBER):
-        raise BudgetInvalid("role", "Choose admin or member.")
-    user = user_get_or_create(email=email)
-    if workspace.memberships.filter(user=user).exists():
-        raise BudgetInvalid("email", f"{user.email} is already a member of this workspace.")
-    return member_add(workspace=workspace, user=user, role=role, actor=actor)

@@ -6,6 +6,9 @@ class BuyingConfig(AppConfig):
 
     def ready(self):
         _quiet_djstripe_callback_deprecation()
+        # Register the Celery tasks in every process (web, worker, tests): the money core enqueues
+        # the auto-recharge payment by task name (billing.recharge_trigger), without importing it.
+        from . import tasks  # noqa: F401
 
 
 def _quiet_djstripe_callback_deprecation():

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "invoices",
     "buying",
     "operations",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +138,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-reservations": {"task": "usage.tasks.release_expired_reservations", "schedule": 60.0},
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
+    "auto-recharge-retries": {"task": "buying.tasks.auto_recharge_retry", "schedule": 60.0},
     "run-partitions-ahead": {"task": "usage.tasks.create_run_partitions", "schedule": 6 * 3600.0},
     "run-detail-retention": {"task": "usage.tasks.retire_old_run_detail", "schedule": 24 * 3600.0},
 }
@@ -157,6 +159,14 @@ SELLER = {
     "tax_id": env_str("SELLER_TAX_ID", ""),
 }
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
+
+# --- Accounts (docs/teams.md)
+# Self-service sign-up (a user and a personal Free workspace); off unless switched on (`make run` does).
+SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)
+# Sign-up attempts per client IP per hour (a Redis counter shared by every process).
+SIGNUP_ATTEMPTS_PER_HOUR = env_int("SIGNUP_ATTEMPTS_PER_HOUR", 10, minimum=1)
+# Attach the invoice PDF to purchase and plan receipts (the link to the invoice is always there).
+RECEIPT_ATTACH_PDF = env_bool("RECEIPT_ATTACH_PDF", False)
 
 # --- Stripe (without keys: the built-in test checkout)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")

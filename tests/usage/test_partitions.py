@@ -296,7 +296,9 @@ def test_it_migrates_plain_runs_and_nodes_with_data_into_partitions(db):
                   <> 'usage_run_p' || to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY_MM'))
     """
     try:
-        manage("migrate", "usage", "0002_run_ws_completed", "-v0")
+        # Everything up to the migrations before the partitions (main's schema), then data.
+        manage("migrate", "usage", "0004_dailyusage_period_start", "-v0")
+        manage("migrate", "billing", "0006_auto_recharge", "-v0")
         manage("migrate", "budgets", "-v0")
         manage("migrate", "invoices", "-v0")
         manage("shell", "-c", "from tests.factories import make_workspace; make_workspace(slug='m')")

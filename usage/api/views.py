@@ -18,6 +18,7 @@ from budgets.ratelimit import limiter_check
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
 from usage.filters import RunFilter
+from usage.forecast import credit_forecast
 from usage.selectors import (InvalidCursor, default_range, detail_kept_from, detail_notice, run_detail, runs_page,
                              usage_summary)
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
@@ -88,7 +89,15 @@ class BalanceView(WorkspaceAPIView):
                        "used": nanos_to_str(status.spend.used), "percent": status.percent, "state": status.state},
             "rate_limit": {"requests_per_minute": workspace.requests_per_minute,
                            "concurrent_runs": workspace.concurrent_runs},
+            "forecast": forecast_json(credit_forecast(workspace=workspace)),
         })
+
+
+def forecast_json(forecast) -> dict:
+    """Dates are omitted (null) when there is no usage this period."""
+    return {"daily_average": nanos_to_str(forecast.daily_average),
+            "runs_out_on": forecast.runs_out_on.isoformat() if forecast.runs_out_on else None,
+            "next_auto_recharge_on": forecast.next_auto_recharge_on.isoformat() if forecast.next_auto_recharge_on else None}
 
 
 class RatesView(WorkspaceAPIView):

@@ -29,7 +29,7 @@ def tables_partition(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0005_ledger_run_without_db_constraint'),
+        ('billing', '0007_ledger_run_without_db_constraint'),
         ('usage', '0004_dailyusage_period_start'),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     while the ledger keeps every entry."""
 
     dependencies = [
-        ('billing', '0004_stripe_events'),
+        ('billing', '0006_auto_recharge'),
         ('usage', '0002_run_ws_completed'),
     ]
 
