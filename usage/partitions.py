@@ -53,7 +53,7 @@ def is_partitioned() -> bool:
     return connection.vendor == "postgresql"
 
 
-# --- The one-time conversion (migration usage 0003) ---------------------------------------------
+# --- The one-time conversion (migration usage 0005) ---------------------------------------------
 
 def table_convert_to_partitioned(schema_editor, *, table: str, column: str, months_ahead: int = 3) -> None:
     """Rebuild a plain table as one partitioned by month of `column`, keeping its rows, columns,

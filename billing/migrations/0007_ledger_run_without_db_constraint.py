@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    """Runs move into month partitions (usage 0003), whose primary key is (id, created_at): a
+    """Runs move into month partitions (usage 0005), whose primary key is (id, created_at): a
     foreign key on run_id alone cannot reference them, and retention drops old months whole
     while the ledger keeps every entry."""
 
