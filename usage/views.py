@@ -6,16 +6,17 @@ from datetime import timedelta
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
 from config.replica import reads_from_replica
 
+from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart
 from .export import csv_response
 from .models import Run
@@ -25,14 +26,12 @@ from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_
                         usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
-MAX_RANGE_DAYS = 366 * 2
-
 
 class UsageFilterForm(forms.Form):
     """The page's filters; the same names as the API's query parameters."""
 
-    from_ = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    from_ = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
+    to = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
     agent = forms.CharField(required=False, max_length=200)
     model = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(required=False, choices=[("", "Any status")] + Run.STATUSES)
@@ -56,6 +55,7 @@ def _filters(request, workspace):
     return form, start, end, data
 
 
+@require_safe
 @login_required
 @reads_from_replica
 def usage(request, slug):
@@ -111,15 +111,21 @@ def _runs_table(workspace, run_filters: RunFilter, params, limit: int = 25):
         return runs, next_cursor, None
 
 
+@require_safe
 @login_required
 @reads_from_replica
 def export_csv(request, slug):
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
-    data = form.cleaned_data if form.is_valid() else {}
-    return csv_response(workspace=membership.workspace, data={**data, "period": request.GET.get("period")})
+    if not form.is_valid():
+        # Refused before the first byte: a stream cannot turn into an error page half-way.
+        errors = "; ".join(f"{'from' if name == 'from_' else name}: {message}"
+                           for name, messages_ in form.errors.items() for message in messages_)
+        return HttpResponseBadRequest(f"Invalid filters: {errors}\n", content_type="text/plain")
+    return csv_response(workspace=membership.workspace, data={**form.cleaned_data, "period": request.GET.get("period")})
 
 
+@require_safe
 @login_required
 def run(request, slug, run_id):
     membership = membership_for(request, slug)
@@ -152,6 +158,8 @@ def run(request, slug, run_id):
         "tools_used": sorted(tools_used.items()),
         "token_credits": actual_tokens, "tool_credits": tool_credits,
         "input_tokens": sum(n.input_tokens for n in nodes), "output_tokens": sum(n.output_tokens for n in nodes),
+        # A run can use several models (one per node); the page names them all.
+        "models_used": [names.get(m, m) for m in dict.fromkeys(n.model_id for n in nodes)] or [found.model.name],
     })
 
 
@@ -160,17 +168,26 @@ class TokenForm(forms.Form):
                            widget=forms.TextInput(attrs={"placeholder": "e.g. production engine"}))
 
 
+NEW_TOKEN_SESSION_KEY = "usage:new-token"
+
+
 @login_required
 def tokens(request, slug):
     membership = membership_for(request, slug)
     form = TokenForm(request.POST or None)
-    created = None
     if request.method == "POST" and form.is_valid():
         created = token_create(membership=membership, name=form.cleaned_data["name"], actor=request.user)
-        # Rendered, not redirected: the raw token exists only in this response (shown once).
+        # POST/redirect/GET, so a reload cannot create a second token. The raw token rides in the
+        # session to the next page view only: popped there, so it is shown exactly once.
+        request.session[NEW_TOKEN_SESSION_KEY] = {"workspace": membership.workspace_id, "name": created.token.name,
+                                                  "raw": created.raw}
+        return redirect("usage:tokens", slug=slug)
+    shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    if shown and shown.get("workspace") != membership.workspace_id:
+        shown = None
     return render(request, "usage/tokens.html", {
-        "form": TokenForm() if created else form,
-        "created": created,
+        "form": form,
+        "created": shown,
         "tokens": tokens_visible_to(membership=membership),
         "sees_all": membership.can_manage_billing,
     })

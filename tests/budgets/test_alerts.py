@@ -31,14 +31,14 @@ class FakeResponse:
 
 @pytest.fixture
 def webhook_calls(monkeypatch):
-    """The network edge: urlopen in budgets.webhooks records each request instead of sending it."""
+    """The network edge: budgets.webhooks._send records each delivery instead of sending it."""
     calls = []
 
-    def fake_urlopen(request, timeout):
-        calls.append(request)
-        return FakeResponse()
+    def fake_send(delivery):
+        calls.append(delivery)
+        return FakeResponse.status
 
-    monkeypatch.setattr("budgets.webhooks.urlopen", fake_urlopen)
+    monkeypatch.setattr("budgets.webhooks._send", fake_send)
     return calls
 
 
@@ -68,7 +68,7 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
         _spend(team, "75")  # 83%: warning
     assert [m.subject for m in mail.outbox] == ["Warning: Workspace monthly budget at 80%. Acme Inc"]
     assert sorted(mail.outbox[0].to) == ["admin@acme.test", "owner@acme.test"]  # not the member
-    assert "83.00 of 100.00 credits" in mail.outbox[0].body
+    assert "83 of 100 credits" in mail.outbox[0].body
     html = mail.outbox[0].alternatives[0][0]
     assert "Workspace monthly budget at 80%" in html
     with django_capture_on_commit_callbacks(execute=True):
@@ -79,7 +79,7 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
     assert BudgetAlert.objects.filter(workspace=team.workspace).count() == 2
     banner = active_alerts(workspace=team.workspace)
     assert [(item.level, item.title) for item in banner] == [("critical", "96% of the workspace monthly budget used (critical at 95%).")]
-    assert banner[0].message.startswith("96.00 charged + 0.00 held = 96.00 of 100.00 credits (96%) this billing period")
+    assert banner[0].message.startswith("96 charged + 0 held = 96 of 100 credits (96%) this billing period")
 
 
 @pytest.mark.django_db
@@ -218,17 +218,17 @@ def test_it_sends_each_alert_once_under_concurrent_checks(team, webhook_calls):
 
 @pytest.mark.django_db
 def test_it_retries_a_failing_webhook(team, monkeypatch, settings):
-    from urllib.error import URLError
+    import requests
 
     from budgets.tasks import deliver_alert_webhook
     from budgets.webhooks import WebhookFailed
 
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(webhook_url="https://hooks.example.com/lf")
 
-    def down(request, timeout):
-        raise URLError("connection refused")
+    def down(delivery):
+        raise requests.ConnectionError("connection refused")
 
-    monkeypatch.setattr("budgets.webhooks.urlopen", down)
+    monkeypatch.setattr("budgets.webhooks._send", down)
     assert WebhookFailed in deliver_alert_webhook.autoretry_for
     with pytest.raises((WebhookFailed, Exception)):
         deliver_alert_webhook.apply(args=(team.workspace.pk, "{}"), throw=True)
