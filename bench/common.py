@@ -48,7 +48,7 @@ def reset_business_data() -> None:
 
     tables = [
         "usage_runnode", "usage_dailyusage", "billing_ledgerentry", "invoices_invoiceline", "invoices_invoice",
-        "invoices_invoicesequence", "usage_run", "usage_developertoken", "usage_agent", "usage_workflow",
+        "invoices_invoicesequence", "usage_run", "usage_runkey", "usage_droppedrunmonth", "usage_developertoken", "usage_agent", "usage_workflow",
         "budgets_spendcounter", "budgets_budgetalert", "budgets_workspacebudget", "billing_purchase",
         "billing_auditevent", "billing_wallet", "billing_membership", "billing_workspace",
     ]
