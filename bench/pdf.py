@@ -31,4 +31,4 @@ def run(*, quick: bool = False) -> None:
     for _ in range(count):
         pdf_from_data(data)
     rate = count / (time.perf_counter() - started)
-    report("pdf", rate, "PDFs/s", baseline, ">= 0.25")
+    report("pdf", rate, "PDFs/s", baseline, ">= 0.35")

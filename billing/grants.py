@@ -1,11 +1,16 @@
 """Period grants: roll every workspace whose billing period has ended (SPEC section 3, docs/plans.md).
 
-For each such workspace, in its own short transaction: apply the change scheduled for the period
-end (a downgrade, or a cancellation back to Free), move the period on, expire the monthly bucket's
-remainder and grant the new period's credits. Safe to run twice, concurrently and after a crash:
-a workspace is picked under a row lock (SKIP LOCKED, so two runners share the work), its period is
-re-checked under that lock, and the grant's ledger key (workspace + period start) is unique in the
-database.
+For each such workspace: apply the change scheduled for the period end (a downgrade, or a
+cancellation back to Free), move the period on, expire the monthly bucket's remainder and grant the
+new period's credits. The job does this set-based, one short transaction per chunk of workspaces
+(`period_chunk_roll`: a handful of statements for the whole chunk instead of a handful per
+workspace); `workspace_period_roll` does the same for one workspace, and is what a chunk falls back
+to when the database refuses it (a deadlock, a key taken meanwhile).
+
+Safe to run twice, concurrently and after a crash: workspaces are picked under row locks (SKIP
+LOCKED, so two runners share the work), their periods re-checked under those locks, their wallets
+locked before the grant keys are checked, and the grant's ledger key (workspace + period start) is
+unique in the database. A crash rolls back its whole chunk; the next run finds it still due.
 
 Which periods:
 - Free, and paid plans without a Stripe subscription (test checkout, `set_plan`, Enterprise billed
@@ -21,11 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
-from .ledger import monthly_rollover
-from .models import AuditEvent, Plan, Workspace
+from .access_versions import access_versions_bump
+from .ledger import MONTHLY, monthly_rollover
+from .models import AuditEvent, LedgerEntry, Plan, Workspace
 from .periods import add_months, monthly_period_containing
 
 STRIPE_GRACE = timedelta(hours=24)
@@ -60,29 +67,44 @@ def due_workspaces(*, now: datetime):
     )
 
 
+def _is_due(ws: Workspace, now: datetime) -> bool:
+    """due_workspaces' condition, re-checked on a row read under its lock."""
+    return ws.period_end <= now and (not ws.stripe_subscription_id or ws.period_end <= now - STRIPE_GRACE)
+
+
+def _apply_period_end(ws: Workspace, plans: dict[str, Plan]) -> Plan:
+    """The change scheduled for the period end, on the in-memory row; returns the old plan."""
+    ws.plan = plans[ws.plan_id]
+    ws.scheduled_plan = plans[ws.scheduled_plan_id] if ws.scheduled_plan_id else None
+    old_plan = ws.plan
+    if ws.cancel_at_period_end:
+        ws.plan = plans["free"]
+        ws.stripe_subscription_id = ""
+    elif ws.scheduled_plan_id:
+        ws.plan = ws.scheduled_plan
+    if ws.plan.pk != old_plan.pk:
+        ws.custom_monthly_credits = ws.custom_requests_per_minute = ws.custom_concurrent_runs = None
+    ws.scheduled_plan, ws.cancel_at_period_end = None, False
+    return old_plan
+
+
+def _plan_change_event(ws: Workspace, old_plan: Plan) -> AuditEvent:
+    return AuditEvent(workspace=ws, action="plan.change",
+                      detail={"from": old_plan.pk, "to": ws.plan.pk, "reason": "scheduled for the period end"})
+
+
 def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, Plan] | None = None) -> bool:
     """Roll one workspace if its period is over; False when there was nothing (left) to do.
     `plans` (id -> Plan) lets a job that rolls thousands of workspaces read the plans once."""
     plans = plans if plans is not None else {plan.pk: plan for plan in Plan.objects.all()}
     with transaction.atomic():
         ws = Workspace.objects.select_for_update(skip_locked=True).filter(pk=workspace_id).first()
-        if ws is None or ws.period_end > now:
-            return False  # locked by a concurrent runner, or already rolled
-        ws.plan = plans[ws.plan_id]
-        ws.scheduled_plan = plans[ws.scheduled_plan_id] if ws.scheduled_plan_id else None
-        if ws.stripe_subscription_id and ws.period_end > now - STRIPE_GRACE:
-            return False
-        old_start, old_plan = ws.period_start, ws.plan
-        if ws.cancel_at_period_end:
-            ws.plan = plans["free"]
-            ws.stripe_subscription_id = ""
-        elif ws.scheduled_plan_id:
-            ws.plan = ws.scheduled_plan
+        if ws is None or not _is_due(ws, now):
+            return False  # locked by a concurrent runner, already rolled, or a Stripe period in its grace
+        old_start = ws.period_start
+        old_plan = _apply_period_end(ws, plans)
         if ws.plan.pk != old_plan.pk:
-            ws.custom_monthly_credits = ws.custom_requests_per_minute = ws.custom_concurrent_runs = None
-            AuditEvent.objects.create(workspace=ws, action="plan.change",
-                                      detail={"from": old_plan.pk, "to": ws.plan.pk, "reason": "scheduled for the period end"})
-        ws.scheduled_plan, ws.cancel_at_period_end = None, False
+            _plan_change_event(ws, old_plan).save()
         ws.period_start, ws.period_end = next_period(workspace=ws, now=now)
         ws.save(update_fields=["plan", "stripe_subscription_id", "custom_monthly_credits", "custom_requests_per_minute",
                                "custom_concurrent_runs", "scheduled_plan", "cancel_at_period_end", "period_start",
@@ -90,6 +112,83 @@ def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, 
         monthly_rollover(workspace=ws, old_period_start=old_start, new_period_start=ws.period_start,
                          new_credits=ws.monthly_credits)
     return True
+
+
+# The chunk's writes: one statement each, whatever the chunk's size (arrays, not one row per statement).
+_WALLETS_UPDATE = """
+    UPDATE billing_wallet AS w SET monthly = v.monthly, updated_at = %s
+    FROM unnest(%s::bigint[], %s::bigint[]) AS v(workspace_id, monthly)
+    WHERE w.workspace_id = v.workspace_id"""
+_WORKSPACES_UPDATE = """
+    UPDATE billing_workspace AS w SET plan_id = v.plan_id, stripe_subscription_id = v.subscription,
+        custom_monthly_credits = v.monthly, custom_requests_per_minute = v.rpm, custom_concurrent_runs = v.concurrent,
+        scheduled_plan_id = NULL, cancel_at_period_end = false, period_start = v.period_start, period_end = v.period_end
+    FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], %s::integer[], %s::integer[],
+                %s::timestamptz[], %s::timestamptz[])
+        AS v(id, plan_id, subscription, monthly, rpm, concurrent, period_start, period_end)
+    WHERE w.id = v.id"""
+
+
+def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[str, Plan]) -> int:
+    """Roll the due workspaces among `workspace_ids` in one transaction; returns how many rolled.
+    The same rule as workspace_period_roll and billing.ledger.monthly_rollover, set-based: lock the
+    workspaces (skipping those another runner holds) and their wallets, read which grants exist,
+    then write every ledger entry, wallet, workspace and audit event of the chunk at once."""
+    at = timezone.now()
+    with transaction.atomic():
+        workspaces = [ws for ws in Workspace.objects.select_for_update(skip_locked=True)
+                      .filter(pk__in=workspace_ids).order_by("pk") if _is_due(ws, now)]
+        if not workspaces:
+            return 0
+        ids = [ws.pk for ws in workspaces]
+        with connection.cursor() as cursor:
+            # Every writer of a wallet takes its lock; in id order, like every multi-wallet writer.
+            cursor.execute("SELECT workspace_id, monthly, purchased, reserved FROM billing_wallet "
+                           "WHERE workspace_id = ANY(%s) ORDER BY workspace_id FOR UPDATE", [ids])
+            wallets = {row[0]: list(row[1:]) for row in cursor.fetchall()}
+        events, entries, rows, old_starts = [], [], [], {}
+        for ws in workspaces:
+            old_starts[ws.pk] = ws.period_start
+            old_plan = _apply_period_end(ws, plans)
+            if ws.plan.pk != old_plan.pk:
+                events.append(_plan_change_event(ws, old_plan))
+            ws.period_start, ws.period_end = next_period(workspace=ws, now=now)
+            rows.append(ws)
+        granted = set(LedgerEntry.objects.filter(
+            idempotency_key__in=[_grant_key(ws) for ws in rows]).values_list("idempotency_key", flat=True))
+        for ws in rows:
+            if _grant_key(ws) in granted:
+                continue  # granted already (invoice.paid came first): the period still moves on
+            monthly, purchased, reserved = wallets[ws.pk]
+            # billing.ledger.monthly_rollover's postings: what running runs hold does not expire.
+            expiring = max(monthly - max(reserved, 0), 0)
+            if expiring:
+                monthly -= expiring
+                entries.append(LedgerEntry(
+                    workspace_id=ws.pk, kind=LedgerEntry.EXPIRY, bucket=MONTHLY, amount=-expiring,
+                    bucket_balance_after=monthly, balance_after=monthly + purchased,
+                    reason="Unused monthly credits expired at the period end",
+                    idempotency_key=f"expiry:{ws.pk}:{old_starts[ws.pk].isoformat()}", created_at=at))
+            monthly += ws.monthly_credits
+            entries.append(LedgerEntry(
+                workspace_id=ws.pk, kind=LedgerEntry.GRANT, bucket=MONTHLY, amount=ws.monthly_credits,
+                bucket_balance_after=monthly, balance_after=monthly + purchased,
+                reason=f"{ws.plan.name} plan credits for the period", idempotency_key=_grant_key(ws), created_at=at))
+            wallets[ws.pk][0] = monthly
+        LedgerEntry.objects.bulk_create(entries)
+        with connection.cursor() as cursor:
+            cursor.execute(_WALLETS_UPDATE, [at, ids, [wallets[pk][0] for pk in ids]])
+            cursor.execute(_WORKSPACES_UPDATE, [
+                ids, [ws.plan_id for ws in rows], [ws.stripe_subscription_id for ws in rows],
+                [ws.custom_monthly_credits for ws in rows], [ws.custom_requests_per_minute for ws in rows],
+                [ws.custom_concurrent_runs for ws in rows], [ws.period_start for ws in rows], [ws.period_end for ws in rows]])
+        AuditEvent.objects.bulk_create(events)
+        access_versions_bump(workspace_ids=ids)  # cached API tokens carry the workspace row
+    return len(rows)
+
+
+def _grant_key(ws: Workspace) -> str:
+    return f"grant:{ws.pk}:{ws.period_start.isoformat()}"
 
 
 def period_grants_run(*, now: datetime, chunk: int = 500, progress: Callable[[str], None] | None = None) -> GrantsReport:
@@ -102,12 +201,15 @@ def period_grants_run(*, now: datetime, chunk: int = 500, progress: Callable[[st
         ids = list(due_workspaces(now=now).filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:chunk])
         if not ids:
             break
-        for workspace_id in ids:
-            report.due += 1
-            if workspace_period_roll(workspace_id=workspace_id, now=now, plans=plans):
-                report.rolled += 1
-            else:
-                report.skipped += 1
+        report.due += len(ids)
+        try:
+            rolled = period_chunk_roll(workspace_ids=ids, now=now, plans=plans)
+        except DatabaseError:
+            # A deadlock with another writer, or a key taken meanwhile: the chunk rolled back whole;
+            # do it one workspace at a time (each still exactly once).
+            rolled = sum(workspace_period_roll(workspace_id=pk, now=now, plans=plans) for pk in ids)
+        report.rolled += rolled
+        report.skipped += len(ids) - rolled
         last_id = ids[-1]
         if progress:
             progress(f"{report.due} due, {report.rolled} rolled, {report.skipped} skipped")
