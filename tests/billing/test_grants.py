@@ -134,7 +134,7 @@ def test_it_resumes_after_a_crash_between_two_chunks():
 
     def crash_in_second_chunk(**kwargs):
         # The chunk's last step before its commit: every write of the chunk is already made.
-        calls.append(kwargs["workspace_ids"])
+        calls.append(kwargs.get("workspace_ids"))
         if len(calls) == 2:
             raise RuntimeError("worker killed")
         return real(**kwargs)
