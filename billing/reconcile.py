@@ -6,6 +6,7 @@ that name the workspace and both figures."""
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Count, Q, Sum
@@ -74,6 +75,33 @@ def reconcile_workspace(*, workspace: Workspace) -> list[str]:
             problems.append(f"{label}: charge entries total {_credits(-charged)} but completed runs cost {_credits(run_credits)}")
 
         problems += _counter_problems(workspace, label)
+        problems += _run_period_problems(workspace, label)
+    return problems
+
+
+def _run_period_problems(workspace: Workspace, label: str) -> list[str]:
+    """A run's counters belong to the period that contained its authorization. The periods are the
+    ones the ledger granted (key grant:<workspace>:<period start>). A run stamped with a period is
+    wrong when it was authorized after the next period had both started and been granted: its hold
+    and charge then sit in an ended period's counters, and "used this period" misses them (issue 9).
+    A run authorized after a period's end but before the grant job rolled it still belongs to the
+    period the workspace was in, so it is not reported."""
+    prefix = f"grant:{workspace.pk}:"
+    grants = LedgerEntry.objects.filter(workspace_id=workspace.pk, kind=LedgerEntry.GRANT,
+                                        idempotency_key__startswith=prefix)
+    periods = sorted((datetime.fromisoformat(key[len(prefix):]), posted_at)
+                     for key, posted_at in grants.values_list("idempotency_key", "created_at"))
+    if not periods:
+        return []
+    starts = {start for start, _ in periods} | {workspace.period_start}
+    runs = Run.objects.filter(workspace_id=workspace.pk)
+    wrong = Q(~Q(period_start__in=starts))
+    for (start, _), (next_start, next_posted) in zip(periods, periods[1:]):
+        wrong |= Q(period_start=start, created_at__gte=max(next_start, next_posted))
+    problems = []
+    for public_id, period_start, created_at in runs.filter(wrong).values_list("public_id", "period_start", "created_at")[:20]:
+        problems.append(f"{label}: run {public_id} authorized at {created_at:%Y-%m-%d %H:%M:%S} is counted in the period "
+                        f"from {period_start:%Y-%m-%d %H:%M:%S}, not in the period that contained its authorization")
     return problems
 
 

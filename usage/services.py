@@ -86,11 +86,16 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     if rate is None:
         raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
     workflow_id, agent_obj = _workflow_and_agent(workspace=workspace, workflow=workflow, agent=agent)
-    counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=agent_obj.pk, member_id=membership.pk,
-                                   day=now.date(), period_start=workspace.period_start)
     try:
         with transaction.atomic():
             wallet = wallet_lock(workspace.pk)
+            # Every input of the limit decision is read now, under the lock: the period, the plan
+            # caps, the budgets and the agent's limits may have changed while this request waited
+            # (issue 9: a lowered budget or a period roll must bind a request already in flight).
+            agent_obj = _limit_inputs(membership=membership, agent_id=agent_obj.pk)
+            workspace = agent_obj.workspace
+            counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=agent_obj.pk, member_id=membership.pk,
+                                           day=now.date(), period_start=workspace.period_start)
             if is_community():
                 reservation = 0  # no platform-credit charges, no plan limits
             else:
@@ -155,6 +160,18 @@ def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, A
     if agent_obj.workflow_ref is None:
         agent_obj.workflow_ref = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
     return agent_obj.workflow_ref, agent_obj
+
+
+def _limit_inputs(*, membership: Membership, agent_id: int) -> Agent:
+    """The agent with its limits, its workspace (period, plan caps, budget) and the member's budget,
+    read in one query. Call under the wallet lock: in READ COMMITTED each statement sees what was
+    committed before it started, so nothing read here can be older than the lock."""
+    member_budget = Membership.objects.filter(pk=membership.pk).values("monthly_budget")[:1]
+    agent = (Agent.objects.select_related("workspace__plan", "workspace__budget")
+             .annotate(member_monthly_budget=Subquery(member_budget)).order_by().get(pk=agent_id))
+    membership.workspace = agent.workspace
+    membership.monthly_budget = agent.member_monthly_budget
+    return agent
 
 
 def _reservation(workspace, membership, agent, wallet, counters: RunCounters) -> int:
