@@ -116,3 +116,11 @@ def test_an_entry_older_than_the_time_limit_is_reloaded(api, monkeypatch):
     with CaptureQueriesContext(connection) as context:
         assert api.get("/v1/ping").status_code == 200
     assert len(token_queries(context)) == 1
+
+
+def test_with_the_limiter_off_a_repeat_request_still_reads_no_token(api, settings):
+    settings.RATE_LIMIT_ENABLED = False
+    warm(api)
+    with CaptureQueriesContext(connection) as context:
+        assert api.get("/v1/ping").status_code == 200
+    assert token_queries(context) == []
