@@ -13,7 +13,8 @@ def bench_workspace(slug: str, *, credits: int = 10**7):
     """An Enterprise workspace with room for any load: huge limits, lots of credits, a token."""
     from billing.ledger import credits_adjust
     from billing.models import Membership, Workspace
-    from billing.services import user_get_or_create, workspace_create
+    from billing.services import user_get_or_create
+    from budgets.workspaces import workspace_create
     from usage.models import Agent, DeveloperToken, hash_token
 
     owner = user_get_or_create(email=f"{slug}@bench.test")  # no password: hashing would dominate setup

@@ -19,14 +19,15 @@ def run(*, quick: bool = False) -> None:
     from django.db import connection
     from django.test import Client
 
-    from usage.export import ExportFilters, _rows_queryset
+    from usage.export import _rows_queryset
+    from usage.filters import RunFilter
 
     rows = 50_000 if quick else 1_000_000
     workspace, membership, _ = bench_workspace("export")
     print(f"export: generating {rows:,} runs ...", flush=True)
     print(f"  generated in {generate_runs(workspace=workspace, membership=membership, count=rows):.1f}s", flush=True)
 
-    grouped, params = _rows_queryset(workspace, ExportFilters()).query.sql_with_params()
+    grouped, params = _rows_queryset(workspace, RunFilter()).query.sql_with_params()
     baseline_sql = "COPY (" + connection.ops.compose_sql(grouped, params) + ") TO STDOUT WITH (FORMAT csv)"
     connection.ensure_connection()
     started = time.perf_counter()

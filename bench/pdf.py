@@ -10,7 +10,7 @@ def run(*, quick: bool = False) -> None:
     reset_business_data()
     from weasyprint import HTML
 
-    from billing.purchases import purchase_record_manual
+    from buying.purchases import purchase_record_manual
     from invoices.models import Invoice
     from invoices.pdf import invoice_pdf_data, pdf_from_data
 

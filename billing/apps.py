@@ -3,26 +3,3 @@ from django.apps import AppConfig
 
 class BillingConfig(AppConfig):
     name = "billing"
-
-    def ready(self):
-        _quiet_djstripe_callback_deprecation()
-
-
-def _quiet_djstripe_callback_deprecation():
-    """dj-stripe 2.11 warns on every command that DJSTRIPE_WEBHOOK_EVENT_CALLBACK is deprecated, in
-    a message with no id that SILENCED_SYSTEM_CHECKS cannot name. We use the callback on purpose:
-    it is the only hook that replaces dj-stripe's processing, which re-fetches objects from Stripe
-    over the network (see billing/stripe_webhooks.py). Keep the check's other messages."""
-    from django.core import checks
-    from djstripe import checks as djstripe_checks
-
-    original = djstripe_checks.check_webhook_event_callback_accepts_api_key
-    registry = checks.registry.registry
-    if original not in registry.registered_checks:
-        return
-
-    def without_deprecation(app_configs=None, **kwargs):
-        return [m for m in original(app_configs, **kwargs) if "is deprecated" not in str(m.msg)]
-
-    registry.registered_checks.discard(original)
-    registry.register(without_deprecation, "djstripe")

@@ -1,6 +1,7 @@
 from django.urls import NoReverseMatch, reverse
 
-from .pricing import is_community
+from .edition import is_community
+from .services import memberships_for
 
 # Settings -> Billing navigation, mirroring the product page. Only pages that exist are shown.
 NAV = [
@@ -33,13 +34,5 @@ def billing(request):
             name != "billing:overview" and request.path.startswith(url))})
     context.update(nav_items=items, membership=membership, workspace=membership.workspace)
     if request.user.is_authenticated:
-        from .services import memberships_for
-
         context["switcher"] = memberships_for(request.user)
-    try:
-        from budgets.selectors import active_alerts
-
-        context["alert_banner"] = active_alerts(workspace=membership.workspace)
-    except ImportError:
-        pass
     return context

@@ -78,12 +78,10 @@ def _apply_period_end(ws: Workspace, plans: dict[str, Plan]) -> Plan:
     ws.scheduled_plan = plans[ws.scheduled_plan_id] if ws.scheduled_plan_id else None
     old_plan = ws.plan
     if ws.cancel_at_period_end:
-        ws.plan = plans["free"]
+        ws.plan_switch(plans["free"])
         ws.stripe_subscription_id = ""
     elif ws.scheduled_plan_id:
-        ws.plan = ws.scheduled_plan
-    if ws.plan.pk != old_plan.pk:
-        ws.custom_monthly_credits = ws.custom_requests_per_minute = ws.custom_concurrent_runs = None
+        ws.plan_switch(ws.scheduled_plan)
     ws.scheduled_plan, ws.cancel_at_period_end = None, False
     return old_plan
 
@@ -177,7 +175,8 @@ class _DueRow:
     def scheduled_plan(self, plan: Plan | None) -> None:
         self.scheduled_plan_id = plan.pk if plan else None
 
-    monthly_credits = Workspace.monthly_credits  # the model's own rule (custom, else the plan's)
+    monthly_credits = Workspace.monthly_credits  # the model's own rules
+    plan_switch = Workspace.plan_switch
 
 
 _LOCK_DUE = f"""

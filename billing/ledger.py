@@ -40,10 +40,42 @@ def wallet_lock(workspace_id: int) -> Wallet:
 
 
 def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purchase=None, at=None) -> list[LedgerEntry]:
-    """Apply postings to a wallet locked by the caller: one ledger entry each, then save the wallet
-    (with any change the caller made to `reserved` or `running_runs`).
+    """Apply postings to a wallet locked by the caller: one ledger entry each, then save the buckets.
 
     Zero postings are skipped: the ledger records changes, not non-events."""
+    entries = _apply(wallet=wallet, postings=postings, actor=actor, run=run, purchase=purchase, at=at)
+    wallet.save(update_fields=["monthly", "purchased", "updated_at"])
+    return entries
+
+
+def hold_place(*, wallet: Wallet, amount: int) -> None:
+    """A run's hold: `amount` more reserved and one more running run. Not a ledger entry (SPEC
+    section 2): the buckets do not change, `available` does. Wallet locked by the caller."""
+    wallet.reserved += amount
+    wallet.running_runs += 1
+    wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+
+
+def hold_release(*, wallet: Wallet, amount: int) -> None:
+    """The end of a run's hold without a charge (the sweeper expired it). Wallet locked by the caller."""
+    wallet.reserved -= amount
+    wallet.running_runs -= 1
+    wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+
+
+def run_charge_post(*, wallet: Wallet, run, cost: int, release_hold: bool, at=None) -> list[LedgerEntry]:
+    """Charge a finished run (monthly bucket first, then purchased) and, if its hold is still open,
+    release it: the charge entries and one wallet write. Wallet locked by the caller."""
+    if release_hold:
+        wallet.reserved -= run.reserved
+        wallet.running_runs -= 1
+    entries = _apply(wallet=wallet, postings=charge_postings(wallet=wallet, cost=cost, key_prefix=f"run:{run.pk}:charge",
+                                                             reason=f"Run {run.public_id}"), run=run, at=at)
+    wallet.save(update_fields=["monthly", "purchased", "reserved", "running_runs", "updated_at"])
+    return entries
+
+
+def _apply(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purchase=None, at=None) -> list[LedgerEntry]:
     at = at or timezone.now()
     entries = []
     for posting in postings:
@@ -64,7 +96,6 @@ def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purch
         )
     if entries:
         LedgerEntry.objects.bulk_create(entries)
-    wallet.save(update_fields=["monthly", "purchased", "reserved", "running_runs", "updated_at"])
     return entries
 
 

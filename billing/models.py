@@ -4,6 +4,7 @@ Every amount of credits is a whole number of nanocredits (1 credit = 10**9) in a
 """
 
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -195,6 +196,24 @@ class Workspace(models.Model):
     def concurrent_runs(self) -> int:
         return self.custom_concurrent_runs if self.custom_concurrent_runs is not None else self.plan.concurrent_runs
 
+    def plan_switch(self, plan: Plan, *, requests_per_minute: int | None = None, concurrent_runs: int | None = None,
+                    monthly_credits: int | None = None) -> None:
+        """Put the workspace on `plan` (in memory; the caller saves). The custom (Enterprise) values
+        belong to the plan they were set on: a switch to another plan clears them; staying on a
+        custom plan keeps them, except those given here. The one place that decides it (plan
+        changes, Stripe's subscription end, the period roll)."""
+        changed = plan.pk != self.plan_id
+        if not changed and requests_per_minute is None and concurrent_runs is None and monthly_credits is None:
+            return
+        keep = plan.is_custom and not changed
+        self.custom_requests_per_minute = requests_per_minute if requests_per_minute is not None else (
+            self.custom_requests_per_minute if keep else None)
+        self.custom_concurrent_runs = concurrent_runs if concurrent_runs is not None else (
+            self.custom_concurrent_runs if keep else None)
+        self.custom_monthly_credits = monthly_credits if monthly_credits is not None else (
+            self.custom_monthly_credits if keep else None)
+        self.plan = plan
+
     @property
     def owner(self):
         membership = self.memberships.filter(role=Membership.OWNER).select_related("user").first()
@@ -345,8 +364,6 @@ class AuditEvent(models.Model):
 
 def credits(n: int | str) -> int:
     """Whole credits to nanocredits, for seeds and tests: credits(50) == 50 * 10**9."""
-    from decimal import Decimal
-
     return int(Decimal(str(n)) * NANOS_PER_CREDIT)
 
 

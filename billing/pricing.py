@@ -3,8 +3,9 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
+from django.db.models import BigIntegerField, CharField, Value
 
+from .edition import is_community
 from .models import ModelRate, ToolRate
 
 
@@ -13,11 +14,6 @@ class Rate:
     model_id: str
     input_nanos_per_token: int
     output_nanos_per_token: int
-
-
-def is_community() -> bool:
-    """Community Edition: no platform-credit charges (SPEC section 9)."""
-    return settings.BILLING_EDITION == "community"
 
 
 def model_rates_at(*, at: datetime, model_ids=None) -> dict[str, Rate]:
@@ -45,8 +41,6 @@ def tool_rates_at(*, at: datetime, tools=None) -> dict[str, int]:
 
 def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[str, int]]:
     """model_rates_at and tool_rates_at together, in one query (a UNION ALL), for the charge path."""
-    from django.db.models import BigIntegerField, CharField, Value
-
     model_rows = ModelRate.objects.filter(effective_from__lte=at, model_id__in=list(model_ids)).annotate(
         kind=Value("model", output_field=CharField())).values_list(
         "kind", "model_id", "input_nanos_per_token", "output_nanos_per_token", "effective_from").order_by()

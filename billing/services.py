@@ -1,13 +1,9 @@
-"""Workspaces, members and billing periods."""
+"""Users and members. Creating a workspace also creates its budget row, so it lives a layer up,
+in budgets/workspaces.py."""
 
 from django.db import transaction
-from django.utils import timezone
 
-from budgets.models import WorkspaceBudget
-
-from .ledger import monthly_rollover
-from .models import AuditEvent, Membership, Plan, User, Wallet, Workspace
-from .periods import monthly_period_containing
+from .models import AuditEvent, Membership, Plan, User, Workspace
 
 
 class MemberLimitReached(Exception):
@@ -26,23 +22,18 @@ def user_get_or_create(*, email: str, password: str | None = None, name: str = "
     return user
 
 
-def workspace_create(*, slug: str, name: str, owner: User, plan_id: str = "free", kind: str = Workspace.TEAM,
-                     now=None, actor=None) -> Workspace:
-    """A workspace starts its first period at once and receives that period's credits."""
-    now = now or timezone.now()
-    plan = Plan.objects.get(pk=plan_id)
-    start, end = monthly_period_containing(now, now)
-    with transaction.atomic():
-        workspace = Workspace.objects.create(slug=slug, name=name, kind=kind, plan=plan, created_at=now,
-                                             period_start=start, period_end=end)
-        Wallet.objects.create(workspace=workspace)
-        WorkspaceBudget.objects.create(workspace=workspace)
-        Membership.objects.create(workspace=workspace, user=owner, role=Membership.OWNER, created_at=now)
-        AuditEvent.objects.create(workspace=workspace, actor=actor or owner, action="workspace.create",
-                                  detail={"plan": plan_id})
-    monthly_rollover(workspace=workspace, old_period_start=None, new_period_start=start,
-                     new_credits=workspace.monthly_credits, at=now)
-    return workspace
+def member_cap(*, workspace: Workspace, plan: Plan | None = None) -> int | None:
+    """The most members `plan` (default: the workspace's own) allows; None for unlimited. A personal
+    workspace has one member whatever its plan."""
+    if workspace.kind == Workspace.PERSONAL:
+        return 1
+    return (plan or workspace.plan).max_members
+
+
+def member_count(*, workspace: Workspace) -> int:
+    """The seats taken against the member cap. The one place to extend what takes a seat (for
+    example pending invitations)."""
+    return workspace.memberships.count()
 
 
 def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBER, actor=None) -> Membership:
@@ -51,10 +42,8 @@ def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBE
     existing = workspace.memberships.filter(user=user).first()
     if existing:
         return existing
-    cap = workspace.plan.max_members
-    if workspace.kind == Workspace.PERSONAL:
-        cap = 1
-    if cap is not None and workspace.memberships.count() >= cap:
+    cap = member_cap(workspace=workspace)
+    if cap is not None and member_count(workspace=workspace) >= cap:
         raise MemberLimitReached(f"The {workspace.plan.name} plan allows {cap} member(s). Upgrade to add more.")
     with transaction.atomic():
         membership = Membership.objects.create(workspace=workspace, user=user, role=role)

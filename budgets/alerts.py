@@ -23,9 +23,11 @@ from django.utils import timezone
 from billing.models import Workspace
 from billing.money import nanos_to_str
 
+from . import tasks
 from .counters import WORKSPACE
-from .models import BudgetAlert, WorkspaceBudget
+from .models import BudgetAlert, WorkspaceBudget, levels_reached
 from .selectors import ScopeUsage, budget_scopes, scope_labels
+from .webhooks import webhook_body
 
 FIRED, RESOLVED = "fired", "resolved"
 
@@ -50,13 +52,11 @@ def alerts_check_later(*, workspace_id: int) -> None:
     task per charge cost more CPU than the charge's own bookkeeping. With eager Celery (tests, the
     demo seed) a check runs at once, so each charge gets its own. `robust`: the charge has
     committed; if the cache or the broker is down, the periodic sweep catches up."""
-    from .tasks import check_alerts
-
     def schedule():
-        if check_alerts.app.conf.task_always_eager:
-            check_alerts.delay(workspace_id)
+        if tasks.check_alerts.app.conf.task_always_eager:
+            tasks.check_alerts.delay(workspace_id)
         elif cache.add(f"lf:alert-check:{workspace_id}", 1, timeout=ALERT_CHECK_DELAY_SECONDS):
-            check_alerts.apply_async((workspace_id,), countdown=ALERT_CHECK_DELAY_SECONDS)
+            tasks.check_alerts.apply_async((workspace_id,), countdown=ALERT_CHECK_DELAY_SECONDS)
 
     transaction.on_commit(schedule, robust=True)
 
@@ -96,8 +96,9 @@ def alerts_check(*, workspace_id: int, now=None) -> list[AlertChange]:
     changes: list[AlertChange] = []
     reached = set()
     for scope in scopes:
-        for level, percent in WorkspaceBudget.THRESHOLDS.items():
-            if scope.limit <= 0 or scope.used * 100 < scope.limit * percent or not _level_applies(budget, scope, level):
+        for level in levels_reached(used=scope.used, limit=scope.limit):
+            percent = WorkspaceBudget.THRESHOLDS[level]
+            if not _level_applies(budget, scope, level):
                 continue
             reached.add((scope.scope, scope.scope_id, level))
             if (scope.scope, scope.scope_id, level) in existing:
@@ -154,13 +155,10 @@ def alert_payload(*, change: AlertChange, workspace: Workspace, label: str) -> d
 
 def alert_notify(*, change: AlertChange, webhook_url: str = "") -> None:
     """Enqueue the e-mail and, if configured, the webhook for one change (called on commit)."""
-    from .tasks import deliver_alert_webhook, send_alert_email
-    from .webhooks import webhook_body
-
     alert = change.alert
-    send_alert_email.delay(alert.pk, change.state, change.used, change.limit)
+    tasks.send_alert_email.delay(alert.pk, change.state, change.used, change.limit)
     if webhook_url:
         workspace = alert.workspace
         label = scope_labels(workspace=workspace, alerts=[alert]).get((alert.scope, alert.scope_id), "")
         body = webhook_body(alert_payload(change=change, workspace=workspace, label=label))
-        deliver_alert_webhook.delay(workspace.pk, body.decode())
+        tasks.deliver_alert_webhook.delay(workspace.pk, body.decode())

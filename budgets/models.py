@@ -1,9 +1,36 @@
-"""Budget settings, the spend counters that enforce them, and fired alerts."""
+"""Budget settings (the workspace's, and each agent's limits), the spend counters that enforce them,
+and fired alerts."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import Workspace, new_webhook_secret
+from billing.models import Workspace, credits, new_webhook_secret
+
+
+class Agent(models.Model):
+    """Created on first use by name. Its three budgets default to the product page's 10/100/1,000."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=200)
+    max_per_run = models.BigIntegerField(default=credits(10))  # nanocredits
+    max_per_day = models.BigIntegerField(default=credits(100))  # nanocredits per UTC day
+    max_per_month = models.BigIntegerField(default=credits(1000))  # nanocredits per billing period
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "usage_agent"  # moved from the usage app; the table stayed
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="agent_name_per_workspace"),
+            models.CheckConstraint(
+                condition=Q(max_per_run__gt=0) & Q(max_per_day__gt=0) & Q(max_per_month__gt=0),
+                name="agent_budgets_positive",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
 
 
 class WorkspaceBudget(models.Model):
@@ -26,6 +53,28 @@ class WorkspaceBudget(models.Model):
 
     def level_enabled(self, level: str) -> bool:
         return getattr(self, f"{level}_enabled")
+
+    def state(self, used: int) -> str:
+        """Where `used` stands on this budget's ladder (see budget_level)."""
+        return budget_level(used=used, limit=self.monthly_limit)
+
+
+def levels_reached(*, used: int, limit: int | None) -> list[str]:
+    """The levels of the 80/95/100% ladder that `used` has reached, lowest first. Integer maths
+    (used * 100 >= limit * threshold), so 79.99% is not 80%."""
+    if not limit or limit <= 0:
+        return []
+    return [level for level, threshold in WorkspaceBudget.THRESHOLDS.items() if used * 100 >= limit * threshold]
+
+
+def budget_level(*, used: int, limit: int | None) -> str:
+    """The one ladder for every budget (workspace, agent, member) on pages, in the API, the banner
+    and the alerts: "none" without a limit, else the highest level reached ("warning", "critical",
+    "hard_limit") or "ok"."""
+    if not limit or limit <= 0:
+        return "none"
+    reached = levels_reached(used=used, limit=limit)
+    return reached[-1] if reached else "ok"
 
 
 class SpendCounter(models.Model):

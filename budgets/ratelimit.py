@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from billing.access_versions import access_version_get, version_keys
+from billing.edition import is_community
 
 WINDOW_MS = 60_000  # one minute; tests shorten it
 KEY_PREFIX = "lf:ratelimit:"
@@ -190,8 +191,6 @@ def rate_check(*, key: str, limit: int, window_ms: int | None = None) -> RateLim
 def limiter_check(*, workspace, access_version: str | None = None) -> RateLimitDecision:
     """Count one request for the workspace. With `access_version` (and Redis), first compare it with
     the workspace's current access version in the same round trip: AccessChanged when it differs."""
-    from billing.pricing import is_community
-
     limit = workspace.requests_per_minute
     if not settings.RATE_LIMIT_ENABLED or is_community():  # Community Edition has no plan limits
         if access_version is not None and settings.REDIS_URL:

@@ -1,12 +1,13 @@
 """Reads behind the budget pages, the alert checks and the Billing banner."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from billing.models import Membership, Workspace
 from billing.money import nanos_display
 
 from .counters import AGENT, DAY, MEMBER, PERIOD, WORKSPACE, day_start
-from .models import BudgetAlert, SpendCounter, WorkspaceBudget
+from .models import Agent, BudgetAlert, SpendCounter, WorkspaceBudget, budget_level
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,56 @@ class ScopeUsage:
         return int(self.used * 100 // self.limit) if self.limit > 0 else 0
 
 
+@dataclass(frozen=True)
+class PeriodSpend:
+    """The workspace's current billing period, the instant-to-instant interval [start, end), and what
+    it counts: `charged` is what runs authorized in it were charged, `held` what its running runs
+    reserve. The one source of every "this period" figure (pages, API, CSV, banner; issue 10)."""
+
+    start: datetime
+    end: datetime
+    charged: int  # nanocredits
+    held: int  # nanocredits
+
+    @property
+    def used(self) -> int:
+        """What budgets compare with their limit (SPEC section 4): charged + held."""
+        return self.charged + self.held
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """The workspace budget against this period's spend: what BalanceView, the Alerts page and the
+    banner show."""
+
+    limit: int | None  # nanocredits; None: no budget
+    spend: PeriodSpend
+    hard_limit_enabled: bool
+
+    @property
+    def percent(self) -> int | None:
+        return self.spend.used * 100 // self.limit if self.limit else None
+
+    @property
+    def state(self) -> str:
+        return budget_level(used=self.spend.used, limit=self.limit)
+
+
+def period_spend(*, workspace: Workspace) -> PeriodSpend:
+    """Charged and held in the workspace's current period, from its period spend counter (one row)."""
+    row = (SpendCounter.objects.filter(workspace=workspace, scope=WORKSPACE, scope_id=workspace.pk, span=PERIOD,
+                                       span_start=workspace.period_start).order_by()
+           .values_list("charged", "reserved").first())
+    charged, held = row or (0, 0)
+    return PeriodSpend(start=workspace.period_start, end=workspace.period_end, charged=charged, held=held)
+
+
+def budget_status(*, workspace: Workspace) -> BudgetStatus:
+    budget = workspace.budget
+    return BudgetStatus(limit=budget.monthly_limit, spend=period_spend(workspace=workspace),
+                        hard_limit_enabled=budget.hard_limit_enabled)
+
+
 def period_used(*, workspace: Workspace) -> dict[tuple[str, int], int]:
     """charged + reserved per (scope, scope id) in the workspace's current period, in one query."""
     rows = SpendCounter.objects.filter(workspace=workspace, span=PERIOD, span_start=workspace.period_start)
@@ -44,8 +95,6 @@ def day_used(*, workspace: Workspace, day) -> dict[int, int]:
 def budget_scopes(*, workspace: Workspace) -> list[ScopeUsage]:
     """Every scope that has a period budget: the workspace (if it set one), each agent that spent in
     this period (an agent with nothing used cannot be over a threshold) and each member with a budget."""
-    from usage.models import Agent
-
     used = period_used(workspace=workspace)
     budget = workspace.budget
     scopes = []
@@ -64,8 +113,6 @@ def budget_scopes(*, workspace: Workspace) -> list[ScopeUsage]:
 
 def scope_labels(*, workspace: Workspace, alerts) -> dict[tuple[str, int], str]:
     """Names for the scopes of some alerts, in at most two queries."""
-    from usage.models import Agent
-
     labels = {(WORKSPACE, workspace.pk): workspace.name}
     agent_ids = {a.scope_id for a in alerts if a.scope == AGENT}
     member_ids = {a.scope_id for a in alerts if a.scope == MEMBER}
@@ -89,12 +136,34 @@ class BannerItem:
 
 
 def alert_text(*, alert: BudgetAlert, label: str) -> BannerItem:
-    """The words for one alert, shared by the banner and the e-mails."""
+    """The words for one alert when it fired (the e-mails): the level and the usage then."""
     noun = SCOPE_NOUNS.get(alert.scope, "Budget")
     subject = noun if alert.scope == WORKSPACE else f"{noun} of {label}"
     title = f"{LEVEL_NAMES.get(alert.level, alert.level)}: {subject} at {alert.threshold_percent}%."
     message = (f"{nanos_display(alert.used)} of {nanos_display(alert.limit)} credits used this billing period "
                f"({alert.period_start:%b %-d} – {alert.period_end:%b %-d}).")
+    if alert.level == WorkspaceBudget.HARD_LIMIT:
+        message += " New runs in this scope are refused until the budget is raised or the period ends."
+    return BannerItem(alert.level, title, message)
+
+
+def usage_sentence(*, charged: int, held: int, limit: int) -> str:
+    """How a budget comparison reads everywhere: what it counts, and the percentage of the limit."""
+    used = charged + held
+    return (f"{nanos_display(charged)} charged + {nanos_display(held)} held = {nanos_display(used)} "
+            f"of {nanos_display(limit)} credits ({used * 100 // limit}%)")
+
+
+def banner_text(*, alert: BudgetAlert, label: str, charged: int, held: int, limit: int) -> BannerItem:
+    """The banner for an unresolved alert, with today's figures: the percentage used first, then the
+    level it reached ("94% of the monthly budget used (warning at 80%)")."""
+    noun = SCOPE_NOUNS.get(alert.scope, "Budget").lower()
+    subject = f"the {noun}" if alert.scope == WORKSPACE else f"the {noun} of {label}"
+    used = charged + held
+    level = LEVEL_NAMES.get(alert.level, alert.level).lower()
+    title = f"{used * 100 // limit}% of {subject} used ({level} at {alert.threshold_percent}%)."
+    message = (f"{usage_sentence(charged=charged, held=held, limit=limit)} this billing period "
+               f"({alert.period_start:%b %-d, %H:%M} – {alert.period_end:%b %-d, %H:%M} UTC).")
     if alert.level == WorkspaceBudget.HARD_LIMIT:
         message += " New runs in this scope are refused until the budget is raised or the period ends."
     return BannerItem(alert.level, title, message)
@@ -110,4 +179,13 @@ def active_alerts(*, workspace: Workspace) -> list[BannerItem]:
     if not highest:
         return []
     labels = scope_labels(workspace=workspace, alerts=highest.values())
-    return [alert_text(alert=alert, label=labels.get(key, "?")) for key, alert in highest.items()]
+    spend = {(scope, scope_id): (charged, held) for scope, scope_id, charged, held in SpendCounter.objects.filter(
+        workspace=workspace, span=PERIOD, span_start=workspace.period_start).values_list(
+        "scope", "scope_id", "charged", "reserved")}
+    limits = {scope.key: scope.limit for scope in budget_scopes(workspace=workspace)}
+    items = []
+    for key, alert in highest.items():
+        charged, held = spend.get(key, (0, 0))
+        limit = limits.get(key) or alert.limit
+        items.append(banner_text(alert=alert, label=labels.get(key, "?"), charged=charged, held=held, limit=limit))
+    return items

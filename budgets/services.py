@@ -7,10 +7,10 @@ alert check in the same transaction, so raising a budget resolves alerts it no l
 from django.db import transaction
 
 from billing.access_versions import access_versions_bump
-from billing.models import AuditEvent, Membership, User, Workspace
+from billing.models import AuditEvent, Membership, User, Workspace, new_webhook_secret
 from billing.money import nanos_to_str
 from billing.services import member_add, user_get_or_create
-from usage.models import Agent
+from .models import Agent
 
 from .alerts import alerts_check
 from .models import WorkspaceBudget
@@ -59,8 +59,6 @@ def budget_set(*, workspace: Workspace, monthly_limit: int | None, warning: bool
 
 def webhook_secret_rotate(*, workspace: Workspace, actor: User | None) -> WorkspaceBudget:
     """A new signing secret; deliveries from now on are signed with it."""
-    from billing.models import new_webhook_secret
-
     with transaction.atomic():
         budget = WorkspaceBudget.objects.select_for_update().get(workspace=workspace)
         budget.webhook_secret = new_webhook_secret()

@@ -2,31 +2,30 @@
 
 from celery import shared_task
 
-from .webhooks import WebhookFailed
+from billing.models import Workspace
+
+# alerts enqueues these tasks and these tasks run alerts: each side imports the other module (not
+# names from it), which Python resolves whichever is imported first.
+from . import alerts
+from .emails import alert_email_send
+from .models import WorkspaceBudget
+from .webhooks import WebhookFailed, webhook_post
 
 
 @shared_task
 def check_alerts(workspace_id: int):
-    from .alerts import alerts_check
-
-    alerts_check(workspace_id=workspace_id)
+    alerts.alerts_check(workspace_id=workspace_id)
 
 
 @shared_task
 def sweep_alerts():
     """Periodic: catches what a lost check_alerts missed, and resolves alerts of ended periods."""
-    from billing.models import Workspace
-
-    from .alerts import alerts_check
-
     for workspace_id in Workspace.objects.values_list("id", flat=True).iterator():
-        alerts_check(workspace_id=workspace_id)
+        alerts.alerts_check(workspace_id=workspace_id)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=8)
 def send_alert_email(alert_id: int, state: str, used: int, limit: int):
-    from .emails import alert_email_send
-
     alert_email_send(alert_id=alert_id, state=state, used=used, limit=limit)
 
 
@@ -35,9 +34,6 @@ def send_alert_email(alert_id: int, state: str, used: int, limit: int):
 def deliver_alert_webhook(workspace_id: int, body: str):
     """POST the signed body as built when the alert changed (the same bytes on every retry), to the
     URL and with the secret configured now."""
-    from .models import WorkspaceBudget
-    from .webhooks import webhook_post
-
     budget = WorkspaceBudget.objects.filter(workspace_id=workspace_id).first()
     if budget is None or not budget.webhook_url:
         return None

@@ -12,12 +12,12 @@ from django.views.decorators.http import require_safe
 from billing.models import Membership
 from billing.services import MemberLimitReached
 from billing.tenancy import membership_for
-from usage.models import Agent
+from .models import Agent
 
-from .counters import MEMBER, WORKSPACE
+from .counters import MEMBER
 from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm, MemberRoleForm
-from .models import BudgetAlert, WorkspaceBudget
-from .selectors import day_used, period_used
+from .models import BudgetAlert, WorkspaceBudget, budget_level, levels_reached
+from .selectors import day_used, period_spend, period_used
 from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_invite,
                        member_role_set, webhook_secret_rotate)
 
@@ -25,7 +25,8 @@ from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budge
 def _meter(used: int, limit: int | None) -> dict:
     """What a usage bar needs: used, limit, percent (uncapped, for the text) and width (capped)."""
     percent = used * 100 // limit if limit else 0
-    level = "hard_limit" if percent >= 100 else "critical" if percent >= 95 else "warning" if percent >= 80 else ""
+    level = budget_level(used=used, limit=limit)
+    level = "" if level in ("ok", "none") else level  # the bar's CSS class
     return {"used": used, "limit": limit, "percent": percent, "width": min(percent, 100), "level": level}
 
 
@@ -59,19 +60,20 @@ def alerts(request, slug):
             else:
                 messages.success(request, "Budget and alerts saved.")
                 return redirect("budgets:alerts", slug=slug)
-    used = period_used(workspace=workspace).get((WORKSPACE, workspace.pk), 0)
-    limit = budget.monthly_limit
+    spend = period_spend(workspace=workspace)
+    used, limit = spend.used, budget.monthly_limit
     levels = []
+    reached = levels_reached(used=used, limit=limit)
     for level, label in WorkspaceBudget.LEVELS:
         threshold = WorkspaceBudget.THRESHOLDS[level]
         levels.append({
             "level": level, "label": label, "threshold": threshold, "enabled": budget.level_enabled(level),
             "at": limit * threshold // 100 if limit else None,
-            "reached": bool(limit) and used * 100 >= limit * threshold,
+            "reached": level in reached,
         })
     history = BudgetAlert.objects.filter(workspace=workspace).order_by("-fired_at")[:20]
     return render(request, "budgets/alerts.html", {
-        "form": form, "budget": budget, "meter": _meter(used, limit), "levels": levels, "history": history,
+        "form": form, "budget": budget, "meter": _meter(used, limit), "spend": spend, "levels": levels, "history": history,
         "can_manage": membership.can_manage_billing,
     })
 

@@ -11,6 +11,7 @@ where `raw_body` is the request body exactly as received (bytes), before any JSO
 import hashlib
 import hmac
 import json
+from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 SIGNATURE_HEADER = "X-LF-Signature"
@@ -36,8 +37,6 @@ class WebhookFailed(Exception):
 
 def webhook_post(*, url: str, secret: str, body: bytes) -> int:
     """POST one delivery. The network edge: tests stub `urlopen` here."""
-    from urllib.error import HTTPError, URLError
-
     request = Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json",
         "User-Agent": "LenserFight-Billing-Webhook/1",

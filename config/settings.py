@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "usage",
     "budgets",
     "invoices",
+    "buying",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +66,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "billing.context_processors.billing",
+                "budgets.context_processors.alert_banner",
             ],
             "builtins": ["billing.templatetags.credits"],
         },
@@ -148,7 +151,7 @@ STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300, minimum=1)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # Our handlers work from the verified payload; dj-stripe's default processing would call Stripe's API.
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.stripe_webhooks.handle_verified_event"
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "buying.stripe_webhooks.handle_verified_event"
 
 # --- E-mail (console in development)
 EMAIL_BACKEND = env_str(

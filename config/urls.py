@@ -2,17 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from billing import views as billing_views
+from buying import views as buying_views
 
 workspace_patterns = [
-    path("", include("billing.urls")),
+    path("", include("buying.urls")),
     path("", include("usage.urls")),
     path("", include("budgets.urls")),
     path("", include("invoices.urls")),
 ]
 
 urlpatterns = [
-    path("", billing_views.home, name="home"),
+    path("", buying_views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -27,6 +27,7 @@ from billing.models import AuditEvent, Plan, Purchase, User, Workspace
 from billing.money import nanos_display
 
 from .models import Invoice, InvoiceLine, InvoiceSequence
+from .tasks import render_invoice_pdf
 
 INVOICE_PREFIX = "LF"
 CREDIT_NOTE_PREFIX = "CN"
@@ -107,8 +108,6 @@ def _issue(*, workspace: Workspace, prefix: str, key: str, lines: list[LineInput
 def invoice_pdf_schedule(*, invoice: Invoice) -> None:
     """Render the PDF after the surrounding transaction commits. If the broker is down the PDF is
     rendered on first download instead (robust=True logs the failure, never breaks the payment)."""
-    from .tasks import render_invoice_pdf
-
     invoice_id = invoice.pk
     transaction.on_commit(lambda: render_invoice_pdf.delay(invoice_id), robust=True)
 

@@ -1,13 +1,13 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from .models import Invoice
+from .pdf import invoice_pdf_render
+
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def render_invoice_pdf(invoice_id: int) -> None:
     """Render and store an invoice's PDF. Idempotent: rendering again stores the same document."""
-    from .models import Invoice
-    from .pdf import invoice_pdf_render
-
     invoice = Invoice.objects.defer("pdf").filter(pk=invoice_id).first()
     if invoice is not None:
         invoice_pdf_render(invoice=invoice)

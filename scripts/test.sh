@@ -5,6 +5,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lenserfight}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+# The layers contract (.importlinter; README "Architecture") runs first: an app importing a layer
+# above it fails the run before any test does.
+.venv/bin/lint-imports --no-cache || exit 1
 .venv/bin/python -m pytest "$@"
 status=$?
 # pytest's 5 means "no tests collected": that must never pass as green.

@@ -79,7 +79,8 @@ def team(db):
 
 @pytest.fixture
 def outsider(db):
-    from billing.services import user_get_or_create, workspace_create
+    from billing.services import user_get_or_create
+    from budgets.workspaces import workspace_create
 
     user = user_get_or_create(email="outsider@example.com", password="pw-outsider-1")
     workspace_create(slug="elsewhere", name="Elsewhere", owner=user, plan_id="free", kind="personal")

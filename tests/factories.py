@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 from billing.models import Membership, User, Workspace, credits
-from billing.services import member_add, user_get_or_create, workspace_create
+from billing.services import member_add, user_get_or_create
+from budgets.workspaces import workspace_create
 
 PASSWORD = "correct-horse-9"
 

@@ -12,46 +12,33 @@ Two paths produce identical bytes: on PostgreSQL the rows are formatted in SQL a
 path iterates a server-side cursor in chunks. Memory stays flat either way."""
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection
+from psycopg import sql
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
 from billing.money import nanos_to_str
 
 from .models import Run, RunNode
-from .selectors import day_bounds
+from .filters import CHARGED, RunFilter, day_bounds
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
 
 
-class ExportFilters:
-    def __init__(self, *, start: date | None = None, end: date | None = None, agent: str = "", model: str = "",
-                 status: str = ""):
-        self.start, self.end, self.agent, self.model, self.status = start, end, agent, model, status
-
-
 def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _rows_queryset(workspace: Workspace, filters: ExportFilters):
+def _rows_queryset(workspace: Workspace, filters: RunFilter):
     """RunNode grouped by run and model, for runs that were charged (completed_at set)."""
     nodes = RunNode.objects.filter(run__workspace=workspace, run__completed_at__isnull=False)
-    low, high = day_bounds(filters.start, filters.end)
-    if low:
-        nodes = nodes.filter(run__completed_at__gte=low)
-    if high:
-        nodes = nodes.filter(run__completed_at__lt=high)
-    if filters.agent:
-        nodes = nodes.filter(run__agent__name=filters.agent)
-    if filters.model:
-        nodes = nodes.filter(model_id=filters.model)
-    if filters.status:
-        nodes = nodes.filter(run__status=filters.status)
+    nodes = filters.apply(nodes, date_field=CHARGED, run="run__")
     return (
         nodes.values("run_id", "model_id", "run__completed_at", "run__workflow__name", "run__agent__name",
                      "run__status")
@@ -69,7 +56,7 @@ def csv_cell(text: str) -> str:
     return text
 
 
-def _python_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
+def _python_rows(workspace: Workspace, filters: RunFilter) -> Iterator[bytes]:
     lines = []
     for row in _rows_queryset(workspace, filters).iterator(chunk_size=CHUNK_ROWS):
         lines.append(",".join((
@@ -86,8 +73,6 @@ def _python_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes
 
 
 def _iso_utc(moment) -> str:
-    from datetime import timezone as dt_timezone
-
     return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -114,7 +99,7 @@ _COPY_COLUMNS = "c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_i
 FIRST_WINDOW = timedelta(days=1)
 
 
-def _copy_windows(workspace: Workspace, filters: ExportFilters) -> list[tuple[datetime, datetime]]:
+def _copy_windows(workspace: Workspace, filters: RunFilter) -> list[tuple[datetime, datetime]]:
     """Consecutive time windows covering the runs to export, the first one day long and each next
     one four times as long. Sorting all rows before the first one is sent would hold a million-run
     download back for seconds; a day's rows are sorted at once, and the growth keeps the number
@@ -133,9 +118,7 @@ def _copy_windows(workspace: Workspace, filters: ExportFilters) -> list[tuple[da
     return windows
 
 
-def _copy_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
-    from psycopg import sql
-
+def _copy_rows(workspace: Workspace, filters: RunFilter) -> Iterator[bytes]:
     connection.ensure_connection()
     for low, high in _copy_windows(workspace, filters):
         # The ORM writes the grouping query with its filters (one definition of the rows for both
@@ -155,8 +138,17 @@ def _copy_rows(workspace: Workspace, filters: ExportFilters) -> Iterator[bytes]:
                     yield bytes(data)
 
 
-def export_rows(*, workspace: Workspace, filters: ExportFilters, fast: bool | None = None) -> Iterator[bytes]:
+def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None = None) -> Iterator[bytes]:
     """The CSV as a stream of byte chunks, header first."""
     yield (",".join(HEADER) + "\n").encode()
     use_copy = connection.vendor == "postgresql" if fast is None else fast
     yield from (_copy_rows if use_copy else _python_rows)(workspace, filters)
+
+
+def csv_response(*, workspace, data) -> StreamingHttpResponse:
+    filters = RunFilter.from_data(data, workspace=workspace)
+    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response

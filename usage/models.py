@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import AIModel, Membership, Workspace, credits
+from billing.models import AIModel, Membership, Workspace
+from budgets.models import Agent  # the model lives with its budgets (issue 9)
 
 TOKEN_PREFIX = "lf_"
 
@@ -20,30 +21,6 @@ class Workflow(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="workflow_name_per_workspace")]
-
-    def __str__(self):
-        return self.name
-
-
-class Agent(models.Model):
-    """Created on first use by name. Its three budgets default to the product page's 10/100/1,000."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="agents")
-    name = models.CharField(max_length=200)
-    max_per_run = models.BigIntegerField(default=credits(10))  # nanocredits
-    max_per_day = models.BigIntegerField(default=credits(100))  # nanocredits per UTC day
-    max_per_month = models.BigIntegerField(default=credits(1000))  # nanocredits per billing period
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="agent_name_per_workspace"),
-            models.CheckConstraint(
-                condition=Q(max_per_run__gt=0) & Q(max_per_day__gt=0) & Q(max_per_month__gt=0),
-                name="agent_budgets_positive",
-            ),
-        ]
 
     def __str__(self):
         return self.name
@@ -164,9 +141,13 @@ class DailyUsage(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     runs = models.IntegerField(default=0)  # a run counts once, in the row of its authorized model
+    # The billing period the runs were authorized in (Run.period_start), so "this period" tables
+    # equal the period counters; null only on rows written before the column existed.
+    period_start = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "day", "agent", "model", "member"], name="one_rollup_row")
+            models.UniqueConstraint(fields=["workspace", "day", "agent", "model", "member", "period_start"],
+                                    name="one_rollup_row_per_period")
         ]
         indexes = [models.Index(fields=["workspace", "day"], name="rollup_ws_day")]

@@ -6,20 +6,23 @@ to compute a figure, so the dashboard costs the same with 50k or 5M runs."""
 
 import base64
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 
-from django.db.models import Q, Sum
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.models import AIModel, Workspace
+from billing.models import AIModel, Wallet, Workspace
 from billing.pricing import model_rates_at, price_tokens
+from budgets.selectors import period_spend
 
-from .models import DailyUsage, Run
+from .filters import CHARGED, STARTED, RunFilter
+from .models import Agent, DailyUsage, Run, RunNode
 
 # One line each, shown under the figures on the Usage page and in the API docs.
 DEFINITIONS = {
     "available": "Credits you can spend now: monthly plus purchased credits, minus holds of running runs.",
-    "period_used": "Credits charged since this billing period started (UTC days, up to today).",
+    "period_used": "Credits charged for runs started in this billing period (from the instant it started); running runs' holds are shown apart.",
     "daily_average": "This period's credits divided by the days elapsed in it, today included.",
     "projected": "This period's credits plus the daily average for each day left until the period ends.",
 }
@@ -56,7 +59,8 @@ class UsageSummary:
     available: int
     period_start: date
     period_end: date
-    period_used: int
+    period_used: int  # charged this period (runs authorized in it)
+    period_held: int  # held by this period's running runs
     daily_average: int
     projected: int
     range_total: int  # credits charged on the days of [start, end]
@@ -72,58 +76,91 @@ def default_range(workspace: Workspace, *, today: date | None = None) -> tuple[d
     return workspace.period_start.date(), max(today, workspace.period_start.date())
 
 
-def usage_summary(*, workspace: Workspace, start: date, end: date, today: date | None = None) -> UsageSummary:
-    """The four dashboard figures, the daily series for [start, end] and spend by model and agent.
+def usage_summary(*, workspace: Workspace, start: date, end: date, today: date | None = None,
+                  filters: RunFilter | None = None) -> UsageSummary:
+    """The four dashboard figures, and for [start, end] narrowed by `filters` the daily series and
+    spend by model and agent (these equal the CSV exported with the same filters).
 
-    available comes from the wallet; everything else from DailyUsage rollups (a few hundred rows)."""
-    from billing.models import Wallet
-
+    available comes from the wallet; this period's charged and held from the period spend counter
+    (budgets.selectors.period_spend, the figure every page and the API show); the rest from the
+    DailyUsage rollups (a few hundred rows)."""
     today = today or timezone.now().date()
     wallet = Wallet.objects.get(workspace_id=workspace.pk)
     period_start = workspace.period_start.date()
     period_last = (workspace.period_end - timedelta(microseconds=1)).date()
-    rollups = DailyUsage.objects.filter(workspace=workspace)
-
-    period_used = rollups.filter(day__gte=period_start, day__lte=today).aggregate(s=Sum("credits"))["s"] or 0
+    spend = period_spend(workspace=workspace)
+    period_used = spend.charged
     elapsed = max((min(today, period_last) - period_start).days + 1, 1)
     remaining = max((period_last - max(today, period_start - timedelta(days=1))).days, 0)
     daily_average = period_used // elapsed
     projected = period_used + daily_average * remaining
 
-    daily = daily_series(workspace=workspace, start=start, end=end)
-    by_model = spend_by_model(workspace=workspace, start=start, end=end)
-    by_agent = spend_by_agent(workspace=workspace, start=start, end=end)
+    daily = daily_series(workspace=workspace, start=start, end=end, filters=filters)
+    by_model = spend_by_model(workspace=workspace, start=start, end=end, filters=filters)
+    by_agent = spend_by_agent(workspace=workspace, start=start, end=end, filters=filters)
     return UsageSummary(
         start=start, end=end, available=wallet.available, period_start=period_start, period_end=period_last,
-        period_used=period_used, daily_average=daily_average, projected=projected,
+        period_used=period_used, period_held=spend.held, daily_average=daily_average, projected=projected,
         range_total=sum(credits for _, credits in daily), daily=daily, by_model=by_model, by_agent=by_agent,
     )
 
 
-def daily_series(*, workspace: Workspace, start: date, end: date) -> list[tuple[date, int]]:
+_GROUPS = {"day": ("day", TruncDate("run__completed_at", tzinfo=dt_timezone.utc)), "model": ("model_id", "model_id"),
+           "agent": ("agent_id", "run__agent_id"), "agent_name": ("agent__name", "run__agent__name")}
+
+
+def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None, group: list[str]):
+    """Charged credits, tokens and runs on the UTC days [start, end] (the day each charge landed),
+    narrowed by `filters` and grouped by `group` (day, model, agent, agent_name; keys g_<name>).
+
+    With `filters.period_start`, the runs authorized in that period instead of the days (then the
+    figures equal the period counters). The daily rollups answer the agent and model filters (a
+    few hundred rows); a status filter is not in the rollups, so it is answered from the run
+    nodes, the same rows the CSV exports."""
+    filters = filters or RunFilter()
+    if filters.status:
+        rows = filters.with_range(start, end).apply(
+            RunNode.objects.filter(run__workspace=workspace, run__completed_at__isnull=False),
+            date_field=CHARGED, run="run__")
+        runs = Count("run_id", distinct=True)
+        column = 1
+    else:
+        rows = DailyUsage.objects.filter(workspace=workspace)
+        if filters.period_start:
+            rows = rows.filter(period_start=filters.period_start)
+        else:
+            rows = rows.filter(day__gte=start, day__lte=end)
+        if filters.agent:
+            rows = rows.filter(agent__name=filters.agent)
+        if filters.model:
+            rows = rows.filter(model_id=filters.model)
+        runs = Sum("runs")
+        column = 0
+    values = {f"g_{name}": (F(_GROUPS[name][column]) if isinstance(_GROUPS[name][column], str) else _GROUPS[name][column])
+              for name in group}
+    return rows.values(**values).annotate(c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"),
+                                          r=runs).order_by()
+
+
+def daily_series(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None
+                 ) -> list[tuple[date, int]]:
     """Credits charged on each UTC day of [start, end], zero-filled."""
-    rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
-    per_day = dict(rows.values_list("day").annotate(s=Sum("credits")).order_by())
+    per_day = {row["g_day"]: row["c"] for row in _spend_grouped(workspace=workspace, start=start, end=end,
+                                                                filters=filters, group=["day"])}
     return [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range((end - start).days + 1)]
 
 
-def spend_by_model(*, workspace: Workspace, start: date, end: date) -> list[Spend]:
-    rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
+def spend_by_model(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None) -> list[Spend]:
     names = dict(AIModel.objects.values_list("id", "name"))
-    return [
-        Spend(row["model_id"], names.get(row["model_id"], row["model_id"]), row["c"], row["i"], row["o"], row["r"])
-        for row in rows.values("model_id").annotate(
-            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "model_id")
-    ]
+    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["model"])
+    return sorted((Spend(row["g_model"], names.get(row["g_model"], row["g_model"]), row["c"], row["i"], row["o"], row["r"])
+                   for row in rows), key=lambda spend: (-spend.credits, spend.key))
 
 
-def spend_by_agent(*, workspace: Workspace, start: date, end: date) -> list[Spend]:
-    rows = DailyUsage.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
-    return [
-        Spend(str(row["agent_id"]), row["agent__name"], row["c"], row["i"], row["o"], row["r"])
-        for row in rows.values("agent_id", "agent__name").annotate(
-            c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"), r=Sum("runs")).order_by("-c", "agent__name")
-    ]
+def spend_by_agent(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None) -> list[Spend]:
+    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["agent", "agent_name"])
+    return sorted((Spend(str(row["g_agent"]), row["g_agent_name"], row["c"], row["i"], row["o"], row["r"])
+                   for row in rows), key=lambda spend: (-spend.credits, spend.label))
 
 
 def savings_for(*, by_model: list[Spend], at: datetime | None = None) -> Savings:
@@ -145,20 +182,6 @@ def savings_for(*, by_model: list[Spend], at: datetime | None = None) -> Savings
 
 # --- The runs table: keyset pagination on (created_at, id), newest first; never a COUNT.
 
-@dataclass
-class RunFilters:
-    start: date | None = None  # UTC day the run started, inclusive
-    end: date | None = None
-    agent: str = ""
-    model: str = ""
-    status: str = ""
-
-    def as_query(self) -> dict:
-        query = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
-                 "agent": self.agent, "model": self.model, "status": self.status}
-        return {k: v for k, v in query.items() if v}
-
-
 class InvalidCursor(ValueError):
     pass
 
@@ -176,30 +199,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InvalidCursor("The cursor is not one this API returned.") from error
 
 
-def day_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
-    """[start 00:00, day after end 00:00) in UTC."""
-    low = datetime.combine(start, time.min, tzinfo=dt_timezone.utc) if start else None
-    high = datetime.combine(end + timedelta(days=1), time.min, tzinfo=dt_timezone.utc) if end else None
-    return low, high
+def runs_filtered(*, workspace: Workspace, filters: RunFilter):
+    return filters.apply(Run.objects.filter(workspace=workspace), date_field=STARTED)
 
 
-def runs_filtered(*, workspace: Workspace, filters: RunFilters):
-    runs = Run.objects.filter(workspace=workspace)
-    low, high = day_bounds(filters.start, filters.end)
-    if low:
-        runs = runs.filter(created_at__gte=low)
-    if high:
-        runs = runs.filter(created_at__lt=high)
-    if filters.agent:
-        runs = runs.filter(agent__name=filters.agent)
-    if filters.model:
-        runs = runs.filter(model_id=filters.model)
-    if filters.status:
-        runs = runs.filter(status=filters.status)
-    return runs
-
-
-def runs_page(*, workspace: Workspace, filters: RunFilters, cursor: str | None = None, limit: int = 50,
+def runs_page(*, workspace: Workspace, filters: RunFilter, cursor: str | None = None, limit: int = 50,
               with_nodes: bool = False) -> tuple[list[Run], str | None]:
     """One page of runs, newest first, and the cursor of the next page (None on the last)."""
     runs = runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user")
@@ -213,14 +217,23 @@ def runs_page(*, workspace: Workspace, filters: RunFilters, cursor: str | None =
     return page[:limit], next_cursor
 
 
+def runs_page_newer(*, workspace: Workspace, filters: RunFilter, before: str, limit: int = 50
+                    ) -> tuple[list[Run], bool]:
+    """The page of runs just newer than the cursor `before` (newest first, like every page), and
+    whether there are newer runs still. Keyset pagination backwards: ascending from the cursor."""
+    moment, pk = decode_cursor(before)
+    runs = (runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user")
+            .filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk)))
+    page = list(runs.order_by("created_at", "id")[: limit + 1])
+    return list(reversed(page[:limit])), len(page) > limit
+
+
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
     return (Run.objects.select_related("workflow", "agent", "member__user", "model")
             .prefetch_related("nodes").filter(workspace=workspace, public_id=public_id).first())
 
 
 def filter_choices(*, workspace: Workspace) -> dict:
-    from .models import Agent
-
     return {
         "agents": list(Agent.objects.filter(workspace=workspace).order_by("name").values_list("name", flat=True)),
         "models": list(AIModel.objects.values_list("id", "name")),

@@ -15,14 +15,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
-from billing.ledger import charge_postings, post, wallet_lock
+from billing.ledger import hold_place, hold_release, run_charge_post, wallet_lock
 from billing.models import Membership
-from billing.money import nanos_display
-from billing.pricing import is_community, model_rates_at, price_node, rates_at
+from billing.edition import is_community
+from billing.pricing import model_rates_at, price_node, rates_at
 from billing.upsert import upsert_add
-from budgets.counters import RunCounters, counters_add, counters_used
+from budgets.alerts import alerts_check_later, alerts_on_refusal
+from budgets.counters import RunCounters, counters_add
+from budgets.limits import CONCURRENCY_LIMIT, Refusal, run_reservation_decide
 
-from .errors import ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunNotFound, RunRefused, UnknownModel
+from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunRefused,
+                     UnknownModel)
 from .models import Agent, DailyUsage, Run, RunNode, Workflow
 
 MAX_NODES = 1000
@@ -55,17 +58,6 @@ def _replay(run: Run, body_hash: str, field: str) -> Run:
     return run
 
 
-def _refusal_message(code: str, remaining: int) -> str:
-    left = nanos_display(max(remaining, 0))
-    return {
-        "insufficient_credits": f"Not enough credits: {left} available. Buy credits or wait for the next period's grant.",
-        "budget_exhausted": "The workspace's monthly budget is used up (hard limit at 100%). Raise the budget on Settings -> Billing -> Alerts.",
-        "agent_daily_budget_exceeded": f"This agent's daily budget is used up ({left} left today, UTC).",
-        "agent_monthly_budget_exceeded": f"This agent's budget for this billing period is used up ({left} left).",
-        "member_budget_exceeded": f"Your member budget for this billing period is used up ({left} left).",
-    }[code]
-
-
 def max_output_tokens_for(*, reserved: int, rate, estimated_input_tokens: int, requested: int | None) -> int | None:
     """What the reservation can pay for at the model's output rate after the estimated input."""
     if rate.output_nanos_per_token == 0:
@@ -89,22 +81,13 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     try:
         with transaction.atomic():
             wallet = wallet_lock(workspace.pk)
-            # Every input of the limit decision is read now, under the lock: the period, the plan
-            # caps, the budgets and the agent's limits may have changed while this request waited
-            # (issue 9: a lowered budget or a period roll must bind a request already in flight).
-            agent_obj = _limit_inputs(membership=membership, agent_id=agent_obj.pk)
-            workspace = agent_obj.workspace
-            counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=agent_obj.pk, member_id=membership.pk,
-                                           day=now.date(), period_start=workspace.period_start)
-            if is_community():
-                reservation = 0  # no platform-credit charges, no plan limits
-            else:
-                if wallet.running_runs >= workspace.concurrent_runs:
-                    raise ConcurrencyLimited(
-                        f"{wallet.running_runs} runs are already running; your plan allows {workspace.concurrent_runs} at once.",
-                        retry_after=1,
-                    )
-                reservation = _reservation(workspace, membership, agent_obj, wallet, counters)
+            # budgets.limits reads every input of the decision now, under the lock (issue 9).
+            decision = run_reservation_decide(wallet=wallet, membership=membership, agent_id=agent_obj.pk,
+                                              day=now.date(), enforce=not is_community())
+            if isinstance(decision, Refusal):
+                raise _refusal_error(decision)
+            agent_obj, workspace, counters = decision.agent, decision.agent.workspace, decision.counters
+            reservation = decision.amount
             run = Run.objects.create(
                 workspace=workspace, public_id=public_id or "run_" + secrets.token_urlsafe(12), workflow_id=workflow_id,
                 agent=agent_obj, member=membership, model_id=model, reserved=reservation,
@@ -115,9 +98,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                                                         estimated_input_tokens=estimated_input_tokens or 0,
                                                         requested=max_output_tokens),
             )
-            wallet.reserved += reservation
-            wallet.running_runs += 1
-            wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+            hold_place(wallet=wallet, amount=reservation)
             counters_add(workspace_id=workspace.pk, keys=counters.keys, reserved=reservation)
     except IntegrityError:
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
@@ -131,9 +112,8 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
         if existing is not None:
             return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
         if isinstance(refusal, RunRefused):
-            from budgets.alerts import alerts_on_refusal
-
-            alerts_on_refusal(workspace=workspace, code=refusal.code, agent=agent_obj, membership=membership)
+            # membership.workspace is the one read under the lock (its period may have rolled).
+            alerts_on_refusal(workspace=membership.workspace, code=refusal.code, agent=agent_obj, membership=membership)
         raise
     return Authorization(run, replayed=False)
 
@@ -162,34 +142,10 @@ def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, A
     return agent_obj.workflow_ref, agent_obj
 
 
-def _limit_inputs(*, membership: Membership, agent_id: int) -> Agent:
-    """The agent with its limits, its workspace (period, plan caps, budget) and the member's budget,
-    read in one query. Call under the wallet lock: in READ COMMITTED each statement sees what was
-    committed before it started, so nothing read here can be older than the lock."""
-    member_budget = Membership.objects.filter(pk=membership.pk).values("monthly_budget")[:1]
-    agent = (Agent.objects.select_related("workspace__plan", "workspace__budget")
-             .annotate(member_monthly_budget=Subquery(member_budget)).order_by().get(pk=agent_id))
-    membership.workspace = agent.workspace
-    membership.monthly_budget = agent.member_monthly_budget
-    return agent
-
-
-def _reservation(workspace, membership, agent, wallet, counters: RunCounters) -> int:
-    if wallet.available <= 0:
-        raise RunRefused("insufficient_credits", _refusal_message("insufficient_credits", wallet.available))
-    used = counters_used(workspace_id=workspace.pk, keys=counters.keys)
-    limits = [("insufficient_credits", wallet.available)]
-    budget = workspace.budget
-    if budget.monthly_limit is not None and budget.hard_limit_enabled:
-        limits.append(("budget_exhausted", budget.monthly_limit - used[counters.workspace_period]))
-    if membership.monthly_budget is not None:
-        limits.append(("member_budget_exceeded", membership.monthly_budget - used[counters.member_period]))
-    limits.append(("agent_monthly_budget_exceeded", agent.max_per_month - used[counters.agent_period]))
-    limits.append(("agent_daily_budget_exceeded", agent.max_per_day - used[counters.agent_day]))
-    code, remaining = min(limits, key=lambda limit: limit[1])  # the first listed wins a tie
-    if remaining <= 0:
-        raise RunRefused(code, _refusal_message(code, remaining))
-    return min(agent.max_per_run, remaining)
+def _refusal_error(refusal: Refusal) -> RunError:
+    if refusal.code == CONCURRENCY_LIMIT:
+        return ConcurrencyLimited(refusal.message, retry_after=refusal.retry_after)
+    return RunRefused(refusal.code, refusal.message)
 
 
 def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInput], body_hash: str = "", now=None) -> Run:
@@ -239,18 +195,12 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         else:
             won = True
             RunNode.objects.bulk_create(node_rows)
-            if was_open:
-                wallet.reserved -= run.reserved
-                wallet.running_runs -= 1
-            post(wallet=wallet, postings=charge_postings(wallet=wallet, cost=cost, key_prefix=f"run:{run.pk}:charge",
-                                                         reason=f"Run {run.public_id}"), run=run, at=now)
+            run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
             counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id, member_id=run.member_id,
                                            day=run.day, period_start=run.period_start)
             counters_add(workspace_id=workspace.pk, keys=counters.keys, charged=cost,
                          reserved=-run.reserved if was_open else 0)
             _rollup_add(run=run, node_rows=node_rows, day=now.date())
-            from budgets.alerts import alerts_check_later
-
             alerts_check_later(workspace_id=workspace.pk)
     if not won:
         run.refresh_from_db()
@@ -275,8 +225,9 @@ def _rollup_add(*, run: Run, node_rows: list[RunNode], day) -> None:
     upsert_add(
         DailyUsage,
         [{"workspace": run.workspace_id, "day": day, "agent": run.agent_id, "model": model_id,
-          "member": run.member_id, **totals} for model_id, totals in sorted(per_model.items())],
-        unique=["workspace", "day", "agent", "model", "member"],
+          "member": run.member_id, "period_start": run.period_start, **totals}
+         for model_id, totals in sorted(per_model.items())],
+        unique=["workspace", "day", "agent", "model", "member", "period_start"],
         add=["credits", "input_tokens", "output_tokens", "runs"],
     )
 
@@ -290,9 +241,7 @@ def run_expire(*, run: Run, now=None) -> bool:
             status=Run.EXPIRED, released_at=now)
         if not released:
             return False
-        wallet.reserved -= run.reserved
-        wallet.running_runs -= 1
-        wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+        hold_release(wallet=wallet, amount=run.reserved)
         counters = RunCounters.for_run(workspace_id=run.workspace_id, agent_id=run.agent_id, member_id=run.member_id,
                                        day=run.day, period_start=run.period_start)
         counters_add(workspace_id=run.workspace_id, keys=counters.keys, reserved=-run.reserved)

@@ -1,8 +1,8 @@
 from celery import shared_task
 
+from .services import reservations_release_expired
+
 
 @shared_task
 def release_expired_reservations():
-    from .services import reservations_release_expired
-
     return reservations_release_expired()

@@ -16,9 +16,11 @@ from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
 
 from .charts import bar_chart
+from .export import csv_response
 from .models import Run
-from .selectors import (InvalidCursor, RunFilters, daily_series, default_range, filter_choices, run_detail,
-                        runs_page, savings_for, spend_by_model, usage_summary)
+from .filters import RunFilter
+from .selectors import (InvalidCursor, encode_cursor, daily_series, default_range, filter_choices, run_detail,
+                        runs_page, runs_page_newer, savings_for, spend_by_model, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
 MAX_RANGE_DAYS = 366 * 2
@@ -57,18 +59,17 @@ def usage(request, slug):
     membership = membership_for(request, slug)
     workspace = membership.workspace
     form, start, end, data = _filters(request, workspace)
-    summary = usage_summary(workspace=workspace, start=start, end=end)
+    run_filters = RunFilter.from_data(data).with_range(start, end)
+    if not data.get("from_") and not data.get("to"):
+        # No dates chosen: this billing period, from the instant it started (issue 10).
+        run_filters = run_filters.for_period(workspace.period_start)
+    summary = usage_summary(workspace=workspace, start=start, end=end, filters=run_filters)
     today = timezone.now().date()
-    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today)
-    period_by_model = summary.by_model if (start, end) == (summary.period_start, today) else spend_by_model(
+    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today, filters=run_filters)
+    whole_period = (start, end) == (summary.period_start, today) and not run_filters.narrows_runs
+    period_by_model = summary.by_model if whole_period else spend_by_model(
         workspace=workspace, start=summary.period_start, end=today)
-    run_filters = RunFilters(start=start, end=end, agent=data.get("agent", ""), model=data.get("model", ""),
-                             status=data.get("status", ""))
-    try:
-        runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, cursor=request.GET.get("cursor"),
-                                      limit=25)
-    except InvalidCursor:
-        runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, limit=25)
+    runs, next_cursor, newer_cursor = _runs_table(workspace, run_filters, request.GET)
     query = run_filters.as_query()
     return render(request, "usage/usage.html", {
         "summary": summary,
@@ -77,7 +78,8 @@ def usage(request, slug):
         "savings": savings_for(by_model=period_by_model),
         "runs": runs,
         "next_cursor": next_cursor,
-        "is_first_page": not request.GET.get("cursor"),
+        "is_first_page": newer_cursor is None,
+        "newer_cursor": newer_cursor,
         "form": form,
         "query": query,
         "choices": filter_choices(workspace=workspace),
@@ -86,16 +88,31 @@ def usage(request, slug):
     })
 
 
+def _runs_table(workspace, run_filters: RunFilter, params, limit: int = 25):
+    """One page of the runs table and the cursors of the older and the newer page (None at either end).
+    `cursor` pages towards older runs, `before` towards newer ones; a bad cursor shows the newest."""
+    try:
+        if params.get("before"):
+            runs, has_newer = runs_page_newer(workspace=workspace, filters=run_filters, before=params["before"],
+                                              limit=limit)
+            if not has_newer:  # back at the top: the newest page, with its own "older" cursor
+                runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, limit=limit)
+                return runs, next_cursor, None
+            return runs, encode_cursor(runs[-1]) if runs else None, encode_cursor(runs[0])
+        cursor = params.get("cursor")
+        runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, cursor=cursor, limit=limit)
+        return runs, next_cursor, encode_cursor(runs[0]) if cursor and runs else None
+    except InvalidCursor:
+        runs, next_cursor = runs_page(workspace=workspace, filters=run_filters, limit=limit)
+        return runs, next_cursor, None
+
+
 @login_required
 def export_csv(request, slug):
-    from usage.api.views import csv_response
-
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
     data = form.cleaned_data if form.is_valid() else {}
-    return csv_response(workspace=membership.workspace, data={
-        "from": data.get("from_"), "to": data.get("to"), "agent": data.get("agent", ""),
-        "model": data.get("model", ""), "status": data.get("status", "")})
+    return csv_response(workspace=membership.workspace, data={**data, "period": request.GET.get("period")})
 
 
 @login_required

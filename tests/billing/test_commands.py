@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from billing.models import LedgerEntry, Membership, User, Workspace, credits
-from billing.reconcile import reconcile_workspace
+from operations.reconcile import reconcile_workspace
 from usage.models import Run
 from usage.services import NodeInput, run_authorize, run_complete
 

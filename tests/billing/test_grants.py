@@ -1,17 +1,17 @@
 """Period grants: once per workspace and period, whatever happens (twice, concurrently, after a crash)."""
 
-import threading
 from datetime import datetime, timezone
 from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
+from tests.concurrency import run_at_once
 from billing import grants
 from billing.grants import period_grants_run
 from billing.models import LedgerEntry, Workspace, credits
-from billing.services import user_get_or_create, workspace_create
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 
 
 def utc(*args):
@@ -100,7 +100,7 @@ def test_a_missed_month_grants_only_the_current_period():
 
 @pytest.mark.django_db
 def test_it_applies_a_scheduled_downgrade_at_the_period_end(team):
-    from billing.plans import plan_change
+    from buying.plans import plan_change
 
     ws = team.workspace
     ws.memberships.filter(role="member").delete()
@@ -227,23 +227,7 @@ def test_the_celery_task_runs_the_same_job():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_runs_grant_each_period_once():
     workspaces = [free_workspace(f"p{n}", utc(2026, 1, 1)) for n in range(12)]
-    errors = []
-    barrier = threading.Barrier(4)
-
-    def worker():
-        try:
-            barrier.wait()
-            period_grants_run(now=utc(2026, 2, 1), chunk=3)
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(lambda _: period_grants_run(now=utc(2026, 2, 1), chunk=3), 4)
     assert errors == []
     for ws in workspaces:
         assert len(grants_of(ws)) == 2

@@ -1,14 +1,14 @@
 """50 real threads race to reserve against a balance that affords exactly 10 reservations."""
 
-import threading
 
 import pytest
-from django.db import connection
 
+from tests.concurrency import run_at_once
 from billing.ledger import credits_adjust
 from billing.models import Membership, Wallet, credits
-from billing.reconcile import reconcile_workspace
-from billing.services import user_get_or_create, workspace_create
+from operations.reconcile import reconcile_workspace
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 from usage.errors import RunError
 from usage.models import Agent, Run
 from usage.services import run_authorize
@@ -23,29 +23,16 @@ def test_it_grants_exactly_ten_of_fifty_concurrent_reservations():
     credits_adjust(workspace=workspace, amount=credits(100), reason="ten runs' worth")
     Agent.objects.create(workspace=workspace, name="bot", max_per_run=credits(10), max_per_day=credits(10_000),
                          max_per_month=credits(10_000))
-    barrier = threading.Barrier(50)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
     def reserve(n):
+        membership = Membership.objects.select_related("workspace__plan").get(workspace__slug="race", user=owner)
         try:
-            membership = Membership.objects.select_related("workspace__plan").get(workspace__slug="race", user=owner)
-            barrier.wait(timeout=30)
-            try:
-                run_authorize(membership=membership, workflow="wf", agent="bot", model="gpt-4o", public_id=f"r{n}")
-                result = "ok"
-            except RunError as refusal:
-                result = refusal.code
-            with lock:
-                outcomes.append(result)
-        finally:
-            connection.close()
+            run_authorize(membership=membership, workflow="wf", agent="bot", model="gpt-4o", public_id=f"r{n}")
+            return "ok"
+        except RunError as refusal:
+            return refusal.code
 
-    threads = [threading.Thread(target=reserve, args=(n,)) for n in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    outcomes, errors = run_at_once(reserve, 50)
+    assert errors == []
 
     assert len(outcomes) == 50
     assert outcomes.count("ok") == 10

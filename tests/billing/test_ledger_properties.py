@@ -10,8 +10,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from billing.ledger import LedgerError, credits_adjust, monthly_rollover
 from billing.models import LedgerEntry, Membership, Wallet, Workspace, credits
 from billing.periods import add_months
-from billing.reconcile import reconcile_workspace
-from billing.services import user_get_or_create, workspace_create
+from operations.reconcile import reconcile_workspace
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 from usage.errors import RunError
 from usage.models import Run
 from usage.services import NodeInput, run_authorize, run_complete, run_expire

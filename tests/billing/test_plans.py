@@ -4,7 +4,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from billing.models import LedgerEntry, Workspace, credits
-from billing.plans import MemberCapExceeded, plan_change
+from buying.plans import MemberCapExceeded, plan_change
 from tests.factories import PASSWORD
 
 
@@ -126,7 +126,7 @@ def test_contact_sales_emails_the_sales_team(client, team, settings, django_capt
 
 @pytest.mark.django_db
 def test_with_stripe_keys_buying_redirects_to_checkout(client, team, settings, monkeypatch):
-    from billing import stripe_client
+    from buying import stripe_client
 
     settings.STRIPE_SECRET_KEY = "sk_test_123"
     seen = {}
@@ -151,8 +151,8 @@ def test_the_checkout_session_parameters_reach_stripe_http_edge(team, settings, 
     """Stubbed at stripe's HTTP client: the request Stripe would receive."""
     import stripe
 
-    from billing import stripe_client
-    from billing.purchases import purchase_start
+    from buying import stripe_client
+    from buying.purchases import purchase_start
 
     settings.STRIPE_SECRET_KEY = "sk_test_123"
     captured = {}

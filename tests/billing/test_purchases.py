@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import CreditPack, LedgerEntry, Purchase, credits
-from billing.purchases import BillingUnavailable, pack_purchase_fulfil, purchase_record_manual, purchase_start
+from buying.purchases import BillingUnavailable, pack_purchase_fulfil, purchase_record_manual, purchase_start
 from tests.factories import PASSWORD
 
 PACKS = [("starter", 100), ("builder", 525), ("pro", 2150), ("team", 11000)]

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from billing.models import LedgerEntry, Purchase, StripeEvent, Workspace, credits
-from billing.purchases import purchase_start
+from buying.purchases import purchase_start
 from tests.billing import stripe_payloads as sp
 
 
@@ -159,7 +159,8 @@ def _ts(*args):
 
 @pytest.mark.django_db
 def test_a_subscription_grants_its_period_once_whatever_the_order(client, endpoint):
-    from billing.services import user_get_or_create, workspace_create
+    from billing.services import user_get_or_create
+    from budgets.workspaces import workspace_create
 
     owner = user_get_or_create(email="solo@example.com", password="pw-solo-123")
     ws = workspace_create(slug="solo", name="Solo", owner=owner, plan_id="free",

@@ -2,13 +2,12 @@
 admins by e-mail and the signed webhook."""
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 
+from tests.concurrency import run_at_once
 from billing.models import Workspace, credits
 from budgets.alerts import alerts_check
 from budgets.models import BudgetAlert, WorkspaceBudget
@@ -79,7 +78,8 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
     assert len(mail.outbox) == 2 and mail.outbox[1].subject.startswith("Critical:")
     assert BudgetAlert.objects.filter(workspace=team.workspace).count() == 2
     banner = active_alerts(workspace=team.workspace)
-    assert [(item.level, item.title) for item in banner] == [("critical", "Critical: Workspace monthly budget at 95%.")]
+    assert [(item.level, item.title) for item in banner] == [("critical", "96% of the workspace monthly budget used (critical at 95%).")]
+    assert banner[0].message.startswith("96.00 charged + 0.00 held = 96.00 of 100.00 credits (96%) this billing period")
 
 
 @pytest.mark.django_db
@@ -174,7 +174,7 @@ def test_it_alerts_on_a_member_budget(team, django_capture_on_commit_callbacks):
     levels = set(BudgetAlert.objects.filter(scope="member", scope_id=membership.pk).values_list("level", flat=True))
     assert levels == {"warning", "critical", "hard_limit"}
     titles = [item.title for item in active_alerts(workspace=team.workspace)]
-    assert titles == ["Hard limit: Member budget of member@acme.test at 100%."]
+    assert titles == ["100% of the member budget of member@acme.test used (hard limit at 100%)."]
 
 
 @pytest.mark.django_db
@@ -207,20 +207,8 @@ def test_it_sends_each_alert_once_under_concurrent_checks(team, webhook_calls):
     BudgetAlert.objects.all().delete()
     mail.outbox.clear()
     webhook_calls.clear()
-    barrier = threading.Barrier(12)
-
-    def check():
-        try:
-            barrier.wait()
-            alerts_check(workspace_id=team.workspace.pk)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=check) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(lambda _: alerts_check(workspace_id=team.workspace.pk), 12)
+    assert errors == []
     for _ in range(3):
         alerts_check(workspace_id=team.workspace.pk)
     assert BudgetAlert.objects.count() == 2

@@ -1,11 +1,10 @@
 """Budgets hold exactly under concurrency: 40 real threads authorizing at once against a limit that
 affords 7 runs at the per-run cap. Each thread has its own database connection."""
 
-import threading
 
 import pytest
-from django.db import connection
 
+from tests.concurrency import run_at_once
 from billing.models import Membership, credits
 from budgets.models import WorkspaceBudget
 from usage.errors import RunRefused
@@ -16,31 +15,18 @@ THREADS = 40
 
 
 def _authorize_concurrently(membership_id: int, agent: str) -> list[str]:
-    """40 threads wait at a barrier, then authorize; returns 'ok' or the refusal code of each."""
-    barrier = threading.Barrier(THREADS)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
+    """40 threads released together authorize; returns 'ok' or the refusal code of each."""
     def worker(n):
+        membership = Membership.objects.select_related("workspace__plan", "workspace__budget").get(pk=membership_id)
         try:
-            membership = Membership.objects.select_related("workspace__plan", "workspace__budget").get(pk=membership_id)
-            barrier.wait()
-            try:
-                run_authorize(membership=membership, workflow="wf", agent=agent, model="gpt-4o",
-                              public_id=f"c{n}", body_hash=str(n))
-                outcome = "ok"
-            except RunRefused as refusal:
-                outcome = refusal.code
-            with lock:
-                outcomes.append(outcome)
-        finally:
-            connection.close()
+            run_authorize(membership=membership, workflow="wf", agent=agent, model="gpt-4o",
+                          public_id=f"c{n}", body_hash=str(n))
+            return "ok"
+        except RunRefused as refusal:
+            return refusal.code
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes, errors = run_at_once(worker, THREADS)
+    assert errors == []
     return outcomes
 
 

@@ -1,10 +1,10 @@
-import threading
 from datetime import datetime, timezone as dt_timezone
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from tests.concurrency import run_at_once
 from billing.models import Plan, credits
 from invoices.models import Invoice, InvoiceSequence
 from invoices.services import (
@@ -106,24 +106,11 @@ def test_it_gives_30_concurrent_purchases_30_consecutive_numbers(monkeypatch):
     monkeypatch.setattr("invoices.services.invoice_pdf_schedule", lambda **kwargs: None)  # numbering only
     team = make_workspace(slug="busy")
     purchases = [make_purchase(workspace=team.workspace, pack_id="starter") for _ in range(30)]
-    barrier = threading.Barrier(30)
-    numbers, errors = [], []
+    def buy(n):
+        with transaction.atomic():
+            return invoice_issue_for_purchase(purchase=purchases[n]).number
 
-    def buy(purchase):
-        try:
-            barrier.wait(timeout=30)
-            with transaction.atomic():
-                numbers.append(invoice_issue_for_purchase(purchase=purchase).number)
-        except Exception as error:  # surfaced by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=buy, args=(p,)) for p in purchases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    numbers, errors = run_at_once(buy, 30)
     assert errors == []
     assert sorted(numbers) == [f"LF-{YEAR}-{n:06d}" for n in range(1, 31)]
     assert Invoice.objects.count() == 30

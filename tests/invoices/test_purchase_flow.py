@@ -7,7 +7,7 @@ from invoices.models import Invoice
 
 @pytest.mark.django_db(transaction=True)
 def test_it_invoices_a_manual_purchase_and_credits_a_refund():
-    from billing.purchases import purchase_record_manual, purchase_refund
+    from buying.purchases import purchase_record_manual, purchase_refund
     from tests.factories import make_workspace
 
     team = make_workspace(slug="flow")

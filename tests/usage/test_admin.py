@@ -33,7 +33,7 @@ def test_the_admin_pages_open(staff_client, team):
 
     run = make_run(team, "x", when=datetime.now(dt_timezone.utc))
     token = token_create(membership=team.membership(team.member)).token
-    for url in ("/admin/usage/run/", f"/admin/usage/run/{run.pk}/change/", "/admin/usage/agent/",
+    for url in ("/admin/usage/run/", f"/admin/usage/run/{run.pk}/change/", "/admin/budgets/agent/",
                 "/admin/usage/workflow/", "/admin/usage/developertoken/", f"/admin/usage/developertoken/{token.pk}/change/",
                 "/admin/usage/dailyusage/", "/admin/usage/run/export/"):
         assert staff_client.get(url).status_code == 200, url

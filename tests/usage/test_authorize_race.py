@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.grants import workspace_period_roll
 from billing.ledger import wallet_lock
 from billing.models import Workspace, credits
-from billing.reconcile import reconcile_workspace
+from operations.reconcile import reconcile_workspace
 from budgets.counters import PERIOD, WORKSPACE
 from budgets.models import SpendCounter
 from budgets.services import budget_set

@@ -1,8 +1,7 @@
-import threading
 
 import pytest
-from django.db import connection
 
+from tests.concurrency import run_at_once
 from billing.models import LedgerEntry, Wallet
 from usage.models import DailyUsage
 
@@ -16,24 +15,12 @@ def test_ten_concurrent_replays_of_a_complete_charge_once_and_answer_alike(team)
 
     api = Api(token_create(membership=team.membership(team.member)).raw)
     assert authorize(api).status_code == 201
-    barrier = threading.Barrier(10)
-    answers = []
+    def complete(_):
+        response = Api(api.token).post("/v1/runs/r-1/complete", TWO_NODES)
+        return response.status_code, response.content
 
-    def complete():
-        client = Api(api.token)
-        try:
-            barrier.wait()
-            response = client.post("/v1/runs/r-1/complete", TWO_NODES)
-            answers.append((response.status_code, response.content))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=complete) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(answers) == 10
+    answers, errors = run_at_once(complete, 10)
+    assert errors == [] and len(answers) == 10
     assert {status for status, _ in answers} == {200}
     assert len({body for _, body in answers}) == 1
     charges = LedgerEntry.objects.filter(workspace=team.workspace, kind="charge")

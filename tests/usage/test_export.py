@@ -10,7 +10,8 @@ from django.http import StreamingHttpResponse
 
 from billing.models import LedgerEntry
 from billing.money import nanos_to_decimal
-from usage.export import HEADER, ExportFilters, export_rows
+from usage.export import HEADER, export_rows
+from usage.filters import RunFilter
 from usage.services import NodeInput, run_authorize, run_complete
 
 from tests.factories import PASSWORD
@@ -48,7 +49,7 @@ def history(team):
 
 @pytest.mark.django_db
 def test_it_writes_one_row_per_finished_run_and_model(team, history):
-    rows = parse(export_rows(workspace=team.workspace, filters=ExportFilters(), fast=False))
+    rows = parse(export_rows(workspace=team.workspace, filters=RunFilter(), fast=False))
     assert rows[0] == HEADER
     assert [(r[3], r[4], r[5], r[6], r[7]) for r in rows[1:3]] == [
         ("gpt-4o", "20000", "3000", "0.165", "succeeded"),  # tool charges in the node's model row
@@ -60,7 +61,7 @@ def test_it_writes_one_row_per_finished_run_and_model(team, history):
 
 @pytest.mark.django_db
 def test_it_neutralises_formula_cells(team, history):
-    rows = parse(export_rows(workspace=team.workspace, filters=ExportFilters(), fast=False))
+    rows = parse(export_rows(workspace=team.workspace, filters=RunFilter(), fast=False))
     cells = {cell for row in rows[1:] for cell in row[1:3]}
     assert "'=HYPERLINK(\"http://evil\")" in cells and "'+cmd" in cells
     assert "'-minus" in cells and "'@at" in cells and "'\ttab" in cells and "'\rcr" in cells
@@ -71,7 +72,7 @@ def test_it_neutralises_formula_cells(team, history):
 @pytest.mark.django_db
 def test_its_credits_sum_exactly_to_the_ledger_charges(team, history):
     start, end = history[1].date(), history[2].date()
-    rows = parse(export_rows(workspace=team.workspace, filters=ExportFilters(start=start, end=end)))
+    rows = parse(export_rows(workspace=team.workspace, filters=RunFilter(start=start, end=end)))
     total = sum(Decimal(row[6]) for row in rows[1:])
     charged = LedgerEntry.objects.filter(
         workspace=team.workspace, kind="charge",
@@ -84,7 +85,7 @@ def test_its_credits_sum_exactly_to_the_ledger_charges(team, history):
 @pytest.mark.django_db
 def test_it_filters_like_the_page(team, history):
     def ids(**filters):
-        return [(r[1], r[3]) for r in parse(export_rows(workspace=team.workspace, filters=ExportFilters(**filters)))[1:]]
+        return [(r[1], r[3]) for r in parse(export_rows(workspace=team.workspace, filters=RunFilter(**filters)))[1:]]
 
     assert ids(model="claude-sonnet-4") == [("'-minus", "claude-sonnet-4")]
     assert ids(status="failed") == [("'=HYPERLINK(\"http://evil\")", "gpt-4o")]
@@ -95,7 +96,7 @@ def test_it_filters_like_the_page(team, history):
 @pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_the_copy_path_and_the_python_path_give_identical_bytes(team, history):
-    for filters in (ExportFilters(), ExportFilters(start=history[1].date()), ExportFilters(agent="+cmd")):
+    for filters in (RunFilter(), RunFilter(start=history[1].date()), RunFilter(agent="+cmd")):
         fast = b"".join(export_rows(workspace=team.workspace, filters=filters, fast=True))
         slow = b"".join(export_rows(workspace=team.workspace, filters=filters, fast=False))
         assert fast == slow

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from billing.money import nanos_display, nanos_to_decimal
-from usage.export import ExportFilters, export_rows
+from usage.export import export_rows
+from usage.filters import RunFilter
 from usage.selectors import default_range, usage_summary
 from usage.services import NodeInput
 from usage.tokens import token_create
@@ -42,7 +43,7 @@ def test_it_shows_usage_to_every_member(persona, client, team, runs):
     response = client.get(URL)
     assert response.status_code == 200
     html = response.content.decode()
-    for label in ("Current balance", "This period", "Daily average", "Projected", "Spend by model", "Spend by agent",
+    for label in ("Available", "Charged this period", "Daily average", "Projected", "Spend by model", "Spend by agent",
                   "<svg", "Export CSV", "Savings"):
         assert label in html
     assert "/w/acme/runs/late/" in html and "writer" in html
@@ -81,7 +82,7 @@ def test_its_figures_equal_the_api_and_the_csv(client, team, runs):
     assert Decimal(api["this_period"]) == nanos_to_decimal(summary.period_used)
     assert Decimal(api["daily_average"]) == nanos_to_decimal(summary.daily_average)
     assert Decimal(api["projected"]) == nanos_to_decimal(summary.projected)
-    rows = parse(export_rows(workspace=team.workspace, filters=ExportFilters(start=start, end=end)))
+    rows = parse(export_rows(workspace=team.workspace, filters=RunFilter(start=start, end=end)))
     csv_total = sum(Decimal(row[6]) for row in rows[1:])
     assert csv_total == Decimal(api["this_period"]) == Decimal(api["range_total"]) > 0
     assert sum(Decimal(day["credits"]) for day in api["daily"]) == csv_total
@@ -132,5 +133,5 @@ def test_the_api_run_the_page_and_the_csv_agree(client, team):
     login(client, team.member)
     html = client.get("/w/acme/runs/r-1/").content.decode()
     assert f"Exactly {body['credits']} credits" in html
-    rows = parse(export_rows(workspace=team.workspace, filters=ExportFilters()))
+    rows = parse(export_rows(workspace=team.workspace, filters=RunFilter()))
     assert sum(Decimal(r[6]) for r in rows[1:]) == Decimal(body["credits"])

@@ -106,6 +106,8 @@ class RunListFilters(serializers.Serializer):
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=[s for s, _ in Run.STATUSES])
+    period = serializers.ChoiceField(required=False, choices=["current"],
+                                     help_text="`current`: the runs authorized in this billing period (CSV).")
     cursor = serializers.CharField(required=False, max_length=200)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
@@ -113,10 +115,6 @@ class RunListFilters(serializers.Serializer):
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")  # `from` is a Python keyword
         return fields
-
-
-class RangeFilters(RunListFilters):
-    pass
 
 
 def credits_str(nanos: int) -> str:

@@ -1,7 +1,7 @@
 """The v1 API: one view per operation; each validates with an input serializer, calls one service
 or selector, and answers with the SPEC section 7 shapes. Errors go through usage.api.errors."""
 
-from django.http import StreamingHttpResponse
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -12,10 +12,12 @@ from rest_framework.views import APIView
 from billing.models import AIModel, Wallet
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
+from budgets.selectors import budget_status
 from budgets.ratelimit import limiter_check
 from usage.errors import InvalidRequest, RunNotFound
-from usage.export import ExportFilters, export_rows
-from usage.selectors import InvalidCursor, RunFilters, default_range, run_detail, runs_page, usage_summary
+from usage.export import csv_response
+from usage.filters import RunFilter
+from usage.selectors import InvalidCursor, default_range, run_detail, runs_page, usage_summary
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
 from . import docs
@@ -68,22 +70,10 @@ class BalanceView(WorkspaceAPIView):
     @extend_schema(summary="Balance, buckets, period, budget and limits", tags=["billing"],
                    responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.BALANCE_EXAMPLE]))
     def get(self, request):
-        from django.conf import settings
-
-        from budgets.counters import PERIOD, WORKSPACE
-        from budgets.models import SpendCounter
-
         workspace = self.workspace
         wallet = Wallet.objects.get(workspace_id=workspace.pk)
-        counter = SpendCounter.objects.filter(workspace=workspace, scope=WORKSPACE, scope_id=workspace.pk, span=PERIOD,
-                                              span_start=workspace.period_start).first()
-        charged = counter.charged if counter else 0
-        used = charged + (counter.reserved if counter else 0)
-        budget = workspace.budget
-        limit = budget.monthly_limit
-        percent = (used * 100 // limit) if limit else None
-        state = "none" if not limit else (
-            "hard_limit" if percent >= 100 else "critical" if percent >= 95 else "warning" if percent >= 80 else "ok")
+        status = budget_status(workspace=workspace)
+        limit = status.limit
         return Response({
             "workspace": workspace.slug,
             "plan": workspace.plan_id,
@@ -94,9 +84,9 @@ class BalanceView(WorkspaceAPIView):
             "buckets": {"monthly": nanos_to_str(wallet.monthly), "purchased": nanos_to_str(wallet.purchased)},
             "period": {"start": workspace.period_start.isoformat().replace("+00:00", "Z"),
                        "end": workspace.period_end.isoformat().replace("+00:00", "Z")},
-            "used_this_period": nanos_to_str(charged),
+            "used_this_period": nanos_to_str(status.spend.charged),
             "budget": {"monthly_limit": nanos_to_str(limit) if limit is not None else None,
-                       "used": nanos_to_str(used), "percent": percent, "state": state},
+                       "used": nanos_to_str(status.spend.used), "percent": status.percent, "state": status.state},
             "rate_limit": {"requests_per_minute": workspace.requests_per_minute,
                            "concurrent_runs": workspace.concurrent_runs},
         })
@@ -155,8 +145,7 @@ class RunsView(WorkspaceAPIView):
     )
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
-        filters = RunFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
-                             model=data.get("model", ""), status=data.get("status", ""))
+        filters = RunFilter.from_data(data)
         try:
             runs, next_cursor = runs_page(workspace=self.workspace, filters=filters, cursor=data.get("cursor"),
                                           limit=data["limit"], with_nodes=True)
@@ -214,7 +203,10 @@ class UsageView(WorkspaceAPIView):
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         start, end = _range(self.workspace, data)
-        summary = usage_summary(workspace=self.workspace, start=start, end=end)
+        filters = RunFilter.from_data(data).with_range(start, end)
+        if not data.get("from") and not data.get("to"):
+            filters = filters.for_period(self.workspace.period_start)  # default: this billing period
+        summary = usage_summary(workspace=self.workspace, start=start, end=end, filters=filters)
         return Response(usage_out(summary))
 
 
@@ -223,6 +215,7 @@ def usage_out(summary) -> dict:
         "from": summary.start.isoformat(), "to": summary.end.isoformat(),
         "available": nanos_to_str(summary.available),
         "this_period": nanos_to_str(summary.period_used),
+        "held_this_period": nanos_to_str(summary.period_held),
         "daily_average": nanos_to_str(summary.daily_average),
         "projected": nanos_to_str(summary.projected),
         "period": {"start": summary.period_start.isoformat(), "end": summary.period_end.isoformat()},
@@ -248,16 +241,6 @@ class UsageExportView(WorkspaceAPIView):
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         return csv_response(workspace=self.workspace, data=data)
-
-
-def csv_response(*, workspace, data) -> StreamingHttpResponse:
-    filters = ExportFilters(start=data.get("from"), end=data.get("to"), agent=data.get("agent", ""),
-                            model=data.get("model", ""), status=data.get("status", ""))
-    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
-    stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _validated(serializer_class, data) -> dict:

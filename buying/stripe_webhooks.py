@@ -17,7 +17,7 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 
-from .models import Plan, Purchase, StripeEvent, Workspace
+from billing.models import Plan, Purchase, StripeEvent, Workspace
 from .plans import plan_payment_record, subscription_checkout_record, subscription_end, subscription_sync
 from .purchases import pack_purchase_fulfil, purchase_refund
 

@@ -9,14 +9,16 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import stripe_client
-from .models import CreditPack, Plan, Purchase
-from .money import NANOS_PER_CREDIT, cents_display
-from .plans import PlanError, is_upgrade, member_cap, plan_change, plan_subscribe_test, sales_contact_send
-from .pricing import is_community
+from billing.models import CreditPack, Plan, Purchase
+from billing.money import NANOS_PER_CREDIT, cents_display
+from billing.services import member_cap
+
+from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
+from billing.edition import is_community
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
-from .selectors import recent_ledger
-from .services import memberships_for
-from .tenancy import membership_for
+from billing.selectors import recent_ledger
+from billing.services import memberships_for
+from billing.tenancy import membership_for
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +215,6 @@ def _plans_post(request, membership):
 
 
 def _check_cap(workspace, plan):
-    from .plans import _check_member_cap
-
     _check_member_cap(workspace, plan)
 
 

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.ledger import LedgerError
 from billing.models import Workspace
 from billing.money import nanos_display
-from billing.purchases import PurchaseError, purchase_record_manual
+from buying.purchases import PurchaseError, purchase_record_manual
 
 
 class Command(BaseCommand):

@@ -15,8 +15,8 @@ from budgets.counters import RunCounters
 from budgets.models import SpendCounter
 from usage.models import Run
 
-from .models import LedgerEntry, Wallet, Workspace
-from .money import nanos_to_str
+from billing.models import LedgerEntry, Wallet, Workspace
+from billing.money import nanos_to_str
 
 
 def _credits(nanos: int) -> str:

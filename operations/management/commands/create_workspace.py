@@ -6,7 +6,8 @@ from django.core.validators import validate_email, validate_slug
 
 from billing.models import Plan, Workspace
 from billing.money import nanos_display
-from billing.services import user_get_or_create, workspace_create
+from billing.services import user_get_or_create
+from budgets.workspaces import workspace_create
 
 
 class Command(BaseCommand):

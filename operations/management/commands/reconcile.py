@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.reconcile import reconcile_all
+from operations.reconcile import reconcile_all
 
 
 class Command(BaseCommand):

@@ -6,6 +6,9 @@ import uuid
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from djstripe.enums import WebhookEndpointStatus
+from djstripe.models import WebhookEndpoint
+from djstripe.settings import djstripe_settings
 
 
 class Command(BaseCommand):
@@ -15,10 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Print nothing when there is nothing to do.")
 
     def handle(self, *args, quiet=False, **options):
-        from djstripe.enums import WebhookEndpointStatus
-        from djstripe.models import WebhookEndpoint
-        from djstripe.settings import djstripe_settings
-
         secret, endpoint_uuid = settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_UUID
         if not secret or not endpoint_uuid:
             if not quiet:

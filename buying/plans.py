@@ -18,11 +18,13 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from billing.access_versions import access_versions_bump
+from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
+from billing.services import member_cap, member_count
 from invoices import services as invoice_services
 
-from .access_versions import access_versions_bump
-from .ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
-from .models import AuditEvent, LedgerEntry, Plan, Workspace
+from . import stripe_client
 
 
 class PlanError(Exception):
@@ -33,15 +35,9 @@ class MemberCapExceeded(PlanError):
     pass
 
 
-def member_cap(*, workspace: Workspace, plan: Plan) -> int | None:
-    if workspace.kind == Workspace.PERSONAL:
-        return 1
-    return plan.max_members
-
-
 def _check_member_cap(workspace: Workspace, plan: Plan) -> None:
     cap = member_cap(workspace=workspace, plan=plan)
-    members = workspace.memberships.count()
+    members = member_count(workspace=workspace)
     if cap is not None and members > cap:
         raise MemberCapExceeded(
             f"The {plan.name} plan allows {cap} member{'s' if cap != 1 else ''}; this workspace has {members}. "
@@ -95,16 +91,9 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                 stripe_action = ("resume", None)
             if plan.pk != old_plan.pk and ws.stripe_subscription_id:
                 stripe_action = ("price_now", plan)
-            ws.plan, ws.scheduled_plan, ws.cancel_at_period_end = plan, None, False
-            if plan.pk != old_plan.pk or requests_per_minute is not None or concurrent_runs is not None \
-                    or monthly_credits is not None:
-                keep_custom = plan.is_custom and plan.pk == old_plan.pk
-                ws.custom_requests_per_minute = requests_per_minute if requests_per_minute is not None else (
-                    ws.custom_requests_per_minute if keep_custom else None)
-                ws.custom_concurrent_runs = concurrent_runs if concurrent_runs is not None else (
-                    ws.custom_concurrent_runs if keep_custom else None)
-                ws.custom_monthly_credits = monthly_credits if monthly_credits is not None else (
-                    ws.custom_monthly_credits if keep_custom else None)
+            ws.plan_switch(plan, requests_per_minute=requests_per_minute, concurrent_runs=concurrent_runs,
+                           monthly_credits=monthly_credits)
+            ws.scheduled_plan, ws.cancel_at_period_end = None, False
             ws.save(update_fields=["plan", "scheduled_plan", "cancel_at_period_end", "custom_requests_per_minute",
                                    "custom_concurrent_runs", "custom_monthly_credits"])
             if ws.monthly_credits > old_monthly:
@@ -132,8 +121,6 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
 
 
 def _mirror_to_stripe(subscription_id: str, action) -> None:
-    from . import stripe_client
-
     if not stripe_client.stripe_enabled():
         return
     kind, plan = action
@@ -217,9 +204,8 @@ def subscription_end(*, workspace: Workspace, subscription_id: str) -> Workspace
         ws = _lock_workspace(workspace.pk)
         if ws.stripe_subscription_id and ws.stripe_subscription_id != subscription_id:
             return ws
-        ws.plan = Plan.objects.get(pk="free")
+        ws.plan_switch(Plan.objects.get(pk="free"))
         ws.stripe_subscription_id, ws.scheduled_plan, ws.cancel_at_period_end = "", None, False
-        ws.custom_monthly_credits = ws.custom_requests_per_minute = ws.custom_concurrent_runs = None
         ws.save()
         AuditEvent.objects.create(workspace=ws, action="plan.change", detail={"to": "free", "reason": "subscription ended"})
     workspace.refresh_from_db()

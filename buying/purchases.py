@@ -6,12 +6,11 @@ and `manage.py record_purchase`, so the three cannot drift apart."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.ledger import PURCHASED, Posting, post, wallet_lock
+from billing.models import CreditPack, LedgerEntry, Purchase, Workspace
+from billing.money import cents_display, nanos_display
+from billing.edition import is_community
 from invoices import services as invoice_services
-
-from .ledger import PURCHASED, Posting, post, wallet_lock
-from .models import CreditPack, LedgerEntry, Purchase, Workspace
-from .money import cents_display, nanos_display
-from .pricing import is_community
 
 
 class PurchaseError(Exception):

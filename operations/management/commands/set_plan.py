@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Workspace
 from billing.money import InvalidAmount, credits_to_nanos
-from billing.plans import PlanError, plan_change
+from buying.plans import PlanError, plan_change
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ import stripe
 from django.conf import settings
 from django.urls import reverse
 
-from .models import Plan, Purchase, Workspace
-from .money import cents_to_stripe_minor_units
+from billing.models import Plan, Purchase, Workspace
+from billing.money import cents_to_stripe_minor_units
 
 
 def stripe_enabled() -> bool:

@@ -18,15 +18,18 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import app as celery_app
+
 from billing.access_versions import access_versions_bump
 from billing.ledger import credits_adjust, monthly_rollover
 from billing.models import Membership, Workspace, credits
 from billing.money import nanos_display
 from billing.periods import add_months, monthly_period_containing
 from billing.pricing import model_rates_at
-from billing.plans import plan_payment_record
-from billing.purchases import purchase_record_manual
-from billing.services import member_add, user_get_or_create, workspace_create
+from buying.plans import plan_payment_record
+from buying.purchases import purchase_record_manual
+from billing.services import member_add, user_get_or_create
+from budgets.workspaces import workspace_create
 from budgets.alerts import alerts_check
 from budgets.services import agent_budget_set, budget_set, member_budget_set
 from usage.errors import RunRefused
@@ -80,8 +83,6 @@ class Command(BaseCommand):
         self.counts = {"runs": 0, "refused": 0, "purchases": 0}
         # Celery tasks enqueued on commit (alert checks after each charge) run inline while seeding,
         # rather than leaving thousands of queued messages behind for the worker.
-        from config.celery import app as celery_app
-
         was_eager = celery_app.conf.task_always_eager
         celery_app.conf.task_always_eager = True
         try:

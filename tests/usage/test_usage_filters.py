@@ -1,0 +1,80 @@
+"""Filters that filter (issue 10 section 2): the Usage page's chart and tables and /v1/usage follow
+the agent, model and status filters and equal the CSV exported with the same filters; the period
+figures are the ones every other screen shows (issue 10 section 1)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import credits
+from billing.money import nanos_to_str
+from budgets.selectors import period_spend
+from usage.services import NodeInput, run_authorize
+from usage.tokens import token_create
+
+from .conftest import Api
+from .test_export import make_run, parse
+
+FILTERS = [{}, {"agent": "support"}, {"status": "succeeded"}, {"agent": "support", "status": "succeeded"},
+           {"model": "gpt-4o-mini"}, {"agent": "writer", "model": "gpt-4o", "status": "failed"}]
+
+
+@pytest.fixture
+def mixed(team):
+    now = timezone.now().replace(microsecond=0) - timedelta(minutes=10)
+    when = max(team.workspace.period_start + timedelta(seconds=1), now)
+    make_run(team, "s1", when=when, agent="support", nodes=[NodeInput("n", "gpt-4o", 10_000, 1_000)])
+    make_run(team, "s2", when=when, agent="support", status="failed",
+             nodes=[NodeInput("n", "gpt-4o-mini", 50_000, 9_000), NodeInput("m", "gpt-4o", 7, 3)])
+    make_run(team, "w1", when=when, agent="writer", nodes=[NodeInput("n", "claude-sonnet-4", 3_000, 700)])
+    make_run(team, "w2", when=when, agent="writer", status="failed", nodes=[NodeInput("n", "gpt-4o", 99, 1)])
+    run_authorize(membership=team.membership(team.member), workflow="wf", agent="writer", model="gpt-4o",
+                  public_id="open", now=when)
+    return Api(token_create(membership=team.membership(team.owner), name="t").raw)
+
+
+def _csv_total(rows) -> Decimal:
+    return sum((Decimal(row[6]) for row in rows[1:]), Decimal(0))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("filters", FILTERS)
+def test_it_equals_the_csv_exported_with_the_same_filters(client, team, mixed, filters):
+    usage = mixed.get("/v1/usage", filters).json()
+    rows = parse(mixed.get("/v1/usage/export.csv", filters).streaming_content)
+    total = _csv_total(rows)
+    assert Decimal(usage["range_total"]) == total
+    assert sum(Decimal(day["credits"]) for day in usage["daily"]) == total
+    assert sum(Decimal(row["credits"]) for row in usage["by_model"]) == total
+    assert sum(Decimal(row["credits"]) for row in usage["by_agent"]) == total
+    if filters.get("agent"):
+        assert {row["agent"] for row in usage["by_agent"]} <= {filters["agent"]}
+    # The page shows the same figures.
+    assert client.login(email=team.owner.email, password="correct-horse-9")
+    page = client.get("/w/acme/settings/billing/usage/", filters).content.decode()
+    for row in usage["by_agent"]:
+        assert row["agent"] in page
+
+
+@pytest.mark.django_db
+def test_it_narrows_the_tables_to_the_chosen_agent_and_status(team, mixed):
+    everything = mixed.get("/v1/usage").json()
+    narrowed = mixed.get("/v1/usage", {"agent": "support", "status": "succeeded"}).json()
+    assert Decimal(narrowed["range_total"]) < Decimal(everything["range_total"])
+    assert [row["agent"] for row in narrowed["by_agent"]] == ["support"]
+    assert [row["model"] for row in narrowed["by_model"]] == ["gpt-4o"]
+
+
+@pytest.mark.django_db
+def test_it_reports_charged_and_held_this_period_the_same_in_every_answer(team, mixed):
+    spend = period_spend(workspace=team.workspace)
+    assert spend.held == credits(10) and spend.charged > 0
+    usage = mixed.get("/v1/usage").json()
+    balance = mixed.get("/v1/billing/balance").json()
+    assert usage["this_period"] == balance["used_this_period"] == nanos_to_str(spend.charged)
+    assert usage["held_this_period"] == nanos_to_str(spend.held)
+    assert balance["budget"]["used"] == nanos_to_str(spend.charged + spend.held)
+    rows = parse(mixed.get("/v1/usage/export.csv").streaming_content)
+    assert _csv_total(rows) == Decimal(nanos_to_str(spend.charged))
