@@ -167,7 +167,7 @@ def test_a_chunk_the_database_refuses_is_rolled_one_workspace_at_a_time():
 def test_a_chunk_writes_what_one_workspace_at_a_time_writes(team):
     """The set-based chunk and workspace_period_roll agree entry by entry, to the nanocredit."""
     from billing.ledger import Posting, credits_adjust, post, wallet_lock
-    from billing.plans import plan_change
+    from buying.plans import plan_change
     from django.db import transaction
 
     def scenario(prefix):
