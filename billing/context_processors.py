@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from .edition import is_community
@@ -11,13 +12,14 @@ NAV = [
     ("Usage", "usage:usage", False),
     ("Alerts", "budgets:alerts", False),
     ("History", "invoices:history", True),
+    ("Activity", "billing:activity", True),
     ("Members", "budgets:members", False),
     ("Developer tokens", "usage:tokens", False),
 ]
 
 
 def billing(request):
-    context = {"community_edition": is_community()}
+    context = {"community_edition": is_community(), "signup_enabled": settings.SIGNUP_ENABLED}
     match = getattr(request, "resolver_match", None)
     membership = getattr(request, "membership", None)
     if not match or membership is None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .models import LedgerEntry, Wallet, Workspace
 from .money import nanos_display
+from .recharge_trigger import wallet_watch
 
 MONTHLY, PURCHASED = LedgerEntry.MONTHLY, LedgerEntry.PURCHASED
 
@@ -45,6 +46,7 @@ def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purch
     Zero postings are skipped: the ledger records changes, not non-events."""
     entries = _apply(wallet=wallet, postings=postings, actor=actor, run=run, purchase=purchase, at=at)
     wallet.save(update_fields=["monthly", "purchased", "updated_at"])
+    wallet_watch(wallet)
     return entries
 
 
@@ -54,6 +56,7 @@ def hold_place(*, wallet: Wallet, amount: int) -> None:
     wallet.reserved += amount
     wallet.running_runs += 1
     wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+    wallet_watch(wallet)  # a hold can take available below the auto-recharge threshold
 
 
 def hold_release(*, wallet: Wallet, amount: int) -> None:
@@ -61,6 +64,7 @@ def hold_release(*, wallet: Wallet, amount: int) -> None:
     wallet.reserved -= amount
     wallet.running_runs -= 1
     wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+    wallet_watch(wallet)  # a released hold can re-arm auto-recharge
 
 
 def run_charge_post(*, wallet: Wallet, run, cost: int, release_hold: bool, at=None) -> list[LedgerEntry]:
@@ -72,6 +76,7 @@ def run_charge_post(*, wallet: Wallet, run, cost: int, release_hold: bool, at=No
     entries = _apply(wallet=wallet, postings=charge_postings(wallet=wallet, cost=cost, key_prefix=f"run:{run.pk}:charge",
                                                              reason=f"Run {run.public_id}"), run=run, at=at)
     wallet.save(update_fields=["monthly", "purchased", "reserved", "running_runs", "updated_at"])
+    wallet_watch(wallet)
     return entries
 
 

@@ -4,6 +4,7 @@ Every amount of credits is a whole number of nanocredits (1 credit = 10**9) in a
 """
 
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -41,6 +42,9 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("e-mail address", unique=True)
+    # Where "/" sends them after login: the workspace they used last (kept by billing.tenancy).
+    last_workspace = models.ForeignKey("billing.Workspace", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -220,6 +224,15 @@ class Workspace(models.Model):
         return membership.user if membership else None
 
 
+class ActiveMembershipManager(models.Manager):
+    """The default manager: removed memberships are invisible to pages, the API, caps and alerts.
+    Their rows stay (runs, rollups and counters point at them: history is kept), reachable through
+    `Membership.all_objects` and forward foreign keys (`run.member`), which use the base manager."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(removed_at__isnull=True)
+
+
 class Membership(models.Model):
     OWNER, ADMIN, MEMBER = "owner", "admin", "member"
     ROLES = [(OWNER, "Owner"), (ADMIN, "Admin"), (MEMBER, "Member")]
@@ -230,9 +243,16 @@ class Membership(models.Model):
     # Nanocredits per billing period for runs started with this member's tokens; None: no limit.
     monthly_budget = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when the member was removed or left; None while they belong to the workspace. Joining again
+    # (a new invitation) clears it, so one person keeps one membership row per workspace.
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ActiveMembershipManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ["workspace", "created_at"]
+        base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user"),
             models.UniqueConstraint(fields=["workspace"], condition=Q(role="owner"), name="one_owner_per_workspace"),
@@ -255,6 +275,13 @@ class Wallet(models.Model):
     purchased = models.BigIntegerField(default=0)  # never expires; below zero only by a run's overrun
     reserved = models.BigIntegerField(default=0)  # >= 0
     running_runs = models.IntegerField(default=0)  # >= 0
+    # Auto-recharge's trigger, kept on the row every writer already holds locked, so watching the
+    # threshold costs no query (billing/recharge_trigger.py). None: auto-recharge is off or paused.
+    auto_recharge_threshold = models.BigIntegerField(null=True, blank=True)
+    # False from a crossing until available is back at or above the threshold (re-arm).
+    auto_recharge_armed = models.BooleanField(default=True)
+    # Crossings so far; the next crossing's number is the DB-unique key of its attempt.
+    auto_recharge_crossings = models.IntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -349,6 +376,53 @@ class Purchase(models.Model):
         return f"{self.pack} for {self.workspace} ({self.status})"
 
 
+INVITATION_TTL = timedelta(days=7)  # SPEC section 5
+
+
+def invitation_expiry(at=None):
+    return (at or timezone.now()) + INVITATION_TTL
+
+
+class Invitation(models.Model):
+    """An e-mailed offer to join a workspace with a role. The link carries the id and `nonce`, signed
+    and timestamped (billing.invitations); it works once (accepted_at is set by a conditional UPDATE)
+    and until `expires_at`. A resend draws a new nonce and a new expiry, so older links stop working."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()  # lower-cased
+    role = models.CharField(max_length=16, choices=[(Membership.ADMIN, "Admin"), (Membership.MEMBER, "Member")])
+    nonce = models.CharField(max_length=32)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One open invitation per address and workspace: inviting again resends it.
+            models.UniqueConstraint(fields=["workspace", "email"],
+                                    condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                                    name="one_open_invitation_per_email"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} to {self.workspace_id} as {self.role}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    def is_pending(self, now=None) -> bool:
+        """Open and not expired: counts against the plan's member cap."""
+        return self.is_open and self.expires_at > (now or timezone.now())
+
+
 class AuditEvent(models.Model):
     """Who changed what outside the ledger (plans, budgets, roles, tokens)."""
 
@@ -387,3 +461,76 @@ class StripeEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.event_id}"
+
+
+class AutoRecharge(models.Model):
+    """A workspace's auto-recharge settings (issue 15, docs/auto-recharge.md). The threshold that
+    triggers lives on the Wallet too (copied there while on and not paused)."""
+
+    TEST_CARD_OK, TEST_CARD_DECLINE, TEST_CARD_AUTH = "succeeds", "declines", "requires_action"
+    TEST_CARDS = [(TEST_CARD_OK, "Succeeds"), (TEST_CARD_DECLINE, "Is declined"),
+                  (TEST_CARD_AUTH, "Requires authentication (3-D Secure)")]
+    PAUSED_DECLINED, PAUSED_ACTION = "declined", "requires_action"
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="auto_recharge")
+    enabled = models.BooleanField(default=False)
+    threshold = models.BigIntegerField(help_text="Nanocredits: recharge when available credits fall below.")
+    pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT)
+    max_per_period = models.PositiveSmallIntegerField(default=3, help_text="The ceiling per billing period.")
+    paused_reason = models.CharField(max_length=32, blank=True)  # "", declined, requires_action
+    paused_at = models.DateTimeField(null=True, blank=True)
+    # Test-checkout mode: the built-in test card on file, and how it answers.
+    test_card = models.CharField(max_length=32, choices=TEST_CARDS, blank=True)
+    # Stripe: the saved payment method (dj-stripe mirrors the customer; we keep what a charge needs).
+    stripe_payment_method_id = models.CharField(max_length=100, blank=True)
+    card_label = models.CharField(max_length=100, blank=True, help_text="e.g. Visa ending 4242")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(threshold__gt=0), name="auto_recharge_threshold_positive"),
+                       models.CheckConstraint(condition=Q(max_per_period__gte=1), name="auto_recharge_ceiling_positive")]
+
+    @property
+    def has_payment_method(self) -> bool:
+        return bool(self.test_card or self.stripe_payment_method_id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.enabled and not self.paused_reason
+
+
+class AutoRechargeAttempt(models.Model):
+    """One crossing of the threshold and what it bought. `key` is unique per workspace crossing, and
+    at most one attempt per workspace is in flight (partial unique index): however many runs cross
+    together, one purchase is made."""
+
+    PENDING, RETRYING, SUCCEEDED, REQUIRES_ACTION, FAILED, SKIPPED = (
+        "pending", "retrying", "succeeded", "requires_action", "failed", "skipped")
+    STATUSES = [(s, s.replace("_", " ").capitalize()) for s in (PENDING, RETRYING, SUCCEEDED, REQUIRES_ACTION,
+                                                                FAILED, SKIPPED)]
+    IN_FLIGHT = (PENDING, RETRYING)
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="auto_recharges")
+    key = models.CharField(max_length=100, unique=True)  # "auto-recharge:<workspace>:<crossing>"
+    status = models.CharField(max_length=24, choices=STATUSES, default=PENDING)
+    period_start = models.DateTimeField(help_text="The billing period it counts in (the ceiling).")
+    available_at_trigger = models.BigIntegerField()
+    threshold = models.BigIntegerField()
+    pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT)
+    purchase = models.OneToOneField(Purchase, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="auto_recharge")
+    tries = models.PositiveSmallIntegerField(default=0)
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=200, blank=True)
+    action_url = models.URLField(max_length=500, blank=True, help_text="Where the owner finishes 3-D Secure.")
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["workspace"], condition=Q(status__in=["pending", "retrying"]),
+                                               name="one_auto_recharge_in_flight")]
+        indexes = [models.Index(fields=["status", "next_try_at"], name="auto_recharge_due",
+                                condition=Q(status="retrying"))]

@@ -3,11 +3,10 @@ in budgets/workspaces.py."""
 
 from django.db import transaction
 
-from .models import AuditEvent, Membership, Plan, User, Workspace
+from .members import MemberLimitReached, member_cap_check
+from .models import AuditEvent, Membership, User, Workspace
 
-
-class MemberLimitReached(Exception):
-    pass
+__all__ = ["MemberLimitReached", "member_add", "memberships_for", "user_get_or_create"]
 
 
 def user_get_or_create(*, email: str, password: str | None = None, name: str = "") -> User:
@@ -22,31 +21,23 @@ def user_get_or_create(*, email: str, password: str | None = None, name: str = "
     return user
 
 
-def member_cap(*, workspace: Workspace, plan: Plan | None = None) -> int | None:
-    """The most members `plan` (default: the workspace's own) allows; None for unlimited. A personal
-    workspace has one member whatever its plan."""
-    if workspace.kind == Workspace.PERSONAL:
-        return 1
-    return (plan or workspace.plan).max_members
-
-
-def member_count(*, workspace: Workspace) -> int:
-    """The seats taken against the member cap. The one place to extend what takes a seat (for
-    example pending invitations)."""
-    return workspace.memberships.count()
-
-
 def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBER, actor=None) -> Membership:
+    """Add a person directly (scripts, the demo, staff): no invitation. The plan's member cap,
+    pending invitations included, applies; a former member is re-activated on their old row."""
     if role == Membership.OWNER:
         raise ValueError("A workspace has exactly one owner; add an admin or a member.")
-    existing = workspace.memberships.filter(user=user).first()
-    if existing:
-        return existing
-    cap = member_cap(workspace=workspace)
-    if cap is not None and member_count(workspace=workspace) >= cap:
-        raise MemberLimitReached(f"The {workspace.plan.name} plan allows {cap} member(s). Upgrade to add more.")
     with transaction.atomic():
-        membership = Membership.objects.create(workspace=workspace, user=user, role=role)
+        workspace = Workspace.objects.select_for_update(of=("self",)).select_related("plan").get(pk=workspace.pk)
+        existing = Membership.all_objects.filter(workspace=workspace, user=user).first()
+        if existing and existing.removed_at is None:
+            return existing
+        member_cap_check(workspace=workspace)
+        if existing:
+            existing.removed_at, existing.role, existing.monthly_budget = None, role, None
+            existing.save(update_fields=["removed_at", "role", "monthly_budget"])
+            membership = existing
+        else:
+            membership = Membership.objects.create(workspace=workspace, user=user, role=role)
         AuditEvent.objects.create(workspace=workspace, actor=actor, action="member.add",
                                   detail={"email": user.email, "role": role})
     return membership

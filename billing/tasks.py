@@ -12,3 +12,4 @@ def run_period_grants(now: str | None = None) -> dict:
     moment = datetime.fromisoformat(now) if now else timezone.now()
     report = period_grants_run(now=moment)
     return {"due": report.due, "rolled": report.rolled, "skipped": report.skipped}
+

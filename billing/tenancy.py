@@ -4,7 +4,7 @@ workspace's existence is never revealed (SPEC section 5)."""
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from .models import Membership
+from .models import Membership, User
 
 
 def membership_for(request, slug: str, *, manage: bool = False) -> Membership:
@@ -18,6 +18,11 @@ def membership_for(request, slug: str, *, manage: bool = False) -> Membership:
     if membership is None:
         raise Http404("No such workspace.")
     request.membership = membership  # the navigation shows on the 403 page too
+    user = request.user
+    if user.last_workspace_id != membership.workspace_id:
+        # Remembered for the landing page after the next login; written only when it changes.
+        User.objects.filter(pk=user.pk).update(last_workspace=membership.workspace_id)
+        user.last_workspace_id = membership.workspace_id
     if manage and not membership.can_manage_billing:
         raise PermissionDenied("Only the workspace owner and admins can do this.")
     return membership

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from billing.models import Membership
-from billing.services import MemberLimitReached
+from billing.members import MemberLimitReached, MembershipError, invitation_create, invitations_pending
 from billing.tenancy import membership_for
 from .models import Agent
 
@@ -18,8 +18,8 @@ from .counters import MEMBER
 from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm, MemberRoleForm
 from .models import BudgetAlert, WorkspaceBudget, budget_level, levels_reached
 from .selectors import day_used, period_spend, period_used
-from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_invite,
-                       member_role_set, webhook_secret_rotate)
+from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_role_set,
+                       webhook_secret_rotate, webhook_test_send)
 
 
 def _meter(used: int, limit: int | None) -> dict:
@@ -44,6 +44,10 @@ def alerts(request, slug):
         "critical_enabled": budget.critical_enabled, "hard_limit_enabled": budget.hard_limit_enabled,
         "webhook_url": budget.webhook_url})
     if request.method == "POST":
+        if request.POST.get("action") == "test_webhook":
+            outcome = webhook_test_send(workspace=workspace, actor=request.user)
+            (messages.success if outcome.startswith("Test event sent") else messages.error)(request, outcome)
+            return redirect("budgets:alerts", slug=slug)
         if request.POST.get("action") == "rotate_secret":
             webhook_secret_rotate(workspace=workspace, actor=request.user)
             messages.success(request, "A new webhook signing secret is in use. Update your receiver.")
@@ -137,13 +141,12 @@ def members(request, slug):
             add_form = MemberAddForm(request.POST)
             if add_form.is_valid():
                 try:
-                    added = member_invite(workspace=workspace, actor=request.user, **add_form.cleaned_data)
-                except BudgetInvalid as error:
-                    _apply_service_error(add_form, error)
-                except MemberLimitReached as error:
+                    invitation = invitation_create(workspace=workspace, actor=request.user, **add_form.cleaned_data)
+                except (MembershipError, MemberLimitReached) as error:
                     add_form.add_error("email", str(error))
                 else:
-                    messages.success(request, f"{added.user.email} added as {added.get_role_display().lower()}.")
+                    messages.success(request, f"Invitation sent to {invitation.email} "
+                                              f"({invitation.get_role_display().lower()}); the link works for 7 days.")
                     return redirect("budgets:members", slug=slug)
         elif action in ("role", "budget"):
             form = (MemberRoleForm if action == "role" else MemberBudgetForm)(request.POST)
@@ -152,6 +155,8 @@ def members(request, slug):
                 target = get_object_or_404(Membership.objects.select_related("user"), pk=form.cleaned_data["membership"],
                                            workspace=workspace)
                 try:
+                    if action == "role" and membership.role != Membership.OWNER and target.role == Membership.ADMIN:
+                        raise BudgetInvalid("role", "Only the owner can change an admin's role.")
                     if action == "role":
                         member_role_set(membership=target, role=form.cleaned_data["role"], actor=request.user)
                         messages.success(request, f"{target.user.email} is now {target.get_role_display().lower()}.")
@@ -170,9 +175,15 @@ def members(request, slug):
     used = period_used(workspace=workspace)
     rows = []
     for m in workspace.memberships.select_related("user").order_by("created_at"):
+        is_self = m.pk == membership.pk
+        # The owner manages everyone else; an admin manages members (not other admins, not the owner).
+        manages = membership.can_manage_billing and not is_self and m.role != Membership.OWNER and (
+            membership.role == Membership.OWNER or m.role == Membership.MEMBER)
         rows.append({"membership": m, "meter": _meter(used.get((MEMBER, m.pk), 0), m.monthly_budget),
-                     "error": errors.get(m.pk), "is_self": m.pk == membership.pk})
+                     "error": errors.get(m.pk), "is_self": is_self, "manages": manages})
     return render(request, "budgets/members.html", {
-        "rows": rows, "add_form": add_form, "can_manage": membership.can_manage_billing,
+        "rows": rows, "add_form": add_form, "can_manage": membership.can_manage_billing, "me": membership,
+        "invitations": invitations_pending(workspace=workspace) if membership.can_manage_billing else [],
+        "now": timezone.now(),
         "roles": [(Membership.MEMBER, "Member"), (Membership.ADMIN, "Admin")],
     })

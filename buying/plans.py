@@ -15,16 +15,17 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.access_versions import access_versions_bump
 from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
+from billing.members import member_cap, seats_taken
 from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
-from billing.services import member_cap, member_count
+from billing.money import nanos_display
 from invoices import services as invoice_services
 
 from . import stripe_client
+from .prorations import PlanChangeQuote, plan_change_quote
 
 
 class PlanError(Exception):
@@ -37,11 +38,12 @@ class MemberCapExceeded(PlanError):
 
 def _check_member_cap(workspace: Workspace, plan: Plan) -> None:
     cap = member_cap(workspace=workspace, plan=plan)
-    members = member_count(workspace=workspace)
+    members = seats_taken(workspace=workspace)  # members and pending invitations
     if cap is not None and members > cap:
         raise MemberCapExceeded(
             f"The {plan.name} plan allows {cap} member{'s' if cap != 1 else ''}; this workspace has {members}. "
-            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan."
+            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan "
+            f"(pending invitations count as members)."
         )
 
 
@@ -79,37 +81,37 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
             # Downgrade or cancel: nothing changes until the period rolls (billing.grants).
             if plan.pk == "free":
                 ws.cancel_at_period_end, ws.scheduled_plan = True, None
-                stripe_action = ("cancel", None)
+                stripe_action = ("cancel", None, None)
             else:
                 ws.cancel_at_period_end, ws.scheduled_plan = False, plan
-                stripe_action = ("price", plan)
+                stripe_action = ("price", plan, None)
             ws.save(update_fields=["cancel_at_period_end", "scheduled_plan"])
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.schedule",
                                       detail={"from": old_plan.pk, "to": plan.pk, "at": ws.period_end.isoformat()})
         else:
             if ws.cancel_at_period_end and ws.stripe_subscription_id:
-                stripe_action = ("resume", None)
+                stripe_action = ("resume", None, None)
             if plan.pk != old_plan.pk and ws.stripe_subscription_id:
-                stripe_action = ("price_now", plan)
+                # Stripe prorates from the same instant as our quote: the start of the days left.
+                stripe_action = ("price_now", plan, plan_change_quote(workspace=ws, plan=plan, at=now).service_start)
             ws.plan_switch(plan, requests_per_minute=requests_per_minute, concurrent_runs=concurrent_runs,
                            monthly_credits=monthly_credits)
             ws.scheduled_plan, ws.cancel_at_period_end = None, False
             ws.save(update_fields=["plan", "scheduled_plan", "cancel_at_period_end", "custom_requests_per_minute",
                                    "custom_concurrent_runs", "custom_monthly_credits"])
             if ws.monthly_credits > old_monthly:
+                # The days left of this period at the new plan's allowance (buying/prorations.py):
+                # the same quote the Plans page showed and the invoice bills. It counts what this
+                # period already granted, so switching back and forth never mints credits.
+                quote = plan_change_quote(workspace=ws, plan=plan, at=now, monthly_credits=ws.monthly_credits,
+                                          old_plan=old_plan, old_monthly_credits=old_monthly)
                 wallet = wallet_lock(ws.pk)
-                # The rest of this period at the new plan's allowance: top this period's grants up to
-                # it. Counting what was already granted this period (not the old plan's allowance)
-                # means switching back and forth can never mint credits.
-                period = ws.period_start.isoformat()
-                granted = LedgerEntry.objects.filter(workspace_id=ws.pk, kind=LedgerEntry.GRANT).filter(
-                    Q(idempotency_key=f"grant:{ws.pk}:{period}") | Q(idempotency_key__startswith=f"upgrade:{ws.pk}:{period}:")
-                ).aggregate(total=Sum("amount"))["total"] or 0
-                if ws.monthly_credits > granted:
+                if quote.credits_now:
                     post(wallet=wallet, actor=actor, at=now, postings=[Posting(
-                        LedgerEntry.GRANT, MONTHLY, ws.monthly_credits - granted,
-                        f"upgrade:{ws.pk}:{period}:{ws.monthly_credits}",
-                        f"Upgrade from {old_plan.name} to {plan.name}: the difference for this period")])
+                        LedgerEntry.GRANT, MONTHLY, quote.credits_now,
+                        f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:{ws.monthly_credits}",
+                        f"Upgrade from {old_plan.name} to {plan.name}: {quote.days_left} of "
+                        f"{quote.days_in_period} days left in this period")])
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.change", detail={
                 "from": old_plan.pk, "to": plan.pk, "requests_per_minute": ws.requests_per_minute,
                 "concurrent_runs": ws.concurrent_runs, "monthly_credits": ws.monthly_credits})
@@ -123,30 +125,44 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
 def _mirror_to_stripe(subscription_id: str, action) -> None:
     if not stripe_client.stripe_enabled():
         return
-    kind, plan = action
+    kind, plan, proration_date = action
     if kind == "cancel":
         stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=True)
     elif kind == "resume":
         stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=False)
     elif plan is not None and plan.pk != "free":
-        stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan, prorate=kind == "price_now")
+        stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan, prorate=kind == "price_now",
+                                                proration_date=proration_date)
 
 
 def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,
                         period_end: datetime, stripe_invoice_id: str, grant: bool = True,
-                        stripe_subscription_id: str = "", stripe_customer_id: str = "", paid_at=None):
+                        stripe_subscription_id: str = "", stripe_customer_id: str = "", paid_at=None,
+                        stripe_lines: list[tuple[str, int, datetime, datetime]] | None = None):
     """A paid plan invoice (invoice.paid): the plan's credits for that period, once, and the invoice.
 
     A period starting at or after the current one becomes the current period (the monthly remainder
     expires and the plan's credits are granted; keyed by the period start). A payment for an older
     period (a late, out-of-order delivery) is invoiced but grants nothing and moves nothing back.
-    `grant=False` for proration invoices of a mid-period upgrade (plan_change grants that difference)."""
+    `grant=False` for proration invoices of a mid-period upgrade (plan_change grants that difference).
+    With `stripe_lines` (description, amount in cents, period start, end), a proration invoice, or a
+    first invoice anchored at our period end, is billed with Stripe's own lines (Stripe's proration),
+    and the upgrade's credits are those of the quote (buying/prorations.py)."""
     with transaction.atomic():
         ws = _lock_workspace(workspace.pk)
         if stripe_subscription_id and not ws.stripe_subscription_id:
             ws.stripe_subscription_id = stripe_subscription_id
         if stripe_customer_id and not ws.stripe_customer_id:
             ws.stripe_customer_id = stripe_customer_id
+        # A subscription started mid-period through Checkout is anchored at our period end
+        # (stripe_client.checkout_session_for_plan): its first invoice is prorated, like an upgrade.
+        started_mid_period = grant and period_start > ws.period_start and abs(
+            (period_end - ws.period_end).total_seconds()) < 1
+        if stripe_lines is not None and (started_mid_period or not grant):
+            ws.save(update_fields=["stripe_subscription_id", "stripe_customer_id"])
+            if ws.plan_id != plan.pk and is_upgrade(current=ws.plan, new=plan):
+                plan_change(workspace=ws, plan_id=plan.pk, at_period_end=False, sync_stripe=False, now=period_start)
+            return _stripe_upgrade_invoice(ws, plan, stripe_invoice_id, stripe_lines, paid_at)
         if grant and period_start >= ws.period_start:
             old_start = ws.period_start
             if period_start > ws.period_start:
@@ -164,6 +180,25 @@ def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, 
             workspace=ws, plan=plan, amount_cents=amount_cents, period_start=period_start, period_end=period_end,
             stripe_invoice_id=stripe_invoice_id, paid_at=paid_at)
     return invoice
+
+
+def _stripe_upgrade_invoice(ws: Workspace, plan: Plan, stripe_invoice_id: str, stripe_lines, paid_at):
+    """Stripe's proration lines as our invoice; the new plan's charge line carries the credits the
+    upgrade granted this period (the ledger entry, so the invoice equals what the ledger did)."""
+    grant = LedgerEntry.objects.filter(
+        workspace_id=ws.pk, kind=LedgerEntry.GRANT,
+        idempotency_key__startswith=f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:").order_by("-id").first()
+    lines, credited = [], False
+    for description, amount, _start, _end in stripe_lines:
+        credits_here = grant.amount if grant and amount > 0 and not credited else 0
+        credited = credited or bool(credits_here)
+        lines.append(invoice_services.LineInput(description or f"{plan.name} plan", unit_cents=amount,
+                                                credits=credits_here))
+    starts = [start for _, _, start, _ in stripe_lines if start] or [ws.period_start]
+    ends = [end for _, _, _, end in stripe_lines if end] or [ws.period_end]
+    return invoice_services.invoice_issue_for_plan_change(
+        workspace=ws, plan=plan, lines=lines, period_start=min(starts), period_end=max(ends),
+        key=f"plan:{stripe_invoice_id}", stripe_invoice_id=stripe_invoice_id, paid_at=paid_at)
 
 
 def subscription_checkout_record(*, workspace: Workspace, subscription_id: str, customer_id: str) -> Workspace:
@@ -212,17 +247,45 @@ def subscription_end(*, workspace: Workspace, subscription_id: str) -> Workspace
     return workspace
 
 
-def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None) -> Workspace:
-    """The built-in test checkout for a plan (no Stripe keys): the same plan_change as an upgrade,
-    and the same invoice as a paid plan invoice, keyed so that a double submit bills once."""
-    workspace = plan_change(workspace=workspace, plan_id=plan_id, actor=actor, at_period_end=False)
-    plan = workspace.plan
-    if plan.price_cents:
-        invoice_services.invoice_issue_for_plan_payment(
-            workspace=workspace, plan=plan, amount_cents=plan.price_cents, period_start=workspace.period_start,
-            period_end=workspace.period_end,
-            stripe_invoice_id=f"test:{workspace.pk}:{plan.pk}:{workspace.period_start.isoformat()}")
+def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None, expected_cents: int | None = None,
+                        now=None) -> Workspace:
+    """The built-in test checkout for a plan (no Stripe keys): the quote the page showed is charged
+    and invoiced, and plan_change grants its credits, in one transaction. `expected_cents` is the
+    amount the person confirmed; if the quote moved since (midnight UTC passed), nothing happens
+    and they are asked to confirm the new amount. A double submit bills once (the invoice key)."""
+    now = now or timezone.now()
+    plan = Plan.objects.filter(pk=plan_id, is_custom=False).first()
+    if plan is None:
+        raise PlanError(f"There is no plan {plan_id!r} to subscribe to.")
+    with transaction.atomic():
+        ws = _lock_workspace(workspace.pk)
+        if ws.plan_id == plan.pk:
+            return ws  # already on it: a second submit of the same checkout
+        quote = plan_change_quote(workspace=ws, plan=plan, at=now)
+        if expected_cents is not None and expected_cents != quote.amount_cents:
+            raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
+        plan_change(workspace=ws, plan_id=plan.pk, actor=actor, at_period_end=False, now=now)
+        if plan.price_cents:
+            invoice_services.invoice_issue_for_plan_change(
+                workspace=ws, plan=plan, lines=quote_invoice_lines(quote), period_start=quote.service_start,
+                period_end=quote.period_end, key=f"plan-change:{ws.pk}:{plan.pk}:{ws.period_start.isoformat()}",
+                paid_at=now)
+    workspace.refresh_from_db()
     return workspace
+
+
+def quote_invoice_lines(quote: PlanChangeQuote) -> list:
+    """The invoice lines of an upgrade paid through the test checkout: the new plan for the days
+    left (with the credits granted now), less the unused part of the old plan."""
+    period = invoice_services.period_text(quote.service_start, quote.period_end)
+    days = f"{quote.days_left} of {quote.days_in_period} days"
+    lines = [invoice_services.LineInput(
+        f"{quote.plan.name} plan, {period} ({days}): {nanos_display(quote.credits_now)} credits now",
+        unit_cents=quote.charge_cents, credits=quote.credits_now)]
+    if quote.credit_cents:
+        lines.append(invoice_services.LineInput(f"Unused {quote.old_plan.name} plan, {period} ({days})",
+                                                unit_cents=-quote.credit_cents))
+    return lines
 
 
 def sales_contact_send(*, workspace: Workspace, actor, name: str, email: str, message: str) -> None:

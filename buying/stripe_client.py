@@ -2,11 +2,15 @@
 view calls it after its purchase row is committed) and tests stub these functions or Stripe's HTTP
 client, never the network.
 
-Without STRIPE_SECRET_KEY the portal uses its built-in test checkout instead (`stripe_enabled()`)."""
+Without STRIPE_SECRET_KEY payments are off, unless BILLING_TEST_CHECKOUT=true turns on the built-in
+test checkout (`test_checkout_enabled()`)."""
+
+from datetime import timedelta
 
 import stripe
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.models import Plan, Purchase, Workspace
 from billing.money import cents_to_stripe_minor_units
@@ -14,6 +18,15 @@ from billing.money import cents_to_stripe_minor_units
 
 def stripe_enabled() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
+
+
+def test_checkout_enabled() -> bool:
+    """An explicit switch: without keys the checkout must fail closed, never pay for free."""
+    return settings.BILLING_TEST_CHECKOUT and not stripe_enabled()
+
+
+def payments_configured() -> bool:
+    return stripe_enabled() or test_checkout_enabled()
 
 
 def _client() -> stripe.StripeClient:
@@ -24,9 +37,11 @@ def _absolute(path: str) -> str:
     return settings.SITE_URL + path
 
 
-def checkout_session_for_purchase(*, purchase: Purchase) -> stripe.checkout.Session:
+def checkout_session_for_purchase(*, purchase: Purchase, save_card: bool = False) -> stripe.checkout.Session:
     """A Checkout Session (mode=payment) for a pending purchase. The metadata names the workspace,
-    pack and purchase, so the webhook can fulfil it without asking Stripe anything."""
+    pack and purchase, so the webhook can fulfil it without asking Stripe anything. `save_card`
+    keeps the card for off-session auto-recharges (setup_future_usage=off_session; recorded from
+    payment_intent.succeeded)."""
     workspace = purchase.workspace
     metadata = {"workspace": workspace.slug, "workspace_id": str(workspace.pk), "pack": purchase.pack_id,
                 "purchase": str(purchase.pk)}
@@ -48,8 +63,12 @@ def checkout_session_for_purchase(*, purchase: Purchase) -> stripe.checkout.Sess
         "success_url": _absolute(done) + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})),
     }
+    if save_card:
+        params["payment_intent_data"]["setup_future_usage"] = "off_session"
     if workspace.stripe_customer_id:
         params["customer"] = workspace.stripe_customer_id
+    elif save_card:
+        params["customer_creation"] = "always"
     return _client().v1.checkout.sessions.create(params, {"idempotency_key": f"purchase-{purchase.pk}"})
 
 
@@ -65,12 +84,19 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
             "recurring": {"interval": "month"}, "product_data": {"name": f"{plan.name} plan"},
         }}
     plans_url = _absolute(reverse("billing:plans", kwargs={"slug": workspace.slug}))
+    subscription_data = {"metadata": metadata}
+    # The period never moves on a plan change (buying/prorations.py): the subscription is anchored at
+    # our period end and Stripe prorates the days until then; full months follow from the anchor.
+    # Stripe needs the anchor in the future; an hour's margin covers the time spent on Checkout.
+    if workspace.period_end - timezone.now() > timedelta(hours=1):
+        subscription_data["billing_cycle_anchor"] = int(workspace.period_end.timestamp())
+        subscription_data["proration_behavior"] = "create_prorations"
     params = {
         "mode": "subscription",
         "line_items": [line_item],
         "client_reference_id": f"workspace:{workspace.pk}",
         "metadata": metadata,
-        "subscription_data": {"metadata": metadata},
+        "subscription_data": subscription_data,
         "success_url": plans_url + "?subscribed=1",
         "cancel_url": plans_url,
     }
@@ -81,9 +107,10 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
     return _client().v1.checkout.sessions.create(params)
 
 
-def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool) -> None:
-    """Move a Stripe subscription to another plan's price: an upgrade is invoiced at once (prorated),
-    a downgrade takes effect from the next invoice."""
+def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool, proration_date=None) -> None:
+    """Move a Stripe subscription to another plan's price: an upgrade is invoiced at once (prorated
+    from `proration_date`, the start of the days our quote billed, so Stripe's fraction is ours), a
+    downgrade takes effect from the next invoice."""
     client = _client()
     subscription = client.v1.subscriptions.retrieve(subscription_id)
     item_id = subscription["items"]["data"][0]["id"]
@@ -93,11 +120,62 @@ def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool
     else:
         item["price_data"] = {"currency": "usd", "unit_amount": plan.price_cents or 0,
                               "recurring": {"interval": "month"}, "product": subscription["items"]["data"][0]["price"]["product"]}
-    client.v1.subscriptions.update(subscription_id, {
-        "items": [item], "metadata": {"plan": plan.pk},
-        "proration_behavior": "always_invoice" if prorate else "none",
-    })
+    params = {"items": [item], "metadata": {"plan": plan.pk},
+              "proration_behavior": "always_invoice" if prorate else "none"}
+    if prorate and proration_date is not None:
+        params["proration_date"] = int(proration_date.timestamp())
+    client.v1.subscriptions.update(subscription_id, params)
 
 
 def subscription_cancel_at_period_end(*, subscription_id: str, cancel: bool = True) -> None:
     _client().v1.subscriptions.update(subscription_id, {"cancel_at_period_end": cancel})
+
+
+def auto_recharge_payment_intent(*, purchase: Purchase, attempt_key: str, try_number: int, customer_id: str,
+                                 payment_method_id: str) -> dict:
+    """An off-session PaymentIntent for an auto-recharge, confirmed at once. Returns the outcome as
+    billing.auto_recharge.PaymentOutcome's fields. The idempotency key names the attempt and the
+    try, so a retried request is one charge; the metadata lets the webhook find the attempt."""
+    metadata = {"workspace": purchase.workspace.slug, "workspace_id": str(purchase.workspace_id),
+                "pack": purchase.pack_id, "purchase": str(purchase.pk), "auto_recharge": attempt_key,
+                "try": str(try_number)}
+    params = {
+        "amount": cents_to_stripe_minor_units(purchase.amount_cents, purchase.currency), "currency": purchase.currency,
+        "customer": customer_id, "payment_method": payment_method_id, "off_session": True, "confirm": True,
+        "description": f"Auto-recharge: {purchase.pack.name} credit pack", "metadata": metadata,
+    }
+    try:
+        intent = _client().v1.payment_intents.create(params, {"idempotency_key": f"{attempt_key}:try:{try_number}"})
+    except stripe.CardError as error:
+        # A decline, or authentication_required (3-D Secure) for an off-session payment.
+        body = error.json_body.get("error", {}) if isinstance(error.json_body, dict) else {}
+        intent_id = (body.get("payment_intent") or {}).get("id", "")
+        status = "requires_action" if body.get("code") == "authentication_required" or \
+            body.get("decline_code") == "authentication_required" else "declined"
+        return {"status": status, "payment_intent_id": intent_id, "error": str(body.get("message") or error)[:300],
+                "try_number": try_number}
+    if intent["status"] == "succeeded":
+        return {"status": "succeeded", "payment_intent_id": intent["id"], "try_number": try_number}
+    if intent["status"] == "requires_action":
+        next_action = intent.get("next_action") or {}
+        url = ((next_action.get("redirect_to_url") or {}).get("url")) or ""
+        return {"status": "requires_action", "payment_intent_id": intent["id"], "action_url": url,
+                "error": "The bank asks the cardholder to authenticate.", "try_number": try_number}
+    # processing / requires_payment_method: not paid now; the webhook reports the final answer.
+    return {"status": "declined", "payment_intent_id": intent["id"], "try_number": try_number,
+            "error": f"The payment is {intent['status'].replace('_', ' ')}."}
+
+
+def checkout_session_for_card_setup(*, workspace: Workspace, actor_email: str) -> stripe.checkout.Session:
+    """Checkout in mode=setup: the customer saves a card for off-session auto-recharges. The
+    SetupIntent carries the workspace in its metadata; setup_intent.succeeded records the card."""
+    metadata = {"workspace": workspace.slug, "workspace_id": str(workspace.pk), "purpose": "auto_recharge"}
+    buy_url = _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})) + "#auto-recharge"
+    params = {"mode": "setup", "currency": "usd", "payment_method_types": ["card"], "metadata": metadata,
+              "setup_intent_data": {"metadata": metadata}, "success_url": buy_url, "cancel_url": buy_url}
+    if workspace.stripe_customer_id:
+        params["customer"] = workspace.stripe_customer_id
+    else:
+        params["customer_creation"] = "always"
+        params["customer_email"] = actor_email
+    return _client().v1.checkout.sessions.create(params)

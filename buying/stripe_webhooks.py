@@ -18,6 +18,9 @@ from datetime import datetime, timezone as dt_timezone
 from django.db import IntegrityError, transaction
 
 from billing.models import Plan, Purchase, StripeEvent, Workspace
+
+from .auto_recharge import (PaymentOutcome, auto_recharge_attempt_for_intent, auto_recharge_payment_method_record,
+                            auto_recharge_payment_record)
 from .plans import plan_payment_record, subscription_checkout_record, subscription_end, subscription_sync
 from .purchases import pack_purchase_fulfil, purchase_refund
 
@@ -143,10 +146,14 @@ def invoice_paid(event: dict, invoice: dict) -> str:
     # Only the subscription's own invoices (first and renewals) start a period; a proration
     # invoice of a mid-period upgrade is billed but its credits came with the upgrade.
     grant = invoice.get("billing_reason") in ("subscription_create", "subscription_cycle", None)
+    stripe_lines = [(li.get("description") or "", int(li.get("amount") or 0),
+                     _ts((li.get("period") or {}).get("start")) if (li.get("period") or {}).get("start") else None,
+                     _ts((li.get("period") or {}).get("end")) if (li.get("period") or {}).get("end") else None)
+                    for li in lines]
     plan_payment_record(workspace=workspace, plan=plan, amount_cents=int(invoice.get("amount_paid") or 0),
                         period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
                         stripe_invoice_id=invoice["id"], grant=grant, stripe_subscription_id=subscription_id,
-                        stripe_customer_id=invoice.get("customer") or "")
+                        stripe_customer_id=invoice.get("customer") or "", stripe_lines=stripe_lines)
     return f"plan payment {plan.pk} recorded for {workspace.slug}"
 
 
@@ -199,7 +206,62 @@ def charge_refunded(event: dict, charge: dict) -> str:
     return f"purchase {purchase.pk} refunded up to {total} cents"
 
 
+def _card_label(payment_method) -> str:
+    card = (payment_method or {}).get("card") if isinstance(payment_method, dict) else None
+    return f"{card.get('brand', 'card').title()} ending {card.get('last4', '')}" if card else ""
+
+
+def _id(value) -> str:
+    return value.get("id", "") if isinstance(value, dict) else (value or "")
+
+
+def payment_intent_succeeded(event: dict, intent: dict) -> str:
+    """An auto-recharge paid (its synchronous answer may come before or after this: credits once),
+    or a pack bought with setup_future_usage=off_session, whose card is saved for auto-recharge."""
+    metadata = _metadata(intent)
+    attempt = auto_recharge_attempt_for_intent(payment_intent_id=intent["id"], metadata=metadata)
+    if attempt is not None:
+        outcome = PaymentOutcome(PaymentOutcome.SUCCEEDED, intent["id"], try_number=int(metadata.get("try") or 0))
+        auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=_ts(event.get("created")))
+        return f"auto-recharge {attempt.key} paid"
+    workspace = _workspace_from_metadata(metadata)
+    payment_method, customer = _id(intent.get("payment_method")), _id(intent.get("customer"))
+    if workspace and intent.get("setup_future_usage") == "off_session" and payment_method and customer:
+        auto_recharge_payment_method_record(workspace=workspace, customer_id=customer, payment_method_id=payment_method,
+                                            card_label=_card_label(intent.get("payment_method")))
+        return f"payment method saved for {workspace.slug}"
+    return "ignored: not an auto-recharge"
+
+
+def payment_intent_failed(event: dict, intent: dict) -> str:
+    metadata = _metadata(intent)
+    attempt = auto_recharge_attempt_for_intent(payment_intent_id=intent["id"], metadata=metadata)
+    if attempt is None:
+        return "ignored: not an auto-recharge"
+    error = intent.get("last_payment_error") or {}
+    status = PaymentOutcome.REQUIRES_ACTION if intent.get("status") == "requires_action" or \
+        error.get("code") == "authentication_required" else PaymentOutcome.DECLINED
+    outcome = PaymentOutcome(status, intent["id"], str(error.get("message") or "The payment failed.")[:300],
+                             try_number=int(metadata.get("try") or 0))
+    auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=_ts(event.get("created")))
+    return f"auto-recharge {attempt.key}: {status}"
+
+
+def setup_intent_succeeded(event: dict, setup_intent: dict) -> str:
+    """Checkout in mode=setup saved a card for off-session use (auto-recharge)."""
+    workspace = _workspace_from_metadata(_metadata(setup_intent))
+    payment_method, customer = _id(setup_intent.get("payment_method")), _id(setup_intent.get("customer"))
+    if workspace is None or not payment_method or not customer:
+        return "ignored: not a saved card for a workspace"
+    auto_recharge_payment_method_record(workspace=workspace, customer_id=customer, payment_method_id=payment_method,
+                                        card_label=_card_label(setup_intent.get("payment_method")))
+    return f"payment method saved for {workspace.slug}"
+
+
 HANDLERS = {
+    "payment_intent.succeeded": payment_intent_succeeded,
+    "payment_intent.payment_failed": payment_intent_failed,
+    "setup_intent.succeeded": setup_intent_succeeded,
     "checkout.session.completed": checkout_session_completed,
     "checkout.session.async_payment_succeeded": checkout_session_completed,
     "invoice.paid": invoice_paid,

@@ -3,43 +3,99 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
 
-from . import stripe_client
-from billing.models import CreditPack, Plan, Purchase
-from billing.money import NANOS_PER_CREDIT, cents_display
-from billing.services import member_cap
-
-from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
 from billing.edition import is_community
-from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
-from billing.selectors import recent_ledger
+from billing.models import AutoRecharge, CreditPack, Plan, Purchase
+from billing.money import NANOS_PER_CREDIT, cents_display
+from billing.members import member_cap, seats_taken
 from billing.services import memberships_for
 from billing.tenancy import membership_for
+from usage.forecast import credit_forecast
+
+from . import stripe_client
+from .activity import latest_ledger, ledger_csv_rows, ledger_page
+from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
+from .forms import AutoRechargeForm, LedgerFilterForm
+from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
+from .prorations import plan_change_quote
+from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 
 log = logging.getLogger(__name__)
+
+NOT_CONFIGURED = ("Payments are not configured: nothing can be bought until the operator sets the Stripe keys "
+                  "(or BILLING_TEST_CHECKOUT=true for a demo).")
 
 
 @login_required
 def home(request):
-    """Straight to the first workspace's billing overview; a user with none sees an explanation."""
-    membership = memberships_for(request.user).first()
-    if membership is None:
-        return render(request, "billing/no_workspace.html")
-    return redirect("billing:overview", slug=membership.workspace.slug)
+    """Where people land after login: the Overview of the workspace they used last (else their
+    first); staff without a workspace go to the admin; anyone else sees how to get a workspace."""
+    memberships = memberships_for(request.user)
+    user = request.user
+    membership = None
+    if user.last_workspace_id:
+        membership = memberships.filter(workspace_id=user.last_workspace_id).first()
+    membership = membership or memberships.first()
+    if membership is not None:
+        return redirect("billing:overview", slug=membership.workspace.slug)
+    if user.is_staff:
+        return redirect("admin:index")
+    return render(request, "billing/no_workspace.html", {"signup_enabled": settings.SIGNUP_ENABLED})
 
 
+@require_safe
 @login_required
 def overview(request, slug):
     membership = membership_for(request, slug)
     workspace = membership.workspace
     return render(request, "billing/overview.html", {
         "wallet": workspace.wallet,
-        "ledger": recent_ledger(workspace=workspace),
+        "ledger": latest_ledger(workspace=workspace),
+        "auto": AutoRecharge.objects.select_related("pack").filter(pk=workspace.pk).first(),
+        "forecast": credit_forecast(workspace=workspace),
     })
+
+
+# --- Credit activity: every ledger entry (issue 10, section 4) ----------------------------------
+# Owner and admins only: the ledger is the workspace's money history (purchases, refunds and staff
+# adjustments, with who made them), like the invoices. Members see the Overview's latest rows.
+
+@login_required
+def activity(request, slug):
+    membership = membership_for(request, slug, manage=True)
+    workspace = membership.workspace
+    form = LedgerFilterForm(request.GET)
+    form.is_valid()  # an invalid field shows its error and is left out of the filters
+    filters = form.filters()
+    page = ledger_page(workspace=workspace, filters=filters, before=form.cleaned_data.get("before"),
+                       after=form.cleaned_data.get("after"))
+    return render(request, "billing/activity.html", {
+        "form": form, "filters": filters, "query": filters.as_query(), "page": page, "wallet": workspace.wallet,
+        "is_newest_page": page.newer is None,
+    })
+
+
+@login_required
+def activity_csv(request, slug):
+    membership = membership_for(request, slug, manage=True)
+    form = LedgerFilterForm(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(f"{name.rstrip('_')}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Invalid filters ({problems})\n", status=400, content_type="text/plain; charset=utf-8")
+    workspace = membership.workspace
+    response = StreamingHttpResponse(ledger_csv_rows(workspace=workspace, filters=form.filters()),
+                                     content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{workspace.slug}-{timezone.now():%Y%m%d}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Buying credits and plans (issue 5) ---------------------------------------------------------
@@ -70,6 +126,9 @@ def buy(request, slug):
     if is_community():
         return _community_page(request, "Buy credits", status=403 if request.method == "POST" else 200)
     if request.method == "POST":
+        if not stripe_client.payments_configured():
+            messages.error(request, NOT_CONFIGURED)
+            return redirect("billing:buy", slug=slug)
         source = Purchase.STRIPE if stripe_client.stripe_enabled() else Purchase.TEST
         try:
             purchase = purchase_start(workspace=workspace, pack_id=request.POST.get("pack", ""), actor=request.user,
@@ -80,7 +139,8 @@ def buy(request, slug):
         if source == Purchase.TEST:
             return redirect("billing:test_checkout", slug=slug, purchase_id=purchase.pk)
         try:
-            session = stripe_client.checkout_session_for_purchase(purchase=purchase)
+            session = stripe_client.checkout_session_for_purchase(purchase=purchase,
+                                                                  save_card=request.POST.get("save_card") == "1")
         except stripe.StripeError as error:
             log.warning("Stripe Checkout Session for purchase %s failed: %s", purchase.pk, error)
             messages.error(request, "Stripe could not start the checkout. Nothing was charged; please try again.")
@@ -91,10 +151,56 @@ def buy(request, slug):
     packs = [{"pack": pack, "total": pack.total_credits, "price": cents_display(pack.price_cents),
               "per_credit": _price_per_credit(pack.price_cents, pack.total_credits)}
              for pack in CreditPack.objects.filter(is_active=True)]
+    auto = AutoRecharge.objects.select_related("pack").filter(pk=workspace.pk).first()
+    form = AutoRechargeForm(initial={"threshold": auto.threshold, "pack": auto.pack_id,
+                                     "max_per_period": auto.max_per_period} if auto else {"pack": "builder"})
     return render(request, "billing/buy.html", {
-        "packs": packs, "wallet": workspace.wallet, "test_mode": not stripe_client.stripe_enabled(),
+        "packs": packs, "wallet": workspace.wallet, "test_mode": stripe_client.test_checkout_enabled(),
+        "payments_off": not stripe_client.payments_configured(),
         "purchases": workspace.purchases.select_related("pack").order_by("-created_at")[:10],
+        "auto": auto, "auto_form": form, "test_cards": AutoRecharge.TEST_CARDS,
+        "auto_attempts": auto_recharge_recent(workspace=workspace),
     })
+
+
+@login_required
+def auto_recharge(request, slug):
+    """The Auto-recharge section of Buy Credits: save (turn on, or resume), turn off, the test card,
+    or save a card with Stripe (Checkout in mode=setup)."""
+    membership = membership_for(request, slug, manage=True)
+    workspace = membership.workspace
+    if is_community():
+        return _community_page(request, "Buy credits", status=403)
+    if request.method != "POST":
+        return redirect(reverse("billing:buy", kwargs={"slug": slug}) + "#auto-recharge")
+    action = request.POST.get("action", "")
+    try:
+        if action == "save":
+            form = AutoRechargeForm(request.POST)
+            if not form.is_valid():
+                problems = " ".join(" ".join(errors) for errors in form.errors.values())
+                raise AutoRechargeError(f"Auto-recharge was not changed: {problems}")
+            data = form.cleaned_data
+            auto_recharge_set(workspace=workspace, enabled=True, threshold=data["threshold"], pack_id=data["pack"].pk,
+                              max_per_period=data["max_per_period"], actor=request.user)
+            messages.success(request, "Auto-recharge is on.")
+        elif action == "off":
+            auto_recharge_set(workspace=workspace, enabled=False, actor=request.user)
+            messages.success(request, "Auto-recharge is off.")
+        elif action == "test_card":
+            auto_recharge_test_card_set(workspace=workspace, mode=request.POST.get("mode", ""), actor=request.user)
+            messages.success(request, "The test card on file was updated.")
+        elif action == "stripe_card" and stripe_client.stripe_enabled():
+            session = stripe_client.checkout_session_for_card_setup(workspace=workspace, actor_email=request.user.email)
+            return redirect(session["url"])
+        else:
+            messages.error(request, "Unknown action.")
+    except AutoRechargeError as error:
+        messages.error(request, str(error))
+    except stripe.StripeError as error:
+        log.warning("Stripe card setup for %s failed: %s", slug, error)
+        messages.error(request, "Stripe could not start saving a card. Nothing changed; please try again.")
+    return redirect(reverse("billing:buy", kwargs={"slug": slug}) + "#auto-recharge")
 
 
 def _purchase_for(membership, purchase_id) -> Purchase:
@@ -109,7 +215,7 @@ def test_checkout(request, slug, purchase_id):
     purchase = _purchase_for(membership, purchase_id)
     if is_community():
         return _community_page(request, "Buy credits", status=403)
-    if purchase.source != Purchase.TEST:
+    if purchase.source != Purchase.TEST or not stripe_client.test_checkout_enabled():
         raise Http404("Not a test-mode purchase.")
     if request.method == "POST" and purchase.status == Purchase.PENDING:
         if request.POST.get("action") == "cancel":
@@ -148,7 +254,10 @@ def plans(request, slug):
     if request.method == "POST":
         return _plans_post(request, membership)
     current = workspace.plan
+    now = timezone.now()
+    members = workspace.memberships.count()
     rows = []
+    seats = seats_taken(workspace=workspace)  # members and pending invitations
     for plan in Plan.objects.all():
         if plan.pk == current.pk:
             action = "current"
@@ -161,11 +270,29 @@ def plans(request, slug):
         cap = member_cap(workspace=workspace, plan=plan)
         rows.append({"plan": plan, "action": action, "price": cents_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
-                     "cap": cap, "over_cap": cap is not None and workspace.memberships.count() > cap})
+                     "cap": cap, "over_cap": cap is not None and seats > cap,
+                     "features": _plan_features(workspace, plan, cap),
+                     "quote": plan_change_quote(workspace=workspace, plan=plan, at=now) if action == "upgrade" else None})
+    confirm = next((row for row in rows if row["action"] == "downgrade" and not row["scheduled"]
+                    and not row["over_cap"] and row["plan"].pk == request.GET.get("confirm")), None)
     return render(request, "billing/plans.html", {
-        "rows": rows, "test_mode": not stripe_client.stripe_enabled(), "members": workspace.memberships.count(),
+        "rows": rows, "test_mode": stripe_client.test_checkout_enabled(), "members": members, "confirm": confirm,
+        "payments_off": not stripe_client.payments_configured(),
         "contact_form": SalesContactForm(initial={"name": request.user.display_name, "email": request.user.email}),
     })
+
+
+def _plan_features(workspace, plan, cap) -> list[str]:
+    """The plan's feature phrases without their member claim: the card's member line says it, from
+    the cap that applies to this workspace (a personal workspace holds one member whatever the plan
+    says), so the two can never contradict each other."""
+    return [f.strip() for f in plan.features.split(",") if f.strip() and "member" not in f.lower()]
+
+
+def _expected_cents(request) -> int | None:
+    """The amount the person saw and confirmed (a check, never the price: the quote is recomputed)."""
+    value = request.POST.get("expected_cents", "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
 
 
 def _plans_post(request, membership):
@@ -187,6 +314,9 @@ def _plans_post(request, membership):
         if action == "upgrade" and is_upgrade(current=workspace.plan, new=plan):
             if not plan.price_cents:
                 plan_change(workspace=workspace, plan_id=plan.pk, actor=request.user, at_period_end=False)
+            elif not stripe_client.payments_configured():
+                messages.error(request, NOT_CONFIGURED)
+                return redirect("billing:plans", slug=slug)
             elif not stripe_client.stripe_enabled():
                 return redirect("billing:plan_checkout", slug=slug, plan_id=plan.pk)
             elif not workspace.stripe_subscription_id:
@@ -195,6 +325,10 @@ def _plans_post(request, membership):
                                                                   actor_email=request.user.email)
                 return redirect(session["url"])
             else:
+                quote = plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())
+                expected = _expected_cents(request)
+                if expected is not None and expected != quote.amount_cents:
+                    raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
                 plan_change(workspace=workspace, plan_id=plan.pk, actor=request.user, at_period_end=False)
             messages.success(request, f"You are now on the {plan.name} plan.")
         elif action in ("downgrade", "cancel"):
@@ -225,15 +359,19 @@ def plan_checkout(request, slug, plan_id):
     workspace = membership.workspace
     if is_community():
         return _community_page(request, "Plans", status=403)
-    if stripe_client.stripe_enabled():
-        raise Http404("Checkout goes through Stripe.")
+    if not stripe_client.test_checkout_enabled():
+        raise Http404("Checkout goes through Stripe, or payments are not configured.")
     plan = get_object_or_404(Plan, pk=plan_id, is_custom=False)
     if request.method == "POST":
         try:
-            plan_subscribe_test(workspace=workspace, plan_id=plan.pk, actor=request.user)
+            plan_subscribe_test(workspace=workspace, plan_id=plan.pk, actor=request.user,
+                                expected_cents=_expected_cents(request))
         except PlanError as error:
             messages.error(request, str(error))
             return redirect("billing:plans", slug=slug)
         messages.success(request, f"Payment received: you are now on the {plan.name} plan.")
         return redirect("billing:plans", slug=slug)
-    return render(request, "billing/plan_checkout.html", {"plan": plan, "price": cents_display(plan.price_cents or 0)})
+    if workspace.plan_id == plan.pk or not is_upgrade(current=workspace.plan, new=plan):
+        return redirect("billing:plans", slug=slug)
+    return render(request, "billing/plan_checkout.html", {
+        "plan": plan, "quote": plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())})

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import urls as accounts_urls
 from buying import views as buying_views
 
 workspace_patterns = [
@@ -15,6 +16,8 @@ urlpatterns = [
     path("", buying_views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include(accounts_urls.auth)),
+    path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("w/<slug:slug>/", include(workspace_patterns)),
     path("v1/", include("usage.api.urls")),

@@ -26,6 +26,7 @@ from django.utils import timezone
 from billing.models import AuditEvent, Plan, Purchase, User, Workspace
 from billing.money import nanos_display
 
+from .emails import receipt_schedule
 from .models import Invoice, InvoiceLine, InvoiceSequence
 from .tasks import render_invoice_pdf
 
@@ -102,6 +103,8 @@ def _issue(*, workspace: Workspace, prefix: str, key: str, lines: list[LineInput
             for position, line in enumerate(lines, start=1)
         ])
     invoice_pdf_schedule(invoice=invoice)
+    if invoice.kind == Invoice.INVOICE:
+        receipt_schedule(invoice=invoice)
     return invoice
 
 
@@ -128,7 +131,7 @@ def invoice_issue_for_purchase(*, purchase: Purchase) -> Invoice:
     )
 
 
-def _period_text(start: datetime, end: datetime) -> str:
+def period_text(start: datetime, end: datetime) -> str:
     # Periods are [start, end); people read the last day as included.
     last = end - timedelta(seconds=1)
     return f"{start:%b} {start.day}, {start.year} – {last:%b} {last.day}, {last.year}"
@@ -145,13 +148,27 @@ def invoice_issue_for_plan_payment(*, workspace: Workspace, plan: Plan, amount_c
     monthly = plan.monthly_credits
     if plan.is_custom and workspace.custom_monthly_credits is not None:
         monthly = workspace.custom_monthly_credits
-    lines = [LineInput(f"{plan.name} plan, {_period_text(period_start, period_end)}: "
+    lines = [LineInput(f"{plan.name} plan, {period_text(period_start, period_end)}: "
                        f"{nanos_display(monthly)} credits per period",
                        unit_cents=amount_cents, credits=monthly)]
     return _issue(
         workspace=workspace, prefix=INVOICE_PREFIX, key=key, lines=lines, description=f"{plan.name} plan",
         stripe_invoice_id=stripe_invoice_id or None, period_start=period_start, period_end=period_end,
         total_cents=amount_cents, issued_at=paid_at, **_buyer_snapshot(workspace),
+    )
+
+
+def invoice_issue_for_plan_change(*, workspace: Workspace, plan: Plan, lines: list[LineInput], key: str,
+                                  period_start: datetime, period_end: datetime, stripe_invoice_id: str | None = None,
+                                  paid_at=None) -> Invoice:
+    """The invoice of a mid-period upgrade: its lines are the quote's (billing.prorations, test
+    checkout) or Stripe's proration lines, its service period the days billed. Idempotent by `key`."""
+    total = sum(line.amount_cents for line in lines)
+    return _issue(
+        workspace=workspace, prefix=INVOICE_PREFIX, key=key, lines=lines,
+        description=f"Upgrade to the {plan.name} plan", stripe_invoice_id=stripe_invoice_id or None,
+        period_start=period_start, period_end=period_end, total_cents=total, issued_at=paid_at,
+        **_buyer_snapshot(workspace),
     )
 
 

@@ -11,3 +11,11 @@ def render_invoice_pdf(invoice_id: int) -> None:
     invoice = Invoice.objects.defer("pdf").filter(pk=invoice_id).first()
     if invoice is not None:
         invoice_pdf_render(invoice=invoice)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def send_receipt(invoice_id: int) -> None:
+    """E-mail the receipt of an invoice to the workspace owner (invoices.emails)."""
+    from .emails import receipt_send
+
+    receipt_send(invoice_id=invoice_id)

@@ -15,7 +15,7 @@ from budgets.counters import RunCounters
 from budgets.models import SpendCounter
 from usage.models import Run
 
-from billing.models import LedgerEntry, Wallet, Workspace
+from billing.models import AutoRechargeAttempt, LedgerEntry, Purchase, Wallet, Workspace
 from billing.money import nanos_to_str
 
 
@@ -76,6 +76,7 @@ def reconcile_workspace(*, workspace: Workspace) -> list[str]:
 
         problems += _counter_problems(workspace, label)
         problems += _run_period_problems(workspace, label)
+        problems += _auto_recharge_problems(workspace, label)
     return problems
 
 
@@ -102,6 +103,19 @@ def _run_period_problems(workspace: Workspace, label: str) -> list[str]:
     for public_id, period_start, created_at in runs.filter(wrong).values_list("public_id", "period_start", "created_at")[:20]:
         problems.append(f"{label}: run {public_id} authorized at {created_at:%Y-%m-%d %H:%M:%S} is counted in the period "
                         f"from {period_start:%Y-%m-%d %H:%M:%S}, not in the period that contained its authorization")
+    return problems
+
+
+def _auto_recharge_problems(workspace: Workspace, label: str) -> list[str]:
+    """Every auto-recharge that succeeded bought one paid, invoiced purchase; none bought twice."""
+    problems = []
+    succeeded = AutoRechargeAttempt.objects.filter(workspace_id=workspace.pk, status=AutoRechargeAttempt.SUCCEEDED)
+    for attempt in succeeded.select_related("purchase"):
+        purchase = attempt.purchase
+        if purchase is None or purchase.status == Purchase.PENDING:
+            problems.append(f"{label}: auto-recharge {attempt.key} succeeded without a paid purchase")
+        elif not purchase.invoices.exists():
+            problems.append(f"{label}: auto-recharge {attempt.key} has no invoice")
     return problems
 
 

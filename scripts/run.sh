@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 # Production settings on a laptop: real error pages, static files through WhiteNoise, and a secret
 # key kept in var/ across restarts. E-mail goes to the console (alerts show up in this terminal).
 export DEBUG="${DEBUG:-false}"
+export BILLING_TEST_CHECKOUT="${BILLING_TEST_CHECKOUT:-true}"  # the demo pays through the built-in checkout
 export PORT="${PORT:-8000}"
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
+export SIGNUP_ENABLED="${SIGNUP_ENABLED:-true}"
+export SITE_URL="${SITE_URL:-http://127.0.0.1:$PORT}"
 PY=.venv/bin/python
 mkdir -p var/celery/queue var/celery/processed var/celery/control
 [ -s var/secret_key ] || $PY -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
@@ -37,7 +40,8 @@ cat <<TXT
     admin@demo.test   admin of Acme Team
     member@demo.test  member of Acme Team
     staff@demo.test   staff: the Django admin at http://127.0.0.1:$PORT/admin/
-  API docs: http://127.0.0.1:$PORT/v1/docs/   Stop with Ctrl-C.
+  Sign up: http://127.0.0.1:$PORT/accounts/signup/   API docs: http://127.0.0.1:$PORT/v1/docs/
+  E-mails (invitations, password resets, receipts, alerts) are printed here.   Stop with Ctrl-C.
 
 TXT
 wait -n "${pids[@]}"

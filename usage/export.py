@@ -22,17 +22,13 @@ from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
 from billing.money import nanos_to_str
+from billing.spreadsheet import FORMULA_STARTS, neutralise  # noqa: F401 (re-exported)
 
 from .models import Run, RunNode
 from .filters import CHARGED, RunFilter, day_bounds
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
-
-
-def neutralise(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _rows_queryset(workspace: Workspace, filters: RunFilter):

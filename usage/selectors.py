@@ -81,15 +81,25 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     """The four dashboard figures, and for [start, end] narrowed by `filters` the daily series and
     spend by model and agent (these equal the CSV exported with the same filters).
 
-    available comes from the wallet; this period's charged and held from the period spend counter
-    (budgets.selectors.period_spend, the figure every page and the API show); the rest from the
-    DailyUsage rollups (a few hundred rows)."""
+    available comes from the wallet (whole workspace); this period's charged and held from the
+    period spend counter (budgets.selectors.period_spend, the figure every page and the API show)
+    or, with agent/model/status filters, from the same rows narrowed; the rest from the DailyUsage
+    rollups (a few hundred rows)."""
     today = today or timezone.now().date()
     wallet = Wallet.objects.get(workspace_id=workspace.pk)
     period_start = workspace.period_start.date()
     period_last = (workspace.period_end - timedelta(microseconds=1)).date()
     spend = period_spend(workspace=workspace)
-    period_used = spend.charged
+    period_used, period_held = spend.charged, spend.held
+    if filters is not None and filters.narrows_runs:
+        # Agent, model or status chosen: this period's figures for those runs only (the same rows
+        # as the CSV with period=current and these filters). Without them, the counter above.
+        in_period = RunFilter(agent=filters.agent, model=filters.model, status=filters.status,
+                              period_start=workspace.period_start)
+        period_used = sum(row["c"] for row in _spend_grouped(workspace=workspace, start=start, end=end,
+                                                             filters=in_period, group=["model"]))
+        open_runs = Run.objects.filter(workspace=workspace, released_at__isnull=True)
+        period_held = in_period.apply(open_runs).aggregate(s=Sum("reserved"))["s"] or 0
     elapsed = max((min(today, period_last) - period_start).days + 1, 1)
     remaining = max((period_last - max(today, period_start - timedelta(days=1))).days, 0)
     daily_average = period_used // elapsed
@@ -100,7 +110,7 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     by_agent = spend_by_agent(workspace=workspace, start=start, end=end, filters=filters)
     return UsageSummary(
         start=start, end=end, available=wallet.available, period_start=period_start, period_end=period_last,
-        period_used=period_used, period_held=spend.held, daily_average=daily_average, projected=projected,
+        period_used=period_used, period_held=period_held, daily_average=daily_average, projected=projected,
         range_total=sum(credits for _, credits in daily), daily=daily, by_model=by_model, by_agent=by_agent,
     )
 

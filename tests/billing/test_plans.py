@@ -131,7 +131,7 @@ def test_with_stripe_keys_buying_redirects_to_checkout(client, team, settings, m
     settings.STRIPE_SECRET_KEY = "sk_test_123"
     seen = {}
 
-    def fake_session(*, purchase):
+    def fake_session(*, purchase, **options):
         seen["purchase"] = purchase
         return {"id": "cs_test_x", "url": "https://checkout.stripe.com/c/pay/cs_test_x"}
 

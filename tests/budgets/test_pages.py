@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from billing.models import AuditEvent, Membership, credits
+from billing.models import AuditEvent, Invitation, Membership, credits
 from budgets.models import WorkspaceBudget
 from tests.factories import PASSWORD
 from usage.models import Agent
@@ -120,9 +120,10 @@ def test_it_lets_the_owner_manage_members(client, team):
     assert client.post(url, {"action": "role", "membership": member.pk, "role": "admin"}).status_code == 302
     member.refresh_from_db()
     assert member.role == "admin"
+    # Adding someone sends an invitation (tests/accounts cover the link); a member cannot be invited again.
     assert client.post(url, {"action": "add", "email": "New@Acme.test", "role": "member"}).status_code == 302
-    assert Membership.objects.filter(workspace=team.workspace, user__email="new@acme.test", role="member").exists()
-    response = client.post(url, {"action": "add", "email": "new@acme.test", "role": "member"})
+    assert Invitation.objects.filter(workspace=team.workspace, email="new@acme.test", role="member").exists()
+    response = client.post(url, {"action": "add", "email": team.member.email, "role": "member"})
     assert "already a member" in response.content.decode()
     owner = team.membership(team.owner)
     response = client.post(url, {"action": "role", "membership": owner.pk, "role": "member"})

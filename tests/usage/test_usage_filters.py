@@ -49,6 +49,9 @@ def test_it_equals_the_csv_exported_with_the_same_filters(client, team, mixed, f
     assert sum(Decimal(day["credits"]) for day in usage["daily"]) == total
     assert sum(Decimal(row["credits"]) for row in usage["by_model"]) == total
     assert sum(Decimal(row["credits"]) for row in usage["by_agent"]) == total
+    # This period's figure follows the same filters: the CSV of this period with them.
+    period_rows = parse(mixed.get("/v1/usage/export.csv", {**filters, "period": "current"}).streaming_content)
+    assert Decimal(usage["this_period"]) == _csv_total(period_rows)
     if filters.get("agent"):
         assert {row["agent"] for row in usage["by_agent"]} <= {filters["agent"]}
     # The page shows the same figures.

@@ -42,6 +42,8 @@ class DeveloperTokenAuthentication(BaseAuthentication):
             token = self._load(token_hash)
         if token.revoked_at is not None:
             raise AuthenticationFailed("This token was revoked.")
+        if token.membership.removed_at is not None:  # removed or left: revoked too, this is a second lock
+            raise AuthenticationFailed("This token was revoked.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
             DeveloperToken.objects.filter(pk=token.pk).update(last_used_at=now)

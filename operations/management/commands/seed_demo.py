@@ -220,14 +220,19 @@ class Command(BaseCommand):
         per_run = daily_credits * (0.6 if weekend else 1.1) / max(runs, 1)
         moments = sorted(self._at(day, self.random.randint(7, 21), self.random.randint(0, 59), self.random.randint(0, 59))
                          for _ in range(runs))
-        for moment in moments:
+        for moment, next_moment in zip(moments, moments[1:] + [None]):
             if moment >= self.now - timedelta(minutes=10):
                 break
             self._roll(workspace, moment)
             agent = self.random.choice(list(agents))
-            self._run(workspace, self.random.choice(memberships), agent, moment, per_run, team=team)
+            # Runs are replayed one after the other, so each finishes before the next starts and
+            # before its period ends: the ledger's order is then also its time order.
+            limit = min(m for m in (next_moment, workspace.period_end) if m is not None and m > moment)
+            self._run(workspace, self.random.choice(memberships), agent, moment, per_run, team=team,
+                      finish_before=limit)
 
-    def _run(self, workspace, membership, agent, moment, target_credits, *, team: bool, status=None):
+    def _run(self, workspace, membership, agent, moment, target_credits, *, team: bool, status=None,
+             finish_before=None):
         models = AGENT_MODELS.get(agent) or PERSONAL_AGENTS[agent]
         model = self.random.choices([m for m, _ in models], weights=[w for _, w in models])[0]
         workflow = self.random.choice(ACME_WORKFLOWS.get(agent, ["Personal notes"]))
@@ -249,6 +254,8 @@ class Command(BaseCommand):
             cost *= self.random.uniform(0.05, 0.5)  # stopped early, the tokens spent are still charged
         nodes = self._nodes(model, cost, agent)
         finished = moment + timedelta(seconds=self.random.randint(5, 600))
+        if finish_before is not None:
+            finished = max(min(finished, finish_before - timedelta(seconds=1)), moment)
         run_complete(workspace=workspace, public_id=run.public_id, status=status, nodes=nodes,
                      body_hash=f"seed-complete-{run.pk}", now=min(finished, self.now - timedelta(seconds=1)))
         return run

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """People's side of the portal: sign-up, invitations, password reset and change, and the
+    membership changes that span billing (memberships) and usage (developer tokens). No models:
+    memberships and invitations live with the workspace in billing."""
+
+    name = "accounts"

@@ -1,0 +1,77 @@
+"""Sign-up, invitation and password forms. Passwords go through Django's AUTH_PASSWORD_VALIDATORS."""
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
+
+from billing.models import Membership, User
+
+
+class NewPasswordMixin:
+    """Two password fields, checked by the configured validators against the future user."""
+
+    def _user_for_validation(self) -> User:
+        return User(email=self.cleaned_data.get("email") or getattr(self, "email", ""),
+                    first_name=(self.cleaned_data.get("name") or "").partition(" ")[0])
+
+    def clean(self):
+        data = super().clean()
+        password1, password2 = data.get("password1"), data.get("password2")
+        if password1 and password2 and password1 != password2:
+            self.add_error("password2", "The two passwords differ.")
+        elif password1:
+            try:
+                password_validation.validate_password(password1, self._user_for_validation())
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return data
+
+
+class SignupForm(NewPasswordMixin, forms.Form):
+    email = forms.EmailField(label="E-mail address", max_length=254)
+    name = forms.CharField(label="Your name", max_length=150, required=False)
+    password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                                help_text=password_validation.password_validators_help_text_html())
+    password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean_email(self):
+        return User.objects.normalize_email(self.cleaned_data["email"]).strip().lower()
+
+
+class InvitationSignupForm(NewPasswordMixin, forms.Form):
+    """A new person accepts: the address is the invitation's, so only a name and a password."""
+
+    name = forms.CharField(label="Your name", max_length=150, required=False)
+    password1 = SignupForm.base_fields["password1"]
+    password2 = SignupForm.base_fields["password2"]
+
+    def __init__(self, *args, email: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail address", max_length=254)
+    role = forms.ChoiceField(choices=[(Membership.MEMBER, "Member"), (Membership.ADMIN, "Admin")])
+
+
+class TransferForm(forms.Form):
+    confirm = forms.BooleanField(label="I understand: the new owner is billed and can remove me.", required=True)
+
+
+class PasswordResetForm(DjangoPasswordResetForm):
+    """Django's form, with two changes: people who never set a password (added by a script before
+    invitations existed) may set one through the reset, and the e-mail is our text+HTML pair with a
+    link built from SITE_URL rather than the request's host."""
+
+    def get_users(self, email):
+        return User.objects.filter(email__iexact=email.strip(), is_active=True)
+
+    def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
+                  html_email_template_name=None):
+        from django.conf import settings
+
+        from billing.emails import email_send
+
+        email_send(template="password_reset", to=[to_email],
+                   context={**context, "timeout_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400)})

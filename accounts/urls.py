@@ -1,0 +1,37 @@
+"""Routes of the accounts app (every one is listed in docs/teams.md)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+app_name = "accounts"
+
+public = [
+    path("accounts/signup/", views.signup, name="signup"),
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
+]
+
+workspace = [
+    path("settings/members/invitations/<int:invitation_id>/resend/", views.invitation_resend_view,
+         name="invitation_resend"),
+    path("settings/members/invitations/<int:invitation_id>/revoke/", views.invitation_revoke_view,
+         name="invitation_revoke"),
+    path("settings/members/<int:membership_id>/remove/", views.member_remove_view, name="member_remove"),
+    path("settings/members/<int:membership_id>/transfer/", views.ownership_transfer_view, name="ownership_transfer"),
+    path("settings/members/leave/", views.member_leave_view, name="member_leave"),
+]
+
+auth = [
+    path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+]
+
+# Namespace "accounts": the public routes and the workspace ones. Django's password views keep their
+# global names (their defaults reverse them), so config.urls includes `auth` without a namespace.
+urlpatterns = [*public, path("w/<slug:slug>/", include(workspace))]

@@ -1,0 +1,18 @@
+"""Thin Celery tasks of the buying flow: load by key, call one service."""
+
+from celery import shared_task
+
+from .auto_recharge import auto_recharge_attempt_pay, auto_recharge_retry_due
+
+
+@shared_task
+def auto_recharge_pay(key: str) -> str:
+    """Pay one auto-recharge attempt (enqueued by name after its crossing committed:
+    billing.recharge_trigger)."""
+    return auto_recharge_attempt_pay(key=key).status
+
+
+@shared_task
+def auto_recharge_retry() -> int:
+    """Celery beat: retries whose backoff is over, and attempts whose enqueue was lost."""
+    return auto_recharge_retry_due()

@@ -1,0 +1,447 @@
+"""Auto-recharge (issue 15): trigger semantics, exactly one recharge per crossing under concurrency,
+the ceiling, the failure paths, and the Stripe path stubbed at its HTTP edge."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.ledger import credits_adjust
+from billing.models import AutoRecharge, AutoRechargeAttempt, LedgerEntry, Purchase, Wallet, credits
+from budgets.models import Agent
+from buying.auto_recharge import (MAX_TRIES, PaymentOutcome, auto_recharge_payment_record, auto_recharge_retry_due,
+                                   auto_recharge_set, auto_recharge_test_card_set)
+from invoices.models import Invoice
+from operations.reconcile import reconcile_workspace
+from tests.billing import stripe_payloads as sp
+from tests.factories import PASSWORD
+from usage.services import NodeInput, run_authorize, run_complete
+
+NODE = [NodeInput(name="answer", model="gpt-4o", input_tokens=200_000, output_tokens=200_000)]  # 4 credits
+
+
+def _wallet(ws):
+    return Wallet.objects.get(workspace=ws)
+
+
+def _attempts(ws):
+    return AutoRechargeAttempt.objects.filter(workspace=ws).order_by("id")
+
+
+def _turn_on(ws, *, threshold, pack="builder", ceiling=3, card=AutoRecharge.TEST_CARD_OK):
+    auto_recharge_test_card_set(workspace=ws, mode=card)
+    return auto_recharge_set(workspace=ws, enabled=True, threshold=credits(threshold), pack_id=pack,
+                             max_per_period=ceiling)
+
+
+def _spend_down_to(ws, available):
+    """An adjustment that leaves `available` credits (monthly credits stay, purchased go negative-free)."""
+    credits_adjust(workspace=ws, amount=available - _wallet(ws).available, reason="test: set the balance")
+
+
+def _run(team, run_id, *, cost_node=NODE):
+    auth = run_authorize(membership=team.membership(team.member), workflow="wf", agent="bulk", model="gpt-4o",
+                         public_id=run_id)
+    return run_complete(workspace=team.workspace, public_id=auth.run.public_id, status="succeeded", nodes=cost_node)
+
+
+@pytest.fixture
+def roomy_agent(team):
+    """An agent whose own budgets never bind in these tests."""
+    return Agent.objects.create(workspace=team.workspace, name="bulk", max_per_run=credits(10),
+                                max_per_day=credits(100_000), max_per_month=credits(100_000))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_charge_that_crosses_the_threshold_buys_the_pack_once_with_invoice_and_receipt(team, roomy_agent):
+    ws = team.workspace
+    _turn_on(ws, threshold=4990)
+    assert not _attempts(ws).exists()  # 5,000 available: above the threshold
+    _run(team, "r1")  # 4,996 left
+    assert not _attempts(ws).exists()
+    _run(team, "r2")  # reserving 10 takes available to 4,986: the crossing
+    _run(team, "r3")
+    (attempt,) = _attempts(ws)
+    assert attempt.status == "succeeded" and attempt.purchase.status == Purchase.PAID
+    assert _wallet(ws).available == credits(5000) - 3 * credits(4) + credits(525)
+    entries = LedgerEntry.objects.filter(purchase=attempt.purchase).order_by("id")
+    assert [(e.kind, e.amount) for e in entries] == [("purchase", credits(500)), ("bonus", credits(25))]
+    invoice = Invoice.objects.get(purchase=attempt.purchase)
+    assert invoice.total_cents == 2000
+    receipts = [m for m in mail.outbox if m.subject.startswith("Receipt: Builder pack")]
+    assert len(receipts) == 1 and receipts[0].to == [team.owner.email] and invoice.number in receipts[0].body
+    assert reconcile_workspace(workspace=ws) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_recharges_at_once_when_turned_on_below_the_threshold(team):
+    ws = team.workspace
+    _turn_on(ws, threshold=6000)
+    assert _attempts(ws).get().status == "succeeded"
+    assert _wallet(ws).purchased == credits(525)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_rearms_only_back_above_the_threshold_and_the_ceiling_stops_the_fourth(team):
+    ws = team.workspace
+    credits_adjust(workspace=ws, amount=credits(5000), reason="test: purchased credits to spend")  # 10,000
+    _turn_on(ws, threshold=8000, pack="starter", ceiling=3)  # Starter: 100 credits
+    _spend_down_to(ws, credits(7950))  # crossing 1 -> 8,050
+    assert _wallet(ws).available == credits(8050)
+    _spend_down_to(ws, credits(7990))  # crossing 2 -> 8,090
+    _spend_down_to(ws, credits(7800))  # crossing 3 -> 7,900: still below, so disarmed
+    assert [a.status for a in _attempts(ws)] == ["succeeded"] * 3
+    _spend_down_to(ws, credits(7700))  # still below: no new crossing, nothing bought
+    assert _attempts(ws).count() == 3
+    _spend_down_to(ws, credits(8200))  # back above: re-armed
+    _spend_down_to(ws, credits(7000))  # crossing 4: past the ceiling of 3 this period
+    assert [a.status for a in _attempts(ws)] == ["succeeded"] * 3 + ["skipped"]
+    assert "ceiling of 3" in _attempts(ws).last().last_error
+    assert _wallet(ws).available == credits(7000)
+    assert LedgerEntry.objects.filter(workspace=ws, kind="purchase").count() == 3
+    assert reconcile_workspace(workspace=ws) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declined_card_is_retried_with_backoff_then_pauses_and_emails(team):
+    ws = team.workspace
+    _turn_on(ws, threshold=6000, card=AutoRecharge.TEST_CARD_DECLINE)
+    attempt = _attempts(ws).get()
+    assert attempt.status == "retrying" and attempt.tries == 1
+    assert auto_recharge_retry_due(now=timezone.now()) == 0  # not before its backoff
+    first_retry = attempt.next_try_at
+    assert timedelta(minutes=4) < first_retry - timezone.now() <= timedelta(minutes=5)
+    auto_recharge_retry_due(now=first_retry)
+    attempt.refresh_from_db()
+    assert attempt.status == "retrying" and attempt.tries == 2 and attempt.next_try_at - first_retry > timedelta(minutes=29)
+    assert not mail.outbox
+    auto_recharge_retry_due(now=attempt.next_try_at)
+    attempt.refresh_from_db()
+    assert attempt.status == "failed" and attempt.tries == MAX_TRIES == 3
+    row = AutoRecharge.objects.get(pk=ws.pk)
+    assert row.paused_reason == "declined" and _wallet(ws).auto_recharge_threshold is None
+    assert auto_recharge_retry_due(now=timezone.now() + timedelta(days=1)) == 0  # never retried blindly
+    (email,) = mail.outbox
+    assert "paused" in email.subject and "declined 3 times" in email.body and team.owner.email in email.to
+    assert LedgerEntry.objects.filter(workspace=ws, kind="purchase").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_decline_then_a_success_on_retry_credits_once(team):
+    ws = team.workspace
+    _turn_on(ws, threshold=6000, card=AutoRecharge.TEST_CARD_DECLINE)
+    attempt = _attempts(ws).get()
+    auto_recharge_test_card_set(workspace=ws, mode=AutoRecharge.TEST_CARD_OK)  # the owner fixed the card
+    auto_recharge_retry_due(now=attempt.next_try_at)
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and attempt.tries == 2
+    assert _wallet(ws).purchased == credits(525)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requires_action_pauses_at_once_and_emails_a_link(client, team):
+    ws = team.workspace
+    _turn_on(ws, threshold=6000, card=AutoRecharge.TEST_CARD_AUTH)
+    attempt = _attempts(ws).get()
+    assert attempt.status == "requires_action" and attempt.tries == 1
+    assert AutoRecharge.objects.get(pk=ws.pk).paused_reason == "requires_action"
+    (email,) = mail.outbox
+    assert "Action needed" in email.subject and "/w/acme/settings/billing/buy/#auto-recharge" in email.body
+    client.login(email=team.admin.email, password=PASSWORD)
+    page = client.get(reverse("billing:buy", kwargs={"slug": "acme"})).content.decode()
+    assert "Auto-recharge is paused." in page and "authentication (3-D Secure)" in page
+    overview = client.get(reverse("billing:overview", kwargs={"slug": "acme"})).content.decode()
+    assert "paused" in overview and "authentication needed" in overview
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_runs_crossing_together_buy_exactly_one_recharge(team, roomy_agent):
+    ws = team.workspace
+    _turn_on(ws, threshold=4950)
+    barrier = threading.Barrier(20)
+    errors = []
+
+    def one_run(n):
+        try:
+            barrier.wait()
+            _run(team, f"c-{n}")
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_run, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []  # no run was refused or failed because of the recharge
+    (attempt,) = _attempts(ws)
+    assert attempt.status == "succeeded"
+    assert Purchase.objects.filter(workspace=ws).count() == 1
+    assert Invoice.objects.filter(workspace=ws, purchase__isnull=False).count() == 1
+    assert _wallet(ws).available == credits(5000) - 20 * credits(4) + credits(525)
+    assert reconcile_workspace(workspace=ws) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_set_auto_recharge_command(team):
+    call_command("set_auto_recharge", "acme", "--threshold", "100", "--pack", "pro", "--max-per-period", "2",
+                 "--test-payment-method")
+    row = AutoRecharge.objects.get(pk=team.workspace.pk)
+    assert (row.enabled, row.threshold, row.pack_id, row.max_per_period, row.test_card) == (
+        True, credits(100), "pro", 2, "succeeds")
+    assert _wallet(team.workspace).auto_recharge_threshold == credits(100)
+    call_command("set_auto_recharge", "acme", "--off")
+    assert AutoRecharge.objects.get(pk=team.workspace.pk).enabled is False
+    assert _wallet(team.workspace).auto_recharge_threshold is None
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="threshold above zero"):
+        call_command("set_auto_recharge", "acme", "--threshold", "0", "--pack", "pro")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_page_turns_it_on_for_owner_and_admin_only(client, team, outsider):
+    url = reverse("billing:auto_recharge", kwargs={"slug": "acme"})
+    client.login(email=team.member.email, password=PASSWORD)
+    assert client.post(url, {"action": "test_card", "mode": "succeeds"}).status_code == 403
+    client.logout()
+    client.login(email=outsider.email, password="pw-outsider-1")
+    assert client.post(url, {"action": "test_card", "mode": "succeeds"}).status_code == 404
+    client.logout()
+    client.login(email=team.owner.email, password=PASSWORD)
+    response = client.post(url, {"action": "save", "threshold": "100", "pack": "builder", "max_per_period": "3"},
+                           follow=True)
+    assert "Add a payment method first" in response.content.decode()
+    client.post(url, {"action": "test_card", "mode": "succeeds"})
+    for bad in ({"threshold": "-5"}, {"threshold": "abc"}, {"max_per_period": "0"}, {"pack": "nope"}):
+        data = {"action": "save", "threshold": "100", "pack": "builder", "max_per_period": "3", **bad}
+        response = client.post(url, data)
+        assert response.status_code == 302
+        assert AutoRecharge.objects.get(pk=team.workspace.pk).enabled is False
+    client.post(url, {"action": "save", "threshold": "100", "pack": "builder", "max_per_period": "3"})
+    page = client.get(reverse("billing:buy", kwargs={"slug": "acme"})).content.decode()
+    assert "When available credits fall below <strong>100.00</strong>" in page and "Test card (no money moves)" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_forecast_reads_the_usage_daily_average(client, team, roomy_agent):
+    from tests.usage.conftest import Api
+    from usage.tokens import token_create
+
+    api = Api(token_create(membership=team.membership(team.owner), name="owner").raw)
+    assert api.get("/v1/billing/balance").json()["forecast"] == {
+        "daily_average": "0", "runs_out_on": None, "next_auto_recharge_on": None}  # no usage, no date
+    _run(team, "f1")
+    body = api.get("/v1/billing/balance").json()["forecast"]
+    from usage.selectors import usage_summary
+
+    today = timezone.now().date()
+    rate = usage_summary(workspace=team.workspace, start=today, end=today).daily_average
+    assert body["daily_average"] == f"{rate / 10**9:g}" or credits(body["daily_average"]) == rate
+    expected = today + timedelta(days=_wallet(team.workspace).available // rate)
+    assert body["runs_out_on"] == expected.isoformat() and body["next_auto_recharge_on"] is None
+    _turn_on(team.workspace, threshold=4000)
+    body = api.get("/v1/billing/balance").json()["forecast"]
+    assert body["next_auto_recharge_on"] == (
+        today + timedelta(days=(_wallet(team.workspace).available - credits(4000)) // rate)).isoformat()
+    client.login(email=team.member.email, password=PASSWORD)
+    assert "next auto-recharge is around" in client.get(reverse("billing:overview", kwargs={"slug": "acme"})
+                                                        ).content.decode()
+
+
+# --- Stripe: an off-session PaymentIntent stubbed at Stripe's HTTP edge ---------------------------
+
+@pytest.fixture
+def stripe_edge(settings, monkeypatch):
+    import stripe
+
+    settings.STRIPE_SECRET_KEY = "sk_test_123"
+    state = {"requests": [], "answer": None, "before_answer": None}
+
+    def fake_request(self, method, url, headers, post_data=None, **kwargs):
+        body = post_data.decode() if isinstance(post_data, bytes) else (post_data or "")
+        state["requests"].append((method, url, body, headers))
+        if state["before_answer"]:
+            state["before_answer"]()  # e.g. the webhook arriving before the synchronous answer
+        return state["answer"]
+
+    monkeypatch.setattr(stripe.RequestsClient, "request", fake_request, raising=False)
+    monkeypatch.setattr(stripe._http_client, "new_default_http_client",
+                        lambda *a, **k: stripe.RequestsClient(), raising=False)
+    call_command("stripe_webhook_endpoint", "--quiet")
+    return state
+
+
+def _intent(status, *, attempt_key, workspace, try_number=1, intent_id="pi_auto_1"):
+    return {"id": intent_id, "object": "payment_intent", "amount": 2000, "currency": "usd", "status": status,
+            "customer": "cus_test_9", "payment_method": "pm_card_visa", "off_session": True, "livemode": False,
+            "metadata": {"workspace": workspace.slug, "workspace_id": str(workspace.pk), "pack": "builder",
+                         "auto_recharge": attempt_key, "try": str(try_number)},
+            "last_payment_error": None, "next_action": None}
+
+
+def _stripe_on(ws):
+    from buying.auto_recharge import auto_recharge_payment_method_record
+
+    auto_recharge_payment_method_record(workspace=ws, customer_id="cus_test_9", payment_method_id="pm_card_visa",
+                                        card_label="Visa ending 4242")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stripe_webhook_before_the_synchronous_success_credits_once(client, team, stripe_edge):
+    ws = team.workspace
+    _stripe_on(ws)
+    key = f"auto-recharge:{ws.pk}:1"
+
+    def webhook_first():
+        stripe_edge["before_answer"] = None
+        event = sp.event("evt_pi_ok", "payment_intent.succeeded", _intent("succeeded", attempt_key=key, workspace=ws))
+        assert sp.deliver(client, event).status_code == 200
+
+    stripe_edge["before_answer"] = webhook_first
+    stripe_edge["answer"] = (json.dumps(_intent("succeeded", attempt_key=key, workspace=ws)), 200, {})
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    (method, url, body, headers), = stripe_edge["requests"]
+    assert url.endswith("/v1/payment_intents") and "off_session=true" in body and "confirm=true" in body
+    assert "customer=cus_test_9" in body and "payment_method=pm_card_visa" in body and "amount=2000" in body
+    assert headers.get("Idempotency-Key") == f"{key}:try:1"
+    attempt = _attempts(ws).get()
+    assert attempt.status == "succeeded" and attempt.purchase.stripe_payment_intent_id == "pi_auto_1"
+    assert LedgerEntry.objects.filter(workspace=ws, kind__in=["purchase", "bonus"]).count() == 2
+    assert _wallet(ws).purchased == credits(525)
+    assert Invoice.objects.filter(purchase=attempt.purchase).count() == 1
+    # ... and the webhook delivered again, after the synchronous answer, changes nothing.
+    event = sp.event("evt_pi_ok_2", "payment_intent.succeeded", _intent("succeeded", attempt_key=key, workspace=ws))
+    assert sp.deliver(client, event).status_code == 200
+    assert _wallet(ws).purchased == credits(525)
+    assert reconcile_workspace(workspace=ws) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stripe_decline_and_its_webhook_count_as_one_try(client, team, stripe_edge):
+    ws = team.workspace
+    _stripe_on(ws)
+    key = f"auto-recharge:{ws.pk}:1"
+    error = {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+                       "message": "Your card has insufficient funds.",
+                       "payment_intent": _intent("requires_payment_method", attempt_key=key, workspace=ws)}}
+    stripe_edge["answer"] = (json.dumps(error), 402, {})
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(5001), pack_id="builder")
+    attempt = _attempts(ws).get()
+    assert attempt.status == "retrying" and attempt.tries == 1 and "insufficient funds" in attempt.last_error
+    failed = _intent("requires_payment_method", attempt_key=key, workspace=ws)
+    failed["last_payment_error"] = {"code": "card_declined", "message": "Your card has insufficient funds."}
+    assert sp.deliver(client, sp.event("evt_pi_fail", "payment_intent.payment_failed", failed)).status_code == 200
+    attempt.refresh_from_db()
+    assert attempt.status == "retrying" and attempt.tries == 1  # the same try, not counted twice
+    # Authentication required off-session: pause at once.
+    stripe_edge["answer"] = (json.dumps({"error": {
+        "type": "card_error", "code": "authentication_required", "message": "This payment requires authentication.",
+        "payment_intent": _intent("requires_payment_method", attempt_key=key, workspace=ws, try_number=2,
+                                  intent_id="pi_auto_2")}}), 402, {})
+    auto_recharge_retry_due(now=attempt.next_try_at)
+    attempt.refresh_from_db()
+    assert attempt.status == "requires_action" and attempt.tries == 2
+    assert AutoRecharge.objects.get(pk=ws.pk).paused_reason == "requires_action"
+    assert any("Action needed" in m.subject for m in mail.outbox)
+    # The cardholder authenticates later: Stripe reports success, the pack is credited once, and
+    # auto-recharge resumes.
+    ok = _intent("succeeded", attempt_key=key, workspace=ws, try_number=2, intent_id="pi_auto_2")
+    assert sp.deliver(client, sp.event("evt_pi_ok", "payment_intent.succeeded", ok)).status_code == 200
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and _wallet(ws).purchased == credits(525)
+    assert AutoRecharge.objects.get(pk=ws.pk).paused_reason == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_for_an_older_try_changes_nothing(team):
+    ws = team.workspace
+    _turn_on(ws, threshold=6000, card=AutoRecharge.TEST_CARD_DECLINE)
+    attempt = _attempts(ws).get()
+    auto_recharge_retry_due(now=attempt.next_try_at)  # try 2 declined too
+    attempt.refresh_from_db()
+    late = PaymentOutcome(PaymentOutcome.DECLINED, "test_pi_old", "late report of try 1", try_number=1)
+    auto_recharge_payment_record(attempt=attempt, outcome=late)
+    attempt.refresh_from_db()
+    assert attempt.status == "retrying" and attempt.tries == 2 and attempt.last_error != "late report of try 1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stripe_card_is_saved_from_setup_checkout_or_a_pack_bought_to_keep_it(client, team, stripe_edge):
+    ws = team.workspace
+    stripe_edge["answer"] = (json.dumps({"id": "cs_setup", "object": "checkout.session",
+                                         "url": "https://checkout.stripe.com/c/setup"}), 200, {})
+    client.login(email=team.owner.email, password=PASSWORD)
+    response = client.post(reverse("billing:auto_recharge", kwargs={"slug": "acme"}), {"action": "stripe_card"})
+    assert response.url == "https://checkout.stripe.com/c/setup"
+    _, _, body, _ = stripe_edge["requests"][-1]
+    assert "mode=setup" in body and f"setup_intent_data[metadata][workspace_id]={ws.pk}" in body
+    setup = {"id": "seti_1", "object": "setup_intent", "status": "succeeded", "customer": "cus_new",
+             "payment_method": {"id": "pm_saved", "object": "payment_method", "card": {"brand": "visa", "last4": "4242"}},
+             "metadata": {"workspace": "acme", "workspace_id": str(ws.pk)}, "livemode": False}
+    assert sp.deliver(client, sp.event("evt_seti", "setup_intent.succeeded", setup)).status_code == 200
+    row = AutoRecharge.objects.get(pk=ws.pk)
+    assert (row.stripe_payment_method_id, row.card_label) == ("pm_saved", "Visa ending 4242")
+    ws.refresh_from_db()
+    assert ws.stripe_customer_id == "cus_new"
+    page = client.get(reverse("billing:buy", kwargs={"slug": "acme"})).content.decode()
+    assert "Visa ending 4242" in page and "Save the card for auto-recharge" in page
+
+    stripe_edge["answer"] = (json.dumps({"id": "cs_pack", "object": "checkout.session",
+                                         "url": "https://checkout.stripe.com/c/pack"}), 200, {})
+    client.post(reverse("billing:buy", kwargs={"slug": "acme"}), {"pack": "builder", "save_card": "1"})
+    _, _, body, _ = stripe_edge["requests"][-1]
+    assert "payment_intent_data[setup_future_usage]=off_session" in body and "customer=cus_new" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_enqueue_never_fails_the_run_and_the_sweep_pays_it_later(team, roomy_agent, monkeypatch):
+    from buying import tasks
+
+    ws = team.workspace
+    _turn_on(ws, threshold=4990)
+
+    def broker_down(*args, **kwargs):
+        raise OSError("broker unreachable")
+
+    monkeypatch.setattr(tasks.auto_recharge_pay, "delay", broker_down)
+    _run(team, "r1")
+    _run(team, "r2")  # crosses: the enqueue fails after commit, the run does not
+    attempt = _attempts(ws).get()
+    assert attempt.status == "pending" and attempt.tries == 0
+    assert _wallet(ws).available == credits(5000) - 2 * credits(4)
+    assert auto_recharge_retry_due(now=timezone.now()) == 0  # give the queue its chance first
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=3))
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and _wallet(ws).purchased == credits(525)
+
+
+@pytest.mark.django_db
+def test_watching_the_threshold_adds_no_statement_to_authorize_or_complete(team, roomy_agent):
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(action):
+        with CaptureQueriesContext(connection) as context:
+            action()
+        return sum(1 for q in context.captured_queries if "SAVEPOINT" not in q["sql"])
+
+    def counts(run_id):
+        auth = statements(lambda: run_authorize(membership=team.membership(team.member), workflow="wf",
+                                                agent="bulk", model="gpt-4o", public_id=run_id))
+        done = statements(lambda: run_complete(workspace=team.workspace, public_id=run_id, status="succeeded",
+                                               nodes=NODE))
+        return auth, done
+
+    counts("warm-up")
+    off = counts("off")
+    _turn_on(team.workspace, threshold=100)  # on, far above the threshold
+    assert counts("on") == off
