@@ -71,6 +71,12 @@ def p95(samples: list[float]) -> float:
     return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
 
 
+def percentile(samples: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (0 < fraction <= 1)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * len(ordered))) - 1))]
+
+
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
