@@ -173,8 +173,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 BILLING_EDITION = env_choice("BILLING_EDITION", "cloud", ("cloud", "community"))
 RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
 # The most one run may cost (credits). A completion above it is refused with 400 and charges nothing:
-# a bound on the debt a run can leave beyond its reservation, far below what a bigint holds.
-RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1)
+# a bound on the debt a run can leave beyond its reservation, far below what a bigint holds. The
+# maximum keeps even a run at the cap plus a full balance inside a bigint of nanocredits.
+RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1, maximum=1_000_000_000)
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 # Runs and nodes older than this many months (before this month) are dropped, a month at a time,
 # once complete; rollups, the ledger and invoices are kept forever. docs/scale.md.
