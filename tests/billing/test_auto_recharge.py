@@ -74,8 +74,8 @@ def test_a_charge_that_crosses_the_threshold_buys_the_pack_once_with_invoice_and
     assert [(e.kind, e.amount) for e in entries] == [("purchase", credits(500)), ("bonus", credits(25))]
     invoice = Invoice.objects.get(purchase=attempt.purchase)
     assert invoice.total_cents == 2000
-    receipts = [m for m in mail.outbox if m.subject.startswith("Receipt: Builder pack")]
-    assert len(receipts) == 1 and receipts[0].to == [team.owner.email] and invoice.number in receipts[0].body
+    receipts = [m for m in mail.outbox if m.subject.startswith("Receipt")]
+    assert len(receipts) == 1 and receipts[0].to == [team.owner.email] and invoice.number in receipts[0].subject
     assert reconcile_workspace(workspace=ws) == []
 
 
