@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -557,8 +557,6 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
     def adjust_credits_view(self, request, workspace_id):
         workspace = get_object_or_404(Workspace.objects.select_related("wallet", "plan"), pk=workspace_id)
         if not self.has_change_permission(request, workspace):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         form = AdjustCreditsForm(request.POST or None)
         if request.method == "POST" and form.is_valid():

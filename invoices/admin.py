@@ -10,6 +10,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
+from billing.admin import ReadOnlyAdmin
 from billing.money import cents_display, nanos_display
 
 from .models import Invoice, InvoiceLine, InvoiceSequence
@@ -75,7 +76,7 @@ class InvoiceLineInline(admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ExportMixin, admin.ModelAdmin):
+class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
     resource_classes = [InvoiceResource]
     formats = [CSV, XLSX]
     list_display = ("number", "issued_at", "kind", "status", "workspace", "buyer_name", "buyer_email", "total_display",
@@ -94,15 +95,6 @@ class InvoiceAdmin(ExportMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("pdf")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [
