@@ -5,6 +5,10 @@ from django import forms
 from .money import InvalidAmount, credits_to_nanos, nanos_to_str, rate_str, rate_to_nanos_per_token
 
 
+# Amounts are stored in bigint columns (signed 64-bit nanocredits): about 9.22 billion credits.
+BIGINT_MAX = 2**63 - 1
+
+
 class CreditsField(forms.CharField):
     """Credits as a decimal string (up to 9 decimals) in the form; nanocredits in the model."""
 
@@ -27,6 +31,9 @@ class CreditsField(forms.CharField):
             nanos = credits_to_nanos(value)
         except InvalidAmount as error:
             raise forms.ValidationError(str(error)) from None
+        if abs(nanos) > BIGINT_MAX:
+            raise forms.ValidationError(f"Enter at most {nanos_to_str(BIGINT_MAX)} credits: the largest amount "
+                                        f"that can be stored.")
         if nanos < 0 and not self.allow_negative:
             raise forms.ValidationError("Enter zero or more credits." if self.allow_zero
                                         else "Enter an amount of credits greater than zero.")

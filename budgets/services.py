@@ -12,6 +12,7 @@ from .models import Agent
 
 from .alerts import alerts_check
 from .models import WorkspaceBudget
+from .webhooks import WebhookFailed, WebhookRefused, webhook_body, webhook_post, webhook_url_check
 
 
 class BudgetInvalid(ValueError):
@@ -40,8 +41,11 @@ def budget_set(*, workspace: Workspace, monthly_limit: int | None, warning: bool
     alert webhook URL."""
     _positive("monthly_limit", monthly_limit, optional=True)
     webhook_url = (webhook_url or "").strip()
-    if webhook_url and not webhook_url.lower().startswith(("https://", "http://")):
-        raise BudgetInvalid("webhook_url", "The webhook URL must start with https:// (or http://).")
+    if webhook_url:
+        try:
+            webhook_url_check(webhook_url)  # before the HTTP stage too: a saved URL is one we may call
+        except WebhookRefused as error:
+            raise BudgetInvalid("webhook_url", str(error)) from None
     with transaction.atomic():
         budget = WorkspaceBudget.objects.select_for_update().get(workspace=workspace)
         budget.monthly_limit = monthly_limit
@@ -112,3 +116,24 @@ def member_role_set(*, membership: Membership, role: str, actor: User | None) ->
                                   detail={"email": membership.user.email, "from": membership.role, "to": role})
         membership.role = role
     return membership
+
+
+def webhook_test_send(*, workspace: Workspace, actor: User | None) -> str:
+    """"Send test event" on the Alerts page: one signed `budget.test` delivery to the saved URL, now,
+    and a sentence for the page: the receiver's status, or why the URL was refused or unreachable.
+    Not retried and nothing recorded but an audit row: it is a check, not an alert."""
+    from django.utils import timezone
+
+    budget = WorkspaceBudget.objects.get(workspace=workspace)
+    if not budget.webhook_url:
+        return "No webhook URL is set: save one first."
+    AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.webhook_test",
+                              detail={"webhook_url": budget.webhook_url})
+    body = webhook_body({"event": "budget.test", "workspace": workspace.slug, "at": timezone.now().isoformat()})
+    try:
+        status = webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body)
+    except WebhookRefused as error:
+        return f"Not sent: {error}"
+    except WebhookFailed as error:
+        return f"The receiver could not be reached or failed: {error}"
+    return f"Test event sent: the receiver answered HTTP {status}."

@@ -1,5 +1,7 @@
 """Thin Celery tasks: load by id, call one function, retry transient failures with backoff."""
 
+import logging
+
 from celery import shared_task
 
 from billing.models import Workspace
@@ -9,7 +11,9 @@ from billing.models import Workspace
 from . import alerts
 from .emails import alert_email_send
 from .models import WorkspaceBudget
-from .webhooks import WebhookFailed, webhook_post
+from .webhooks import WebhookFailed, WebhookRefused, webhook_post
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -37,4 +41,8 @@ def deliver_alert_webhook(workspace_id: int, body: str):
     budget = WorkspaceBudget.objects.filter(workspace_id=workspace_id).first()
     if budget is None or not budget.webhook_url:
         return None
-    return webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body.encode())
+    try:
+        return webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body.encode())
+    except WebhookRefused as error:
+        logger.warning("Alert webhook of workspace %s not sent: %s", workspace_id, error)  # permanent: no retry
+        return None

@@ -19,7 +19,7 @@ from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm,
 from .models import BudgetAlert, WorkspaceBudget, budget_level, levels_reached
 from .selectors import day_used, period_spend, period_used
 from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_role_set,
-                       webhook_secret_rotate)
+                       webhook_secret_rotate, webhook_test_send)
 
 
 def _meter(used: int, limit: int | None) -> dict:
@@ -44,6 +44,10 @@ def alerts(request, slug):
         "critical_enabled": budget.critical_enabled, "hard_limit_enabled": budget.hard_limit_enabled,
         "webhook_url": budget.webhook_url})
     if request.method == "POST":
+        if request.POST.get("action") == "test_webhook":
+            outcome = webhook_test_send(workspace=workspace, actor=request.user)
+            (messages.success if outcome.startswith("Test event sent") else messages.error)(request, outcome)
+            return redirect("budgets:alerts", slug=slug)
         if request.POST.get("action") == "rotate_secret":
             webhook_secret_rotate(workspace=workspace, actor=request.user)
             messages.success(request, "A new webhook signing secret is in use. Update your receiver.")

@@ -5,6 +5,8 @@ class BuyingConfig(AppConfig):
     name = "buying"
 
     def ready(self):
+        from . import checks  # noqa: F401  (registers the deploy checks)
+
         _quiet_djstripe_callback_deprecation()
         # Register the Celery tasks in every process (web, worker, tests): the money core enqueues
         # the auto-recharge payment by task name (billing.recharge_trigger), without importing it.

@@ -106,8 +106,9 @@ def auto_recharge_set(*, workspace: Workspace, enabled: bool, threshold: int | N
 def auto_recharge_test_card_set(*, workspace: Workspace, mode: str, actor=None) -> AutoRecharge:
     """Test-checkout mode only: put the built-in test card on file, answering as `mode` says
     (succeeds, declines, requires_action), or remove it (mode "")."""
-    if stripe_client.stripe_enabled():
-        raise AutoRechargeError("The test card exists only in test-checkout mode (no Stripe keys).")
+    if not stripe_client.test_checkout_enabled():
+        raise AutoRechargeError("The test card exists only in test-checkout mode (no Stripe keys and "
+                                "BILLING_TEST_CHECKOUT=true).")
     if mode not in dict(AutoRecharge.TEST_CARDS) and mode != "":
         raise AutoRechargeError("Unknown test card behaviour.")
     with transaction.atomic():
@@ -152,6 +153,9 @@ def auto_recharge_attempt_pay(*, key: str, now=None) -> AutoRechargeAttempt:
     row = AutoRecharge.objects.get(pk=attempt.workspace_id)
     if not row.enabled:
         _finish(attempt, AutoRechargeAttempt.FAILED, "Auto-recharge was turned off before it was paid.")
+        return attempt
+    if not stripe_client.payments_configured():  # fail closed: a test card must not pay once the switch is off
+        _finish(attempt, AutoRechargeAttempt.FAILED, "Payments are not configured; nothing was charged.")
         return attempt
     with transaction.atomic():
         locked = AutoRechargeAttempt.objects.select_for_update().get(pk=attempt.pk)

@@ -2,7 +2,8 @@
 view calls it after its purchase row is committed) and tests stub these functions or Stripe's HTTP
 client, never the network.
 
-Without STRIPE_SECRET_KEY the portal uses its built-in test checkout instead (`stripe_enabled()`)."""
+Without STRIPE_SECRET_KEY payments are off, unless BILLING_TEST_CHECKOUT=true turns on the built-in
+test checkout (`test_checkout_enabled()`)."""
 
 from datetime import timedelta
 
@@ -17,6 +18,15 @@ from billing.money import cents_to_stripe_minor_units
 
 def stripe_enabled() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
+
+
+def test_checkout_enabled() -> bool:
+    """An explicit switch: without keys the checkout must fail closed, never pay for free."""
+    return settings.BILLING_TEST_CHECKOUT and not stripe_enabled()
+
+
+def payments_configured() -> bool:
+    return stripe_enabled() or test_checkout_enabled()
 
 
 def _client() -> stripe.StripeClient:

@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from billing.edition import is_community
 from billing.models import AutoRecharge, CreditPack, Plan, Purchase
@@ -29,6 +30,9 @@ from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 
 log = logging.getLogger(__name__)
 
+NOT_CONFIGURED = ("Payments are not configured: nothing can be bought until the operator sets the Stripe keys "
+                  "(or BILLING_TEST_CHECKOUT=true for a demo).")
+
 
 @login_required
 def home(request):
@@ -47,6 +51,7 @@ def home(request):
     return render(request, "billing/no_workspace.html", {"signup_enabled": settings.SIGNUP_ENABLED})
 
 
+@require_safe
 @login_required
 def overview(request, slug):
     membership = membership_for(request, slug)
@@ -121,6 +126,9 @@ def buy(request, slug):
     if is_community():
         return _community_page(request, "Buy credits", status=403 if request.method == "POST" else 200)
     if request.method == "POST":
+        if not stripe_client.payments_configured():
+            messages.error(request, NOT_CONFIGURED)
+            return redirect("billing:buy", slug=slug)
         source = Purchase.STRIPE if stripe_client.stripe_enabled() else Purchase.TEST
         try:
             purchase = purchase_start(workspace=workspace, pack_id=request.POST.get("pack", ""), actor=request.user,
@@ -147,7 +155,8 @@ def buy(request, slug):
     form = AutoRechargeForm(initial={"threshold": auto.threshold, "pack": auto.pack_id,
                                      "max_per_period": auto.max_per_period} if auto else {"pack": "builder"})
     return render(request, "billing/buy.html", {
-        "packs": packs, "wallet": workspace.wallet, "test_mode": not stripe_client.stripe_enabled(),
+        "packs": packs, "wallet": workspace.wallet, "test_mode": stripe_client.test_checkout_enabled(),
+        "payments_off": not stripe_client.payments_configured(),
         "purchases": workspace.purchases.select_related("pack").order_by("-created_at")[:10],
         "auto": auto, "auto_form": form, "test_cards": AutoRecharge.TEST_CARDS,
         "auto_attempts": auto_recharge_recent(workspace=workspace),
@@ -206,7 +215,7 @@ def test_checkout(request, slug, purchase_id):
     purchase = _purchase_for(membership, purchase_id)
     if is_community():
         return _community_page(request, "Buy credits", status=403)
-    if purchase.source != Purchase.TEST:
+    if purchase.source != Purchase.TEST or not stripe_client.test_checkout_enabled():
         raise Http404("Not a test-mode purchase.")
     if request.method == "POST" and purchase.status == Purchase.PENDING:
         if request.POST.get("action") == "cancel":
@@ -267,7 +276,8 @@ def plans(request, slug):
     confirm = next((row for row in rows if row["action"] == "downgrade" and not row["scheduled"]
                     and not row["over_cap"] and row["plan"].pk == request.GET.get("confirm")), None)
     return render(request, "billing/plans.html", {
-        "rows": rows, "test_mode": not stripe_client.stripe_enabled(), "members": members, "confirm": confirm,
+        "rows": rows, "test_mode": stripe_client.test_checkout_enabled(), "members": members, "confirm": confirm,
+        "payments_off": not stripe_client.payments_configured(),
         "contact_form": SalesContactForm(initial={"name": request.user.display_name, "email": request.user.email}),
     })
 
@@ -304,6 +314,9 @@ def _plans_post(request, membership):
         if action == "upgrade" and is_upgrade(current=workspace.plan, new=plan):
             if not plan.price_cents:
                 plan_change(workspace=workspace, plan_id=plan.pk, actor=request.user, at_period_end=False)
+            elif not stripe_client.payments_configured():
+                messages.error(request, NOT_CONFIGURED)
+                return redirect("billing:plans", slug=slug)
             elif not stripe_client.stripe_enabled():
                 return redirect("billing:plan_checkout", slug=slug, plan_id=plan.pk)
             elif not workspace.stripe_subscription_id:
@@ -342,8 +355,8 @@ def plan_checkout(request, slug, plan_id):
     workspace = membership.workspace
     if is_community():
         return _community_page(request, "Plans", status=403)
-    if stripe_client.stripe_enabled():
-        raise Http404("Checkout goes through Stripe.")
+    if not stripe_client.test_checkout_enabled():
+        raise Http404("Checkout goes through Stripe, or payments are not configured.")
     plan = get_object_or_404(Plan, pk=plan_id, is_custom=False)
     if request.method == "POST":
         try:

@@ -1,5 +1,6 @@
 """One settings module, driven by environment variables (SPEC section 9) through config.env."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from .env import database_from_url, env_bool, env_choice, env_int, env_list, env_str, redis_url
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our static files (no CDN)
     "import_export",
     "djstripe",
+    "axes",
+    "csp",
     "billing",
     "usage",
     "budgets",
@@ -43,7 +46,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.drop_stripe_secret_override",
+    "config.middleware.ApiErrors",
+    "config.middleware.reject_nul_bytes",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -51,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "too many attempts" page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -82,8 +90,25 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = ["config.auth.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# --- Login throttling (django-axes), for /accounts/login/, /admin/login/ and every login form:
+# after LOGIN_FAILURE_LIMIT failures in a row an account is locked, and separately the client IP,
+# for LOGIN_COOLOFF_MINUTES; a success resets the count. Behind a reverse proxy set
+# TRUSTED_PROXY_COUNT so the client IP is read from X-Forwarded-For (else all clients share one IP).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_CALLABLE = "config.auth.login_username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.auth.lockout_response"
+AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -130,6 +155,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- Billing
 BILLING_EDITION = env_choice("BILLING_EDITION", "cloud", ("cloud", "community"))
 RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
+# The most one run may cost (credits). A completion above it is refused with 400 and charges nothing:
+# a bound on the debt a run can leave beyond its reservation, far below what a bigint holds.
+RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1)
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 SELLER = {
     "name": env_str("SELLER_NAME", "LenserFight Inc."),
@@ -137,6 +165,8 @@ SELLER = {
     "email": env_str("SELLER_EMAIL", "billing@lenserfight.com"),
     "tax_id": env_str("SELLER_TAX_ID", ""),
 }
+# Alert webhooks go to public addresses only; self-hosters who send to their own network opt in.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
 
 # --- Accounts (docs/teams.md)
@@ -147,7 +177,9 @@ SIGNUP_ATTEMPTS_PER_HOUR = env_int("SIGNUP_ATTEMPTS_PER_HOUR", 10, minimum=1)
 # Attach the invoice PDF to purchase and plan receipts (the link to the invoice is always there).
 RECEIPT_ATTACH_PDF = env_bool("RECEIPT_ATTACH_PDF", False)
 
-# --- Stripe (without keys: the built-in test checkout)
+# --- Stripe. Without keys, payments are off unless BILLING_TEST_CHECKOUT=true turns on the built-in
+# test checkout (anyone who can buy then "pays" without a card: `make run` and the tests only).
+BILLING_TEST_CHECKOUT = env_bool("BILLING_TEST_CHECKOUT", False)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
@@ -179,7 +211,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LenserFight Billing <billing
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["usage.api.auth.DeveloperTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["usage.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "usage.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -195,6 +227,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "usage.models.Run.STATUSES",
+                            "FinalStatusEnum": "usage.models.Run.FINAL_STATUSES"},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "usage.api.schema.document_errors"],
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True, "tryItOutEnabled": True},
 }
 
@@ -207,5 +242,30 @@ LOGGING = {
     "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
 }
 
+# --- HTTPS in production (README "Deploy"): `check --deploy` is clean with these set.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
+
+# --- Content-Security-Policy (django-csp): scripts and styles only from our own static files
+# (Swagger UI and the admin included). Inline style attributes stay allowed: templates use them
+# for bar widths, and styles cannot run code. Checkout forms redirect to Stripe.
+from csp.constants import NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": [SELF],
+    "script-src": [SELF],
+    "style-src": [SELF, UNSAFE_INLINE],
+    "img-src": [SELF, "data:"],
+    "font-src": [SELF, "data:"],
+    "connect-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+    "frame-ancestors": [NONE],
+    "form-action": [SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
+}}

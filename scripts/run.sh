@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 # Production settings on a laptop: real error pages, static files through WhiteNoise, and a secret
 # key kept in var/ across restarts. E-mail goes to the console (alerts show up in this terminal).
 export DEBUG="${DEBUG:-false}"
+export BILLING_TEST_CHECKOUT="${BILLING_TEST_CHECKOUT:-true}"  # the demo pays through the built-in checkout
 export PORT="${PORT:-8000}"
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
 export SIGNUP_ENABLED="${SIGNUP_ENABLED:-true}"

@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing.ledger import hold_place, hold_release, run_charge_post, wallet_lock
 from billing.models import Membership
 from billing.edition import is_community
+from billing.money import NANOS_PER_CREDIT, nanos_display
 from billing.pricing import model_rates_at, price_node, rates_at
 from billing.upsert import upsert_add
 from budgets.alerts import alerts_check_later, alerts_on_refusal
@@ -180,6 +181,11 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
             tool_credits=price.tool_credits, credits=price.credits, tools=price.tools,
         ))
     cost = sum(row.credits for row in node_rows)
+    if cost > settings.RUN_MAX_CREDITS * NANOS_PER_CREDIT:
+        # Refused before anything is written: the run stays open (a correct completion or the
+        # sweeper closes it), and over_reservation stays a bounded overrun, never an unbounded debt.
+        raise InvalidRequest(f"This completion costs {nanos_display(cost)} credits; a run costs at most "
+                             f"{settings.RUN_MAX_CREDITS:,} credits. Check the token and tool-call counts.")
     input_tokens = sum(node.input_tokens for node in nodes)
     output_tokens = sum(node.output_tokens for node in nodes)
     changes = dict(status=status, credits=cost, completed_at=now, complete_hash=body_hash,

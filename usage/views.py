@@ -6,15 +6,16 @@ from datetime import timedelta
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
 
+from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart
 from .export import csv_response
 from .models import Run
@@ -23,14 +24,12 @@ from .selectors import (InvalidCursor, encode_cursor, daily_series, default_rang
                         runs_page, runs_page_newer, savings_for, spend_by_model, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
-MAX_RANGE_DAYS = 366 * 2
-
 
 class UsageFilterForm(forms.Form):
     """The page's filters; the same names as the API's query parameters."""
 
-    from_ = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    from_ = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
+    to = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
     agent = forms.CharField(required=False, max_length=200)
     model = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(required=False, choices=[("", "Any status")] + Run.STATUSES)
@@ -54,6 +53,7 @@ def _filters(request, workspace):
     return form, start, end, data
 
 
+@require_safe
 @login_required
 def usage(request, slug):
     membership = membership_for(request, slug)
@@ -107,14 +107,20 @@ def _runs_table(workspace, run_filters: RunFilter, params, limit: int = 25):
         return runs, next_cursor, None
 
 
+@require_safe
 @login_required
 def export_csv(request, slug):
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)
-    data = form.cleaned_data if form.is_valid() else {}
-    return csv_response(workspace=membership.workspace, data={**data, "period": request.GET.get("period")})
+    if not form.is_valid():
+        # Refused before the first byte: a stream cannot turn into an error page half-way.
+        errors = "; ".join(f"{'from' if name == 'from_' else name}: {message}"
+                           for name, messages_ in form.errors.items() for message in messages_)
+        return HttpResponseBadRequest(f"Invalid filters: {errors}\n", content_type="text/plain")
+    return csv_response(workspace=membership.workspace, data={**form.cleaned_data, "period": request.GET.get("period")})
 
 
+@require_safe
 @login_required
 def run(request, slug, run_id):
     membership = membership_for(request, slug)

@@ -31,14 +31,14 @@ class FakeResponse:
 
 @pytest.fixture
 def webhook_calls(monkeypatch):
-    """The network edge: urlopen in budgets.webhooks records each request instead of sending it."""
+    """The network edge: budgets.webhooks._send records each delivery instead of sending it."""
     calls = []
 
-    def fake_urlopen(request, timeout):
-        calls.append(request)
-        return FakeResponse()
+    def fake_send(delivery):
+        calls.append(delivery)
+        return FakeResponse.status
 
-    monkeypatch.setattr("budgets.webhooks.urlopen", fake_urlopen)
+    monkeypatch.setattr("budgets.webhooks._send", fake_send)
     return calls
 
 
@@ -218,17 +218,17 @@ def test_it_sends_each_alert_once_under_concurrent_checks(team, webhook_calls):
 
 @pytest.mark.django_db
 def test_it_retries_a_failing_webhook(team, monkeypatch, settings):
-    from urllib.error import URLError
+    import requests
 
     from budgets.tasks import deliver_alert_webhook
     from budgets.webhooks import WebhookFailed
 
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(webhook_url="https://hooks.example.com/lf")
 
-    def down(request, timeout):
-        raise URLError("connection refused")
+    def down(delivery):
+        raise requests.ConnectionError("connection refused")
 
-    monkeypatch.setattr("budgets.webhooks.urlopen", down)
+    monkeypatch.setattr("budgets.webhooks._send", down)
     assert WebhookFailed in deliver_alert_webhook.autoretry_for
     with pytest.raises((WebhookFailed, Exception)):
         deliver_alert_webhook.apply(args=(team.workspace.pk, "{}"), throw=True)

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from billing.money import nanos_to_str
 from usage.models import Run
+from usage.bounds import date_in_bounds
 from usage.services import MAX_NODES, MAX_TOKENS
 
 NAME_MAX = 200
@@ -48,7 +49,26 @@ class NameField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        try:
+            data.encode()
+        except UnicodeEncodeError:  # a lone surrogate from JSON "\ud800": it cannot be stored
+            self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class BoundedDateField(serializers.DateField):
+    """A UTC day written YYYY-MM-DD (not 20240105 or 2024-1-5), from 2000-01-01 to 2099-12-31."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validators", [date_in_bounds])
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        import re
+
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
 
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -101,11 +121,13 @@ class CompleteIn(serializers.Serializer):
 
 
 class RunListFilters(serializers.Serializer):
-    from_ = serializers.DateField(required=False, help_text="First UTC day (YYYY-MM-DD), inclusive.")
-    to = serializers.DateField(required=False, help_text="Last UTC day (YYYY-MM-DD), inclusive.")
+    from_ = BoundedDateField(required=False,
+                                  help_text="First UTC day (YYYY-MM-DD), inclusive.")
+    to = BoundedDateField(required=False,
+                               help_text="Last UTC day (YYYY-MM-DD), inclusive.")
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
-    status = serializers.ChoiceField(required=False, choices=[s for s, _ in Run.STATUSES])
+    status = serializers.ChoiceField(required=False, choices=Run.STATUSES)
     period = serializers.ChoiceField(required=False, choices=["current"],
                                      help_text="`current`: the runs authorized in this billing period (CSV).")
     cursor = serializers.CharField(required=False, max_length=200)
@@ -115,6 +137,30 @@ class RunListFilters(serializers.Serializer):
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")  # `from` is a Python keyword
         return fields
+
+
+class RangeQuery(serializers.Serializer):
+    """GET /v1/usage: at most MAX_RANGE_DAYS between `from` and `to` (checked by the view)."""
+    from_ = BoundedDateField(required=False,
+                                  help_text="First UTC day (YYYY-MM-DD), default the period start; 2000-01-01 to 2099-12-31.")
+    to = BoundedDateField(required=False,
+                               help_text="Last UTC day, default today; at most two years after `from`.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class UsageQuery(RangeQuery):
+    agent = serializers.CharField(required=False, max_length=NAME_MAX)
+    model = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(required=False, choices=Run.STATUSES)
+
+
+class ExportQuery(UsageQuery):
+    period = serializers.ChoiceField(required=False, choices=["current"],
+                                     help_text="`current`: the runs authorized in this billing period.")
 
 
 def credits_str(nanos: int) -> str:

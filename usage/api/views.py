@@ -4,8 +4,7 @@ or selector, and answers with the SPEC section 7 shapes. Errors go through usage
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers as s
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +13,7 @@ from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
 from budgets.selectors import budget_status
 from budgets.ratelimit import limiter_check
+from usage.bounds import MAX_RANGE_DAYS
 from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
 from usage.filters import RunFilter
@@ -21,9 +21,9 @@ from usage.forecast import credit_forecast
 from usage.selectors import InvalidCursor, default_range, run_detail, runs_page, usage_summary
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
-from . import docs
+from . import docs, schema
 from .errors import ApiError
-from .serializers import AuthorizeIn, CompleteIn, RunListFilters, authorization_out, run_out
+from .serializers import AuthorizeIn, CompleteIn, ExportQuery, RunListFilters, UsageQuery, authorization_out, run_out
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -59,14 +59,14 @@ class WorkspaceAPIView(APIView):
 
 class PingView(WorkspaceAPIView):
     @extend_schema(summary="Check a token (no-op)", tags=["meta"],
-                   responses=inline_serializer("Ping", {"ok": s.BooleanField(), "workspace": s.CharField()}))
+                   responses=schema.Ping)
     def get(self, request):
         return Response({"ok": True, "workspace": self.workspace.slug})
 
 
 class BalanceView(WorkspaceAPIView):
     @extend_schema(summary="Balance, buckets, period, budget and limits", tags=["billing"],
-                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.BALANCE_EXAMPLE]))
+                   responses=OpenApiResponse(schema.Balance, examples=[docs.BALANCE_EXAMPLE]))
     def get(self, request):
         workspace = self.workspace
         wallet = Wallet.objects.get(workspace_id=workspace.pk)
@@ -100,7 +100,7 @@ def forecast_json(forecast) -> dict:
 
 class RatesView(WorkspaceAPIView):
     @extend_schema(summary="Model and tool rates in force", tags=["billing"],
-                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RATES_EXAMPLE]))
+                   responses=OpenApiResponse(schema.Rates, examples=[docs.RATES_EXAMPLE]))
     def get(self, request):
         now = timezone.now()
         names = dict(AIModel.objects.values_list("id", "name"))
@@ -117,11 +117,11 @@ class RunsView(WorkspaceAPIView):
     @extend_schema(
         operation_id="runs_authorize", summary="Authorize a run (reserve credits)", tags=["runs"],
         description=docs.AUTHORIZE_DESCRIPTION, request=AuthorizeIn,
-        responses={201: OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.AUTHORIZE_RESPONSE]),
-                   402: OpenApiResponse(OpenApiTypes.OBJECT, "Refused by a credit or budget limit",
+        responses={201: OpenApiResponse(schema.Authorization, examples=[docs.AUTHORIZE_RESPONSE]),
+                   402: OpenApiResponse(schema.Error, "Refused by a credit or budget limit",
                                         examples=[docs.REFUSAL_EXAMPLE]),
-                   409: OpenApiResponse(OpenApiTypes.OBJECT, "Same id, different body"),
-                   429: OpenApiResponse(OpenApiTypes.OBJECT, "rate_limited or concurrency_limit")},
+                   409: OpenApiResponse(schema.Error, "idempotency_conflict: same id, different body"),
+                   429: OpenApiResponse(schema.Error, "rate_limited or concurrency_limit; see Retry-After")},
         examples=[docs.AUTHORIZE_REQUEST],
     )
     def post(self, request):
@@ -139,15 +139,8 @@ class RunsView(WorkspaceAPIView):
 
     @extend_schema(
         operation_id="runs_list", summary="List runs, newest first (cursor pagination)", tags=["runs"],
-        parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day the run started, inclusive"),
-            OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day, inclusive"),
-            OpenApiParameter("agent", str), OpenApiParameter("model", str),
-            OpenApiParameter("status", str, enum=["running", "succeeded", "failed", "cancelled", "expired"]),
-            OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
-            OpenApiParameter("limit", int, description="1..200, default 50"),
-        ],
-        responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_LIST_EXAMPLE]),
+        parameters=[RunListFilters],
+        responses=OpenApiResponse(schema.RunPage, examples=[docs.RUN_LIST_EXAMPLE]),
     )
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
@@ -164,9 +157,9 @@ class RunCompleteView(WorkspaceAPIView):
     @extend_schema(
         operation_id="runs_complete", summary="Complete a run (charge exactly once)", tags=["runs"],
         description=docs.COMPLETE_DESCRIPTION, request=CompleteIn,
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_EXAMPLE]),
-                   404: OpenApiResponse(OpenApiTypes.OBJECT, "No such run in this workspace"),
-                   409: OpenApiResponse(OpenApiTypes.OBJECT, "Completed before with a different body")},
+        responses={200: OpenApiResponse(schema.RunOut, examples=[docs.RUN_EXAMPLE]),
+                   404: OpenApiResponse(schema.Error, "No such run in this workspace"),
+                   409: OpenApiResponse(schema.Error, "Completed before with a different body")},
         examples=[docs.COMPLETE_REQUEST],
     )
     def post(self, request, run_id):
@@ -181,7 +174,7 @@ class RunCompleteView(WorkspaceAPIView):
 
 class RunDetailView(WorkspaceAPIView):
     @extend_schema(operation_id="runs_retrieve", summary="A run with its cost breakdown", tags=["runs"],
-                   responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.RUN_EXAMPLE]))
+                   responses=OpenApiResponse(schema.RunOut, examples=[docs.RUN_EXAMPLE]))
     def get(self, request, run_id):
         run = run_detail(workspace=self.workspace, public_id=run_id)
         if run is None:
@@ -194,7 +187,7 @@ def _range(workspace, data):
     start, end = data.get("from") or start, data.get("to") or end
     if end < start:
         raise InvalidRequest("`to` is before `from`.")
-    if (end - start).days > 366 * 2:
+    if (end - start).days > MAX_RANGE_DAYS:
         raise InvalidRequest("Ask for at most two years at a time.")
     return start, end
 
@@ -202,12 +195,11 @@ def _range(workspace, data):
 class UsageView(WorkspaceAPIView):
     @extend_schema(
         summary="The four dashboard figures and the daily series", tags=["usage"],
-        parameters=[OpenApiParameter("from", OpenApiTypes.DATE, description="Default: the period start"),
-                    OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today (UTC)")],
-        responses=OpenApiResponse(OpenApiTypes.OBJECT, examples=[docs.USAGE_EXAMPLE]),
+        parameters=[UsageQuery],
+        responses=OpenApiResponse(schema.UsageFrom, examples=[docs.USAGE_EXAMPLE]),
     )
     def get(self, request):
-        data = _validated(RunListFilters, request.query_params)
+        data = _validated(UsageQuery, request.query_params)
         start, end = _range(self.workspace, data)
         filters = RunFilter.from_data(data).with_range(start, end)
         if not data.get("from") and not data.get("to"):
@@ -241,11 +233,11 @@ def usage_out(summary) -> dict:
 class UsageExportView(WorkspaceAPIView):
     @extend_schema(
         summary="Usage CSV (one row per finished run and model)", tags=["usage"],
-        parameters=[OpenApiParameter(name, str) for name in ("from", "to", "agent", "model", "status")],
+        parameters=[ExportQuery],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=docs.CSV_DESCRIPTION)},
     )
     def get(self, request):
-        data = _validated(RunListFilters, request.query_params)
+        data = _validated(ExportQuery, request.query_params)
         return csv_response(workspace=self.workspace, data=data)
 
 
@@ -253,6 +245,16 @@ def _validated(serializer_class, data) -> dict:
     if not isinstance(data, dict) and not hasattr(data, "getlist"):
         raise InvalidRequest("The body must be a JSON object.")
     serializer = serializer_class(data=data)
+    if hasattr(data, "getlist"):
+        # Query strings are strict like bodies: a misspelt filter (`?form=`) must not be ignored.
+        unknown = sorted(set(data) - set(serializer.fields))
+        if unknown:
+            raise InvalidRequest(f"Unknown parameter `{unknown[0]}`; this endpoint takes "
+                                 f"{', '.join(f'`{name}`' for name in serializer.fields)}.")
+        # DRF treats `?status=` like an absent parameter; an empty value is a mistake: say so.
+        empty = next((name for name in serializer.fields if name in data and data.get(name) == ""), None)
+        if empty:
+            raise InvalidRequest(f"`{empty}` is empty: leave the parameter out or give it a value.")
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

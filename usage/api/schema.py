@@ -1,0 +1,239 @@
+"""The response shapes and error answers of /v1/ for the OpenAPI schema (/v1/schema/).
+
+The views build their answers as plain dicts (usage.api.views, serializers.run_out); these
+serializers only describe them, and tests/usage/test_schema_conformance.py (schemathesis) checks
+every answer against them. `document_errors` adds the error answers every operation can give."""
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from rest_framework import serializers as s
+
+from usage.models import Run
+
+
+class ErrorDetail(s.Serializer):
+    code = s.CharField(help_text="Machine-readable: invalid_request, unauthorized, not_found, rate_limited, ...")
+    message = s.CharField(help_text="A sentence for people.")
+    request_id = s.CharField(required=False, help_text="Only on 500: quote it to support; it is in the logs.")
+
+
+class Error(s.Serializer):
+    error = ErrorDetail()
+
+
+class Ping(s.Serializer):
+    ok = s.BooleanField()
+    workspace = s.CharField()
+
+
+class Buckets(s.Serializer):
+    monthly = s.CharField()
+    purchased = s.CharField()
+
+
+class Period(s.Serializer):
+    start = s.CharField(help_text="ISO 8601")
+    end = s.CharField(help_text="ISO 8601")
+
+
+class BudgetState(s.Serializer):
+    monthly_limit = s.CharField(allow_null=True)
+    used = s.CharField()
+    percent = s.IntegerField(allow_null=True)
+    state = s.ChoiceField(choices=["none", "ok", "warning", "critical", "hard_limit"])
+
+
+class RateLimit(s.Serializer):
+    requests_per_minute = s.IntegerField()
+    concurrent_runs = s.IntegerField()
+
+
+class Balance(s.Serializer):
+    workspace = s.CharField()
+    plan = s.CharField()
+    edition = s.ChoiceField(choices=["cloud", "community"])
+    balance = s.CharField(help_text="Credits, exact decimal string (may be negative after an overrun).")
+    available = s.CharField()
+    reserved = s.CharField()
+    buckets = Buckets()
+    period = Period()
+    used_this_period = s.CharField()
+    budget = BudgetState()
+    rate_limit = RateLimit()
+
+
+class ModelRate(s.Serializer):
+    id = s.CharField()
+    name = s.CharField()
+    input_per_million = s.CharField()
+    output_per_million = s.CharField()
+
+
+class ToolRate(s.Serializer):
+    name = s.CharField()
+    per_call = s.CharField()
+
+
+class Rates(s.Serializer):
+    at = s.CharField(help_text="ISO 8601")
+    models = ModelRate(many=True)
+    tools = ToolRate(many=True)
+    unit = s.CharField()
+
+
+class Authorization(s.Serializer):
+    id = s.CharField()
+    status = s.ChoiceField(choices=Run.STATUSES)
+    reserved = s.CharField(help_text="Credits held, exact decimal string.")
+    max_output_tokens = s.IntegerField(allow_null=True)
+    expires_at = s.CharField(help_text="ISO 8601")
+
+
+class ToolUse(s.Serializer):
+    name = s.CharField()
+    calls = s.IntegerField()
+    credits = s.CharField()
+
+
+class NodeCost(s.Serializer):
+    name = s.CharField()
+    model = s.CharField()
+    input_tokens = s.IntegerField()
+    output_tokens = s.IntegerField()
+    token_credits = s.CharField()
+    tool_credits = s.CharField()
+    credits = s.CharField()
+    tools = ToolUse(many=True)
+
+
+class RunOut(s.Serializer):
+    id = s.CharField()
+    workflow = s.CharField()
+    agent = s.CharField()
+    model = s.CharField()
+    member = s.CharField(help_text="E-mail of the member whose token authorized the run.")
+    status = s.ChoiceField(choices=Run.STATUSES)
+    reserved = s.CharField()
+    credits = s.CharField()
+    over_reservation = s.BooleanField()
+    created_at = s.CharField(help_text="ISO 8601")
+    completed_at = s.CharField(allow_null=True)
+    expires_at = s.CharField(allow_null=True)
+    nodes = NodeCost(many=True)
+
+
+class RunPage(s.Serializer):
+    results = RunOut(many=True)
+    next_cursor = s.CharField(allow_null=True)
+
+
+class Definitions(s.Serializer):
+    available = s.CharField()
+    this_period = s.CharField()
+    daily_average = s.CharField()
+    projected = s.CharField()
+
+
+class DayCredits(s.Serializer):
+    date = s.DateField()
+    credits = s.CharField()
+
+
+class ModelUsage(s.Serializer):
+    model = s.CharField()
+    credits = s.CharField()
+    input_tokens = s.IntegerField()
+    output_tokens = s.IntegerField()
+    runs = s.IntegerField()
+
+
+class AgentUsage(s.Serializer):
+    agent = s.CharField()
+    credits = s.CharField()
+    input_tokens = s.IntegerField()
+    output_tokens = s.IntegerField()
+    runs = s.IntegerField()
+
+
+class UsageFrom(s.Serializer):
+    # `from` is a Python keyword: renamed in get_fields, like the filters.
+    from_ = s.DateField()
+    to = s.DateField()
+    available = s.CharField()
+    this_period = s.CharField()
+    held_this_period = s.CharField()
+    daily_average = s.CharField()
+    projected = s.CharField()
+    period = Period()
+    range_total = s.CharField()
+    definitions = Definitions()
+    daily = DayCredits(many=True)
+    by_model = ModelUsage(many=True)
+    by_agent = AgentUsage(many=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+ERRORS = {
+    400: "invalid_request: the body, a parameter or a bound is wrong (the message names it); nothing changed",
+    401: "unauthorized: no token, an unknown token or a revoked one",
+    404: "not_found: no such object in this token's workspace",
+    413: "payload_too_large: the body is over 1 MB",
+    429: "rate_limited (requests per minute) or concurrency_limit (runs at once); see Retry-After",
+    500: "internal_error: an unexpected error, logged with the request_id given in the answer",
+    503: "service_unavailable: the database or Redis is unreachable; retry after Retry-After",
+}
+
+
+def document_errors(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every /v1/ operation documents the errors it can give,
+    all in the one error shape; responses a view declared keep their description."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    if "Error" not in schemas:
+        schemas["Error"] = {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "request_id": {"type": "string"}}}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = [400, 401, 429, 500, 503]
+            if "{" in path:
+                statuses.append(404)
+            if method == "post":
+                statuses.append(413)
+            for status in statuses:
+                responses.setdefault(str(status), {"description": ERRORS[status]})
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    response["content"] = {"application/json": {"schema": error_ref}}
+    return result
+
+
+# What str.strip() removes (Python's whitespace), spelled out: ECMA's \s differs from Python's.
+_SPACE = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NAME_PATTERN = rf"^[^\u0000]*[^{_SPACE}\u0000][^\u0000]*$"
+
+
+class NameFieldSchema(OpenApiSerializerFieldExtension):
+    """Names are trimmed and may not be blank or contain NUL: say so, so "" and "  " are known
+    to be refused."""
+
+    target_class = "usage.api.serializers.NameField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "minLength": 1, "maxLength": self.target.max_length, "pattern": NAME_PATTERN}
+
+
+class BoundedDateSchema(OpenApiSerializerFieldExtension):
+    """2000-01-01 to 2099-12-31, written YYYY-MM-DD: the 20xx year in the pattern is the bound."""
+
+    target_class = "usage.api.serializers.BoundedDateField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "format": "date", "pattern": r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"}
