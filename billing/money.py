@@ -47,20 +47,32 @@ def nanos_to_str(nanos: int) -> str:
     return f"{sign}{whole}." + f"{frac:09d}".rstrip("0")
 
 
-def nanos_display(nanos: int) -> str:
-    """Credits for people: 2 decimals with thousands separators; a non-zero amount under 0.01
-    shows enough digits to not read as 0.00 (up to 9)."""
+def nanos_display(nanos: int, *, signed: bool = False) -> str:
+    """Credits for people, one rule everywhere (pages, admin, e-mails, chart labels):
+
+    - a whole amount shows no decimals: 2,000;
+    - a fractional amount is rounded to 2 decimals and shows only the digits it needs: 12.6, 5,988.02;
+    - a non-zero fraction that 2 decimals would hide gets the digits that show it, plus one more
+      significant digit (0.0042, 3.0000005): a non-zero charge never reads as 0 or as a whole amount.
+
+    ``signed`` puts "+" before positive amounts (ledger entries, bonuses, differences).
+    """
     nanos = int(nanos)
-    value = nanos_to_decimal(nanos)
-    if nanos != 0 and abs(nanos) < NANOS_PER_CREDIT // 100:
-        digits = 2
-        while digits < 9 and value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP) == 0:
-            digits += 1
-        # one more significant digit reads better: 0.0042 rather than 0.004
-        digits = min(9, digits + 1)
-        text = f"{value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP):f}".rstrip("0")
-        return text
-    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+    sign = "-" if nanos < 0 else ("+" if signed and nanos > 0 else "")
+    whole, frac = divmod(abs(nanos), NANOS_PER_CREDIT)
+    if not frac:
+        return f"{sign}{whole:,}"
+    value = nanos_to_decimal(abs(nanos))
+    digits = 2
+    while digits < 9 and value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP) == whole:
+        digits += 1
+    if digits > 2:
+        digits = min(9, digits + 1)  # one more significant digit reads better: 0.0042 rather than 0.004
+    rounded = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    if rounded == rounded.to_integral_value():  # 0.999 rounds up to a whole 1
+        return f"{sign}{int(rounded):,}"
+    text = f"{rounded:,f}".rstrip("0")
+    return sign + text
 
 
 def rate_to_nanos_per_token(rate_per_million) -> int:
@@ -89,9 +101,20 @@ def rate_str(nanos_per_token: int) -> str:
 
 
 def cents_display(cents: int, currency: str = "usd") -> str:
+    """Money to the cent, as accounting documents show it: invoices, credit notes, receipts ($20.00)."""
     symbol = "$" if currency.lower() == "usd" else currency.upper() + " "
     sign = "-" if cents < 0 else ""
     return f"{sign}{symbol}{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def price_display(cents: int, currency: str = "usd") -> str:
+    """A price on the portal's pages, by the credits rule: whole amounts without decimals ($29, $0),
+    others to the cent ($0.0381 is per-credit maths and has its own place in the view)."""
+    if cents % 100:
+        return cents_display(cents, currency)
+    symbol = "$" if currency.lower() == "usd" else currency.upper() + " "
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{symbol}{abs(cents) // 100:,}"
 
 
 def cents_to_stripe_minor_units(cents: int, currency: str = "usd") -> int:

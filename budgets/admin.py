@@ -3,7 +3,7 @@ re-check); fired alerts and spend counters are written only by services, so they
 
 from django.contrib import admin
 
-from billing.admin import CreditFieldsMixin, ReadOnlyAdmin
+from billing.admin import CreditFieldsMixin, ReadOnlyAdmin, amount_cell
 from billing.money import nanos_display
 
 from .models import BudgetAlert, SpendCounter, WorkspaceBudget
@@ -29,7 +29,7 @@ class WorkspaceBudgetAdmin(CreditFieldsMixin, admin.ModelAdmin):
 
     @admin.display(description="Monthly budget")
     def limit_display(self, obj):
-        return "-" if obj.monthly_limit is None else nanos_display(obj.monthly_limit)
+        return amount_cell("-" if obj.monthly_limit is None else nanos_display(obj.monthly_limit))
 
     def save_model(self, request, obj, form, change):
         budget_set(workspace=obj.workspace, monthly_limit=obj.monthly_limit, warning=obj.warning_enabled,
@@ -47,11 +47,11 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Used")
     def used_display(self, obj):
-        return nanos_display(obj.used)
+        return amount_cell(nanos_display(obj.used))
 
     @admin.display(description="Limit")
     def limit_display(self, obj):
-        return nanos_display(obj.limit)
+        return amount_cell(nanos_display(obj.limit))
 
 
 @admin.register(SpendCounter)
@@ -63,8 +63,8 @@ class SpendCounterAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Charged")
     def charged_display(self, obj):
-        return nanos_display(obj.charged)
+        return amount_cell(nanos_display(obj.charged))
 
     @admin.display(description="Reserved")
     def reserved_display(self, obj):
-        return nanos_display(obj.reserved)
+        return amount_cell(nanos_display(obj.reserved))

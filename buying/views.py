@@ -14,7 +14,7 @@ from django.views.decorators.http import require_safe
 
 from billing.edition import is_community
 from billing.models import AutoRecharge, CreditPack, Plan, Purchase
-from billing.money import NANOS_PER_CREDIT, cents_display
+from billing.money import NANOS_PER_CREDIT, cents_display, price_display
 from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.services import memberships_for
 from billing.tenancy import membership_for
@@ -148,7 +148,7 @@ def buy(request, slug):
         Purchase.objects.filter(pk=purchase.pk, stripe_checkout_session_id=None).update(
             stripe_checkout_session_id=session["id"])
         return redirect(session["url"])
-    packs = [{"pack": pack, "total": pack.total_credits, "price": cents_display(pack.price_cents),
+    packs = [{"pack": pack, "total": pack.total_credits, "price": price_display(pack.price_cents),
               "per_credit": _price_per_credit(pack.price_cents, pack.total_credits)}
              for pack in CreditPack.objects.filter(is_active=True)]
     auto = AutoRecharge.objects.select_related("pack").filter(pk=workspace.pk).first()
@@ -226,7 +226,7 @@ def test_checkout(request, slug, purchase_id):
     if purchase.status != Purchase.PENDING:
         return redirect("billing:purchase_done", slug=slug, purchase_id=purchase.pk)
     return render(request, "billing/test_checkout.html", {
-        "purchase": purchase, "price": cents_display(purchase.amount_cents, purchase.currency),
+        "purchase": purchase, "price": price_display(purchase.amount_cents, purchase.currency),
         "total": purchase.credits + purchase.bonus,
     })
 
@@ -241,7 +241,7 @@ def purchase_done(request, slug, purchase_id):
     wallet.refresh_from_db()
     return render(request, "billing/purchase_done.html", {
         "purchase": purchase, "pending": purchase.status == Purchase.PENDING, "wallet": wallet,
-        "total": purchase.credits + purchase.bonus, "price": cents_display(purchase.amount_cents, purchase.currency),
+        "total": purchase.credits + purchase.bonus, "price": price_display(purchase.amount_cents, purchase.currency),
     })
 
 
@@ -268,7 +268,7 @@ def plans(request, slug):
         else:
             action = "downgrade"
         cap = member_cap(workspace=workspace, plan=plan)
-        rows.append({"plan": plan, "action": action, "price": cents_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
+        rows.append({"plan": plan, "action": action, "price": price_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
                      "cap": cap, "over_cap": bool(seats_over_cap(workspace=workspace, plan=plan, taken=seats)),
                      "features": _plan_features(workspace, plan, cap),

@@ -238,8 +238,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    # WeasyPrint and fontTools narrate every render at INFO.
-    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
+    # WeasyPrint and fontTools narrate every render at INFO; kombu warns "No hostname was supplied"
+    # on every publish to the embedded file broker, which has no host by design.
+    "loggers": {**{name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
+                "kombu.connection": {"level": "ERROR"}},
 }
 
 # --- HTTPS in production (README "Deploy"): `check --deploy` is clean with these set.

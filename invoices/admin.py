@@ -10,7 +10,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
-from billing.admin import ReadOnlyAdmin
+from billing.admin import ReadOnlyAdmin, amount_cell
 from billing.money import cents_display, nanos_display
 
 from .models import Invoice, InvoiceLine, InvoiceSequence
@@ -64,15 +64,15 @@ class InvoiceLineInline(admin.TabularInline):
 
     @admin.display(description="Unit price")
     def unit_display(self, line):
-        return cents_display(line.unit_cents)
+        return amount_cell(cents_display(line.unit_cents))
 
     @admin.display(description="Amount")
     def amount_display(self, line):
-        return cents_display(line.amount_cents)
+        return amount_cell(cents_display(line.amount_cents))
 
     @admin.display(description="Credits")
     def credits_display(self, line):
-        return nanos_display(line.credits) if line.credits else ""
+        return amount_cell(nanos_display(line.credits)) if line.credits else ""
 
 
 @admin.register(Invoice)
@@ -96,6 +96,7 @@ class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("pdf")
 
+
     def get_urls(self):
         return [
             path("<int:invoice_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoices_invoice_pdf"),
@@ -111,7 +112,7 @@ class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.display(description="Total", ordering="total_cents")
     def total_display(self, invoice):
-        return cents_display(invoice.total_cents, invoice.currency)
+        return amount_cell(cents_display(invoice.total_cents, invoice.currency))
 
     @admin.display(description="PDF")
     def pdf_state(self, invoice):
@@ -132,17 +133,9 @@ class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
 
 
 @admin.register(InvoiceSequence)
-class InvoiceSequenceAdmin(admin.ModelAdmin):
+class InvoiceSequenceAdmin(ReadOnlyAdmin):
     """The last number per prefix and year, for audits. Never edited by hand: that would create gaps."""
 
     list_display = ("prefix", "year", "last_number")
     readonly_fields = ("prefix", "year", "last_number")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: migrate, seed the demo when the database is empty, and serve the portal with a Celery
 # worker and beat. SQLite and an embedded (file) broker unless DATABASE_URL / REDIS_URL are set.
+# Another port: PORT=8001 make run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Production settings on a laptop: real error pages, static files through WhiteNoise, and a secret
@@ -9,32 +10,71 @@ export DEBUG="${DEBUG:-false}"
 export BILLING_TEST_CHECKOUT="${BILLING_TEST_CHECKOUT:-true}"  # the demo pays through the built-in checkout
 export PORT="${PORT:-8000}"
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
+# Celery and kombu warn about things that are fine for a local demo (the file broker has no host,
+# the worker runs as root in a container); warnings from our own code still show.
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
+# The demo serves with runserver (static files through WhiteNoise); its "development server" notice is known.
+export DJANGO_RUNSERVER_HIDE_WARNING=true
 export SIGNUP_ENABLED="${SIGNUP_ENABLED:-true}"
 export SITE_URL="${SITE_URL:-http://127.0.0.1:$PORT}"
 PY=.venv/bin/python
+
+# Fail at once, before any work, if the port is taken: a server that cannot bind must not be
+# announced as running.
+if ! $PY - "$PORT" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+with socket.socket() as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("0.0.0.0", port))
+    except OSError:
+        sys.exit(1)
+PY
+then
+  echo "make run: port $PORT is already in use. Stop what runs there, or pick another port: PORT=8001 make run" >&2
+  exit 1
+fi
+
 mkdir -p var/celery/queue var/celery/processed var/celery/control
 [ -s var/secret_key ] || $PY -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
 export SECRET_KEY="${SECRET_KEY:-$(cat var/secret_key)}"
 $PY manage.py collectstatic --noinput -v0
-$PY manage.py migrate --noinput
-$PY manage.py seed_demo --if-empty
+$PY manage.py migrate --noinput -v0
+seed_log=var/seed_demo.log
+$PY manage.py seed_demo --if-empty | tee "$seed_log"
+# seed_demo prints a developer token for owner@demo.test alone on its last line; keep it for the
+# banner. A database seeded earlier has no new token: make one (once) so the banner always has one.
+last_line="$(tail -n 1 "$seed_log")"
+if [[ "$last_line" == lf_* ]]; then
+  echo "$last_line" > var/demo_token
+elif [ ! -s var/demo_token ]; then
+  $PY manage.py create_token acme owner@demo.test --name "make run" 2>/dev/null | tail -n 1 > var/demo_token || true
+fi
+DEMO_TOKEN="$(cat var/demo_token 2>/dev/null || true)"
 $PY manage.py stripe_webhook_endpoint --quiet || true
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-# (Celery's root warning is about running as root in a container; the demo is a local process.)
-PYTHONWARNINGS=ignore .venv/bin/celery --quiet -A config worker --loglevel=warning --pool=solo --concurrency=1 & pids+=($!)
-PYTHONWARNINGS=ignore .venv/bin/celery --quiet -A config beat --loglevel=warning & pids+=($!)
-$PY manage.py runserver "0.0.0.0:$PORT" --noreload & pids+=($!)
+.venv/bin/celery --quiet -A config worker --loglevel=error --pool=solo --concurrency=1 & pids+=($!)
+.venv/bin/celery --quiet -A config beat --loglevel=error & pids+=($!)
+$PY manage.py runserver "0.0.0.0:$PORT" --noreload & server=$!; pids+=($server)
+up=""
 for _ in $(seq 60); do
-  $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/accounts/login/', timeout=2)" \
-    2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || break
+  if $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/accounts/login/', timeout=2)" 2>/dev/null; then
+    up=yes; break
+  fi
   sleep 1
 done
+if [ -z "$up" ]; then
+  echo "make run: the web server did not start on port $PORT (see the messages above)." >&2
+  exit 1
+fi
 cat <<TXT
 
-  LenserFight Billing is running: http://127.0.0.1:$PORT/
+  LenserFight Billing is running: http://127.0.0.1:$PORT/   (another port: PORT=8001 make run)
   Demo logins (password: demo12345)
     owner@demo.test   owner of "Acme Team" (Team plan) and of a personal Free workspace
     admin@demo.test   admin of Acme Team
@@ -42,6 +82,8 @@ cat <<TXT
     staff@demo.test   staff: the Django admin at http://127.0.0.1:$PORT/admin/
   Sign up: http://127.0.0.1:$PORT/accounts/signup/   API docs: http://127.0.0.1:$PORT/v1/docs/
   E-mails (invitations, password resets, receipts, alerts) are printed here.   Stop with Ctrl-C.
+  Developer token (owner@demo.test in Acme):
+    curl -H "Authorization: Bearer ${DEMO_TOKEN:-<run: manage.py create_token acme owner@demo.test>}" http://127.0.0.1:$PORT/v1/billing/balance
 
 TXT
 wait -n "${pids[@]}"

@@ -9,7 +9,7 @@ from import_export import fields, resources, widgets
 from import_export.admin import ExportMixin, ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
 
-from billing.admin import CreditsWidget
+from billing.admin import CreditsWidget, amount_cell
 from billing.money import nanos_display
 
 from .export import neutralise
@@ -73,15 +73,15 @@ class RunNodeInline(admin.TabularInline):
 
     @admin.display(description="Token credits")
     def token_credits_display(self, obj):
-        return nanos_display(obj.token_credits)
+        return amount_cell(nanos_display(obj.token_credits))
 
     @admin.display(description="Tool credits")
     def tool_credits_display(self, obj):
-        return nanos_display(obj.tool_credits)
+        return amount_cell(nanos_display(obj.tool_credits))
 
     @admin.display(description="Credits")
     def credits_display(self, obj):
-        return nanos_display(obj.credits)
+        return amount_cell(nanos_display(obj.credits))
 
 
 @admin.register(Run)
@@ -99,7 +99,7 @@ class RunAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.display(description="Credits", ordering="credits")
     def credits_display(self, obj):
-        return nanos_display(obj.credits)
+        return amount_cell(nanos_display(obj.credits))
 
 
 # --- Agents and workflows ----------------------------------------------------------------------------
@@ -131,15 +131,15 @@ class AgentAdmin(ImportExportModelAdmin):
 
     @admin.display(description="Max per run")
     def per_run(self, obj):
-        return nanos_display(obj.max_per_run)
+        return amount_cell(nanos_display(obj.max_per_run))
 
     @admin.display(description="Max per day")
     def per_day(self, obj):
-        return nanos_display(obj.max_per_day)
+        return amount_cell(nanos_display(obj.max_per_day))
 
     @admin.display(description="Max per month")
     def per_month(self, obj):
-        return nanos_display(obj.max_per_month)
+        return amount_cell(nanos_display(obj.max_per_month))
 
     def has_add_permission(self, request):
         return False  # agents are created on first use by name
@@ -226,4 +226,4 @@ class DailyUsageAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.display(description="Credits", ordering="credits")
     def credits_display(self, obj):
-        return nanos_display(obj.credits)
+        return amount_cell(nanos_display(obj.credits))

@@ -216,7 +216,7 @@ def runs_filtered(*, workspace: Workspace, filters: RunFilter):
 def runs_page(*, workspace: Workspace, filters: RunFilter, cursor: str | None = None, limit: int = 50,
               with_nodes: bool = False) -> tuple[list[Run], str | None]:
     """One page of runs, newest first, and the cursor of the next page (None on the last)."""
-    runs = runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user")
+    runs = runs_filtered(workspace=workspace, filters=filters).select_related("workflow", "agent", "member__user", "model")
     if cursor:
         moment, pk = decode_cursor(cursor)
         runs = runs.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))

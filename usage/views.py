@@ -153,6 +153,8 @@ def run(request, slug, run_id):
         "tools_used": sorted(tools_used.items()),
         "token_credits": actual_tokens, "tool_credits": tool_credits,
         "input_tokens": sum(n.input_tokens for n in nodes), "output_tokens": sum(n.output_tokens for n in nodes),
+        # A run can use several models (one per node); the page names them all.
+        "models_used": [names.get(m, m) for m in dict.fromkeys(n.model_id for n in nodes)] or [found.model.name],
     })
 
 
@@ -161,17 +163,26 @@ class TokenForm(forms.Form):
                            widget=forms.TextInput(attrs={"placeholder": "e.g. production engine"}))
 
 
+NEW_TOKEN_SESSION_KEY = "usage:new-token"
+
+
 @login_required
 def tokens(request, slug):
     membership = membership_for(request, slug)
     form = TokenForm(request.POST or None)
-    created = None
     if request.method == "POST" and form.is_valid():
         created = token_create(membership=membership, name=form.cleaned_data["name"], actor=request.user)
-        # Rendered, not redirected: the raw token exists only in this response (shown once).
+        # POST/redirect/GET, so a reload cannot create a second token. The raw token rides in the
+        # session to the next page view only: popped there, so it is shown exactly once.
+        request.session[NEW_TOKEN_SESSION_KEY] = {"workspace": membership.workspace_id, "name": created.token.name,
+                                                  "raw": created.raw}
+        return redirect("usage:tokens", slug=slug)
+    shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    if shown and shown.get("workspace") != membership.workspace_id:
+        shown = None
     return render(request, "usage/tokens.html", {
-        "form": TokenForm() if created else form,
-        "created": created,
+        "form": form,
+        "created": shown,
         "tokens": tokens_visible_to(membership=membership),
         "sees_all": membership.can_manage_billing,
     })

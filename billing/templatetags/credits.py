@@ -1,8 +1,10 @@
-"""Template filters for money: {{ nanos|credits }}, {{ cents|usd }}, {{ nanos|credits_exact }}."""
+"""Template filters for money, all through billing/money.py: {{ nanos|credits }} (2,000 · 12.6),
+{{ nanos|credits_signed }} (+150), {{ nanos|credits_exact }}, {{ cents|price }} ($29) and {{ cents|usd }} ($29.00,
+invoices and credit notes)."""
 
 from django import template
 
-from billing.money import cents_display, nanos_display, nanos_to_str, rate_str
+from billing.money import cents_display, nanos_display, nanos_to_str, price_display, rate_str
 
 register = template.Library()
 
@@ -13,6 +15,11 @@ def credits(nanos):
 
 
 @register.filter
+def credits_signed(nanos):
+    return "" if nanos is None else nanos_display(nanos, signed=True)
+
+
+@register.filter
 def credits_exact(nanos):
     return "" if nanos is None else nanos_to_str(nanos)
 
@@ -20,6 +27,11 @@ def credits_exact(nanos):
 @register.filter
 def usd(cents):
     return "" if cents is None else cents_display(cents)
+
+
+@register.filter
+def price(cents):
+    return "" if cents is None else price_display(cents)
 
 
 @register.filter

@@ -105,7 +105,7 @@ def test_the_ledger_is_read_only_and_searchable(staff_client, team):
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     assert staff_client.post(reverse("admin:billing_ledgerentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
     listing = staff_client.get(reverse("admin:billing_ledgerentry_changelist"), {"q": "plan credits", "kind__exact": "grant"})
-    assert listing.status_code == 200 and "5,000.00" in listing.content.decode()
+    assert listing.status_code == 200 and "5,000" in listing.content.decode()
 
 
 @pytest.mark.django_db
@@ -118,7 +118,7 @@ def test_every_admin_page_renders(staff_client, team, name):
 @pytest.mark.django_db
 def test_the_workspace_page_shows_the_wallet_in_credits(staff_client, team):
     page = staff_client.get(reverse("admin:billing_workspace_change", args=[team.workspace.pk])).content.decode()
-    assert "5,000.00" in page and "Adjust credits" in page
+    assert "5,000" in page and "Adjust credits" in page
 
 
 @pytest.mark.django_db

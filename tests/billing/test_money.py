@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from billing.money import (
-    InvalidAmount, credits_to_nanos, nanos_display, nanos_to_decimal, nanos_to_str, rate_to_nanos_per_token,
+    InvalidAmount, cents_display, credits_to_nanos, nanos_display, price_display, nanos_to_decimal, nanos_to_str, rate_to_nanos_per_token,
 )
 
 
@@ -23,9 +23,31 @@ def test_it_refuses_floats_bad_text_and_excess_precision(bad):
 
 def test_it_shows_credits_for_people():
     assert nanos_display(1_234_567_890_000) == "1,234.57"
-    assert nanos_display(0) == "0.00"
-    assert nanos_display(300) != "0.00" and Decimal(nanos_display(300)) > 0
+    assert nanos_display(0) == "0"
+    assert nanos_display(300) != "0" and Decimal(nanos_display(300)) > 0
     assert nanos_display(4_200_000) == "0.0042"
+
+
+def test_it_shows_whole_credits_without_decimals_and_fractions_as_needed():
+    # The product page's way of writing credits: "2,000", "+150"; fractions only where they exist.
+    assert nanos_display(2_000 * 10**9) == "2,000"
+    assert nanos_display(150 * 10**9, signed=True) == "+150"
+    assert nanos_display(12_600_000_000) == "12.6"
+    assert nanos_display(-1_500_000_000, signed=True) == "-1.5"
+    assert nanos_display(0, signed=True) == "0"
+    # a fraction 2 decimals would hide is still shown: never a whole-looking non-whole amount
+    assert nanos_display(5_000_004_000_000) == "5,000.004"
+
+
+def test_it_shows_prices_by_the_same_rule_and_invoices_to_the_cent():
+    assert price_display(2900) == "$29" and price_display(0) == "$0" and price_display(2950) == "$29.50"
+    assert cents_display(2000) == "$20.00"
+
+
+@given(st.integers(-(10**18), 10**18))
+def test_it_never_shows_a_non_zero_amount_as_zero(nanos):
+    text = nanos_display(nanos)
+    assert (Decimal(text.replace(",", "")) == 0) == (nanos == 0)
 
 
 def test_it_converts_rates_with_at_most_three_decimals():

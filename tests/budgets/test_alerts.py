@@ -68,7 +68,7 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
         _spend(team, "75")  # 83%: warning
     assert [m.subject for m in mail.outbox] == ["Warning: Workspace monthly budget at 80%. Acme Inc"]
     assert sorted(mail.outbox[0].to) == ["admin@acme.test", "owner@acme.test"]  # not the member
-    assert "83.00 of 100.00 credits" in mail.outbox[0].body
+    assert "83 of 100 credits" in mail.outbox[0].body
     html = mail.outbox[0].alternatives[0][0]
     assert "Workspace monthly budget at 80%" in html
     with django_capture_on_commit_callbacks(execute=True):
@@ -79,7 +79,7 @@ def test_it_fires_warning_then_critical_once_each(team, django_capture_on_commit
     assert BudgetAlert.objects.filter(workspace=team.workspace).count() == 2
     banner = active_alerts(workspace=team.workspace)
     assert [(item.level, item.title) for item in banner] == [("critical", "96% of the workspace monthly budget used (critical at 95%).")]
-    assert banner[0].message.startswith("96.00 charged + 0.00 held = 96.00 of 100.00 credits (96%) this billing period")
+    assert banner[0].message.startswith("96 charged + 0 held = 96 of 100 credits (96%) this billing period")
 
 
 @pytest.mark.django_db

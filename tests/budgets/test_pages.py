@@ -62,7 +62,7 @@ def test_it_lets_the_owner_set_the_budget_and_levels(client, team):
     assert budget.webhook_url == "https://hooks.example.com/x"
     assert AuditEvent.objects.filter(action="budget.set", actor=team.owner).exists()
     page = client.get(url).content.decode()
-    assert "250.50" in page and budget.webhook_secret in page and "hmac.compare_digest" in page
+    assert "of 250.5 credits" in page and budget.webhook_secret in page and "hmac.compare_digest" in page
 
 
 @pytest.mark.django_db

@@ -24,14 +24,27 @@ def login(client, user):
 def test_it_creates_a_token_shown_once(client, team):
     login(client, team.member)
     response = client.post(URL, {"name": "ci"})
-    assert response.status_code == 200
-    html = response.content.decode()
+    assert response.status_code == 302 and response.url == URL  # POST/redirect/GET: a reload creates nothing
+    html = client.get(URL).content.decode()
     token = DeveloperToken.objects.get(name="ci")
     raw = re.search(r'data-testid="token-value">(lf_[^<]+)<', html).group(1)
     assert hash_token(raw) == token.token_hash and raw not in token.token_hash
     assert token.membership.user == team.member
     assert raw not in client.get(URL).content.decode()  # never shown again
     assert Api(raw).get("/v1/ping").status_code == 200
+    assert DeveloperToken.objects.filter(membership__user=team.member).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_new_token_is_not_shown_in_another_workspace(client, team):
+    """The raw token waits in the session for one page view; it appears only on its own workspace's page."""
+    from billing.services import member_add
+    from tests.factories import make_workspace
+
+    member_add(workspace=make_workspace(slug="beta").workspace, user=team.member, role="member")
+    login(client, team.member)
+    client.post(URL, {"name": "ci"})
+    assert "token-value" not in client.get("/w/beta/settings/tokens/").content.decode()
 
 
 @pytest.mark.django_db

@@ -47,6 +47,12 @@ class RateLimit(s.Serializer):
     concurrent_runs = s.IntegerField()
 
 
+class Forecast(s.Serializer):
+    daily_average = s.CharField(help_text="Credits charged per day on average this period.")
+    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that rate; null without usage.")
+    next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge next fires at that rate; null when off.")
+
+
 class Balance(s.Serializer):
     workspace = s.CharField()
     plan = s.CharField()
@@ -59,6 +65,7 @@ class Balance(s.Serializer):
     used_this_period = s.CharField()
     budget = BudgetState()
     rate_limit = RateLimit()
+    forecast = Forecast()
 
 
 class ModelRate(s.Serializer):

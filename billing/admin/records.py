@@ -1,0 +1,104 @@
+"""Records only services write: wallets, the append-only ledger, purchases and the audit trail."""
+
+from django.contrib import admin
+from import_export.admin import ExportMixin
+
+from billing.models import AuditEvent, LedgerEntry, Purchase, Wallet
+from billing.money import cents_display, nanos_display, nanos_to_str
+
+from .fields import IMPORT_EXPORT_FORMATS, ReadOnlyAdmin, amount_cell
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ("workspace", "monthly_display", "purchased_display", "reserved_display", "available_display",
+                    "running_runs", "updated_at")
+    search_fields = ("workspace__slug", "workspace__name")
+
+    @admin.display(description="Monthly")
+    def monthly_display(self, obj):
+        return amount_cell(nanos_display(obj.monthly))
+
+    @admin.display(description="Purchased")
+    def purchased_display(self, obj):
+        return amount_cell(nanos_display(obj.purchased))
+
+    @admin.display(description="Reserved")
+    def reserved_display(self, obj):
+        return amount_cell(nanos_display(obj.reserved))
+
+    @admin.display(description="Available")
+    def available_display(self, obj):
+        return amount_cell(nanos_display(obj.available))
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
+    """The append-only ledger. Corrections are new entries (Workspaces -> Adjust credits)."""
+
+    formats = IMPORT_EXPORT_FORMATS
+    # The bucket's own balance after is on each entry's page; the list keeps to what fits on a screen.
+    list_display = ("created_at", "workspace", "kind", "bucket", "amount_display", "balance_after_display",
+                    "actor_display", "reason")
+    list_per_page = 50
+    list_filter = ("kind", "bucket", "workspace")
+    search_fields = ("reason", "idempotency_key")
+    list_select_related = ("workspace", "actor")
+    date_hierarchy = "created_at"
+    readonly_fields = ("workspace", "kind", "bucket", "amount_display", "amount_exact", "bucket_balance_display",
+                       "balance_after_display", "actor_display", "reason", "idempotency_key", "run", "purchase",
+                       "created_at")
+    fields = readonly_fields
+
+    @admin.display(description="Credits", ordering="amount")
+    def amount_display(self, obj):
+        return amount_cell(nanos_display(obj.amount, signed=True))
+
+    @admin.display(description="Exact credits")
+    def amount_exact(self, obj):
+        return nanos_to_str(obj.amount)
+
+    @admin.display(description="Bucket after")
+    def bucket_balance_display(self, obj):
+        return amount_cell(nanos_display(obj.bucket_balance_after))
+
+    @admin.display(description="Balance after")
+    def balance_after_display(self, obj):
+        return amount_cell(nanos_display(obj.balance_after))
+
+    @admin.display(description="By")
+    def actor_display(self, obj):
+        return obj.actor_label
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "workspace", "pack", "status", "source", "credits_display", "bonus_display",
+                    "amount_display", "refunded_display", "reference")
+    list_filter = ("status", "source", "pack")
+    search_fields = ("workspace__slug", "reference", "stripe_checkout_session_id", "stripe_payment_intent_id")
+    list_select_related = ("workspace", "pack")
+
+    @admin.display(description="Credits")
+    def credits_display(self, obj):
+        return amount_cell(nanos_display(obj.credits))
+
+    @admin.display(description="Bonus")
+    def bonus_display(self, obj):
+        return amount_cell(nanos_display(obj.bonus))
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj):
+        return amount_cell(cents_display(obj.amount_cents, obj.currency))
+
+    @admin.display(description="Refunded")
+    def refunded_display(self, obj):
+        return amount_cell(cents_display(obj.refunded_cents, obj.currency))
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "workspace", "actor", "action", "detail")
+    list_filter = ("action",)
+    search_fields = ("action", "workspace__slug", "actor__email")
+    list_select_related = ("workspace", "actor")

@@ -1,0 +1,160 @@
+"""Workspaces with the figures a support person needs on one page, memberships, and the
+"adjust credits" form (billing.ledger.credits_adjust with the staff user as the actor)."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Sum
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from billing.ledger import LedgerError, credits_adjust
+from billing.models import LedgerEntry, Membership, Workspace
+from billing.money import nanos_display
+
+from .fields import CreditFieldsMixin, CreditsField, amount_cell
+
+
+class MembershipInline(CreditFieldsMixin, admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "role", "monthly_budget", "created_at")
+    readonly_fields = ("created_at",)
+    autocomplete_fields = ("user",)
+    credit_fields = ("monthly_budget",)
+
+
+class AdjustCreditsForm(forms.Form):
+    amount = CreditsField(
+        allow_negative=True, label="Credits",
+        help_text="Added to the purchased bucket (negative to remove). Up to 9 decimal places.",
+    )
+    reason = forms.CharField(max_length=300, help_text="Shown in the workspace's ledger. Required.")
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if not amount:
+            raise ValidationError("Enter a non-zero number of credits.")
+        return amount
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("A reason is required.")
+        return reason
+
+
+def workspace_support_summary(workspace: Workspace) -> dict:
+    """What a support person needs on one screen: the wallet, the plan and its limits, the period,
+    the budget and the latest ledger entries. Budgets sit in an app above this one, so their figures
+    are read through the workspace's relations (``workspace.budget``) in the template, not imported."""
+    wallet = getattr(workspace, "wallet", None)
+    charged = -(workspace.ledger.filter(kind=LedgerEntry.CHARGE, created_at__gte=workspace.period_start)
+                .aggregate(total=Sum("amount"))["total"] or 0)
+    return {
+        "wallet": wallet,
+        "charged_this_period": charged,
+        "used_this_period": charged + (wallet.reserved if wallet else 0),
+        "members": workspace.memberships.count(),
+        "ledger": workspace.ledger.select_related("actor").order_by("-created_at", "-id")[:10],
+    }
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
+    credit_fields = ("custom_monthly_credits",)
+    list_display = ("slug", "name", "kind", "plan", "wallet_balance", "wallet_available", "period_end", "created_at")
+    list_filter = ("plan", "kind")
+    search_fields = ("slug", "name", "memberships__user__email")
+    inlines = [MembershipInline]
+    actions = ["adjust_credits"]
+    readonly_fields = ("created_at",)
+    # The wallet, plan, period, budget and latest ledger are the summary at the top of the page
+    # (templates/admin/billing/workspace/change_form.html); the wallet is changed only by "Adjust credits".
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "kind", "plan", "created_at")}),
+        ("Billing period", {"fields": ("period_start", "period_end", "cancel_at_period_end", "scheduled_plan")}),
+        ("Enterprise values (empty: the plan's)", {"fields": (
+            "custom_monthly_credits", "custom_requests_per_minute", "custom_concurrent_runs")}),
+        ("Stripe", {"fields": ("stripe_customer_id", "stripe_subscription_id")}),
+        ("Invoicing", {"fields": ("billing_name", "billing_address", "tax_id")}),
+    )
+
+    list_per_page = 50
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("plan", "wallet")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        workspace = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), "summary": workspace_support_summary(workspace) if workspace else None}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path("<int:workspace_id>/adjust-credits/", self.admin_site.admin_view(self.adjust_credits_view),
+                 name="billing_workspace_adjust_credits"),
+        ] + super().get_urls()
+
+    def _wallet(self, obj):
+        return getattr(obj, "wallet", None) if obj and obj.pk else None
+
+    def _figure(self, obj, attribute):
+        wallet = self._wallet(obj)
+        return amount_cell("-" if wallet is None else nanos_display(getattr(wallet, attribute)))
+
+    @admin.display(description="Balance")
+    def wallet_balance(self, obj):
+        return self._figure(obj, "balance")
+
+    @admin.display(description="Available")
+    def wallet_available(self, obj):
+        return self._figure(obj, "available")
+
+    @admin.action(description="Adjust credits (with a reason)", permissions=["change"])
+    def adjust_credits(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one workspace to adjust.", level=messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:billing_workspace_adjust_credits", args=[queryset.get().pk]))
+
+    def adjust_credits_view(self, request, workspace_id):
+        workspace = get_object_or_404(Workspace.objects.select_related("wallet", "plan"), pk=workspace_id)
+        if not self.has_change_permission(request, workspace):
+            raise PermissionDenied
+        form = AdjustCreditsForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                entry = credits_adjust(workspace=workspace, amount=form.cleaned_data["amount"],
+                                       reason=form.cleaned_data["reason"], actor=request.user)
+            except LedgerError as error:
+                form.add_error("amount", str(error))
+            else:
+                self.message_user(request, f"Adjusted {workspace.slug} by {nanos_display(entry.amount)} credits "
+                                           f"(balance now {nanos_display(entry.balance_after)}).", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:billing_workspace_change", args=[workspace.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": workspace,
+            "workspace": workspace,
+            "wallet": workspace.wallet,
+            "form": form,
+            "title": f"Adjust credits of {workspace.name}",
+        }
+        return TemplateResponse(request, "admin/billing/workspace/adjust_credits.html", context)
+
+
+@admin.register(Membership)
+class MembershipAdmin(CreditFieldsMixin, admin.ModelAdmin):
+    credit_fields = ("monthly_budget",)
+    list_display = ("user", "workspace", "role", "budget_display", "created_at")
+    list_filter = ("role", "workspace")
+    search_fields = ("user__email", "workspace__slug")
+    autocomplete_fields = ("user", "workspace")
+
+    @admin.display(description="Monthly budget")
+    def budget_display(self, obj):
+        return amount_cell("-" if obj.monthly_budget is None else nanos_display(obj.monthly_budget))
