@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from billing.access_versions import access_versions_bump
 from billing.members import member_leave as _member_leave, member_remove as _member_remove
 from billing.models import Membership, User, Workspace
 from budgets.workspaces import workspace_create
@@ -78,8 +79,11 @@ def personal_workspace_create(*, user: User) -> Workspace:
 
 
 def _tokens_revoke(membership: Membership) -> int:
-    return DeveloperToken.objects.filter(membership_id=membership.pk, revoked_at__isnull=True) \
+    revoked = DeveloperToken.objects.filter(membership_id=membership.pk, revoked_at__isnull=True) \
         .update(revoked_at=timezone.now())
+    # Every process's API token cache sees it at the token's next request (usage.api.token_cache).
+    access_versions_bump(workspace_ids=[membership.workspace_id])
+    return revoked
 
 
 def member_remove(*, membership: Membership, actor: Membership) -> Membership:

@@ -7,13 +7,18 @@ BENCHES = ["queries", "charge", "ratelimit", "grants", "pdf", "export", "dashboa
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("name", choices=BENCHES + ["all"])
+    parser.add_argument("name", choices=BENCHES + ["scale", "all"])
     parser.add_argument("--quick", action="store_true", help="smaller data and shorter runs (a smoke test)")
+    parser.add_argument("--runs", type=int, default=None, help="scale: how many runs to generate (default 20M)")
     args = parser.parse_args()
+    # `scale` (hours of data generation at full size, its own database) is not part of `all`.
     names = BENCHES if args.name == "all" else [args.name]
     for name in names:
         module = importlib.import_module(f"bench.{name}")
-        module.run(quick=args.quick)
+        if name == "scale":
+            module.run(quick=args.quick, runs=args.runs)
+        else:
+            module.run(quick=args.quick)
     return 0
 
 

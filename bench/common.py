@@ -48,7 +48,7 @@ def reset_business_data() -> None:
 
     tables = [
         "usage_runnode", "usage_dailyusage", "billing_ledgerentry", "invoices_invoiceline", "invoices_invoice",
-        "invoices_invoicesequence", "usage_run", "usage_developertoken", "usage_agent", "usage_workflow",
+        "invoices_invoicesequence", "usage_run", "usage_runkey", "usage_droppedrunmonth", "usage_developertoken", "usage_agent", "usage_workflow",
         "budgets_spendcounter", "budgets_budgetalert", "budgets_workspacebudget", "billing_purchase",
         "billing_auditevent", "billing_wallet", "billing_membership", "billing_workspace",
     ]
@@ -69,6 +69,12 @@ def reset_business_data() -> None:
 def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (0 < fraction <= 1)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * len(ordered))) - 1))]
 
 
 def median(samples: list[float]) -> float:

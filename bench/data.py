@@ -59,12 +59,17 @@ def generate_runs(*, workspace, membership, count: int, days: int = 90, agents: 
                                  500 + (g * 37) %% 4000 AS tin, 100 + (g * 53) %% 1500 AS tout) AS x
         """, params)
         cursor.execute(f"""
-            INSERT INTO usage_runnode (run_id, position, name, model_id, input_tokens, output_tokens,
+            INSERT INTO usage_runnode (run_id, run_created_at, position, name, model_id, input_tokens, output_tokens,
                 input_nanos_per_token, output_nanos_per_token, token_credits, tool_credits, credits, tools)
-            SELECT r.id, 0, 'generate', r.model_id, r.input_tokens, r.output_tokens,
+            SELECT r.id, r.created_at, 0, 'generate', r.model_id, r.input_tokens, r.output_tokens,
                 ({in_rates})[array_position({models_sql}, r.model_id::text)],
                 ({out_rates})[array_position({models_sql}, r.model_id::text)], r.credits, 0, r.credits, '[]'::jsonb
             FROM usage_run r WHERE r.workspace_id = %(ws)s AND r.public_id LIKE %(prefix)s || '%%'
+        """, params)
+        cursor.execute("""
+            INSERT INTO usage_runkey (workspace_id, public_id, run_id, run_created_at)
+            SELECT workspace_id, public_id, id, created_at
+            FROM usage_run WHERE workspace_id = %(ws)s AND public_id LIKE %(prefix)s || '%%'
         """, params)
         cursor.execute("""
             INSERT INTO usage_dailyusage (workspace_id, day, agent_id, model_id, member_id, credits, input_tokens,

@@ -19,4 +19,4 @@ def run(*, quick: bool = False) -> None:
             rate, errors = run_load(port=PORT, scenario="noop", tokens=tokens, seconds=seconds)
         print(f"  {label}: {rate:,.1f} req/s ({errors} errors)", flush=True)
         results[label] = rate
-    report("ratelimit", results["limiter on"], "req/s", results["limiter off"], ">= 0.90")
+    report("ratelimit", results["limiter on"], "req/s", results["limiter off"], ">= 0.95")

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from .access_versions import access_versions_bump
 from .emails import email_send
 from .models import INVITATION_TTL, AuditEvent, Invitation, Membership, User, Workspace, invitation_expiry
 
@@ -295,6 +296,7 @@ def ownership_transfer(*, workspace: Workspace, new_owner: Membership, actor: Us
             raise MembershipError("You already own this workspace.")
         Membership.objects.filter(pk=current.pk).update(role=Membership.ADMIN)
         Membership.objects.filter(pk=target.pk).update(role=Membership.OWNER)
+        access_versions_bump(workspace_ids=[workspace.pk])  # cached API tokens carry the roles
         AuditEvent.objects.create(workspace=workspace, actor=actor, action="workspace.ownership_transfer",
                                   detail={"from": current.user.email, "to": target.user.email,
                                           "new_owner_previous_role": target.role})

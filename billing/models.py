@@ -324,7 +324,10 @@ class LedgerEntry(models.Model):
     # Unique per business event ("run:<id>:charge:monthly", "grant:<ws>:<period>"): the database
     # refuses a second entry for the same event, whatever the code does.
     idempotency_key = models.CharField(max_length=200, unique=True)
-    run = models.ForeignKey("usage.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries")
+    # No database constraint: on PostgreSQL runs live in month partitions (whose key is (id,
+    # created_at)) and retention drops old months whole; the ledger keeps its entries forever.
+    run = models.ForeignKey("usage.Run", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                            related_name="ledger_entries")
     purchase = models.ForeignKey("billing.Purchase", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -7,6 +7,7 @@ alert check in the same transaction, so raising a budget resolves alerts it no l
 from django.db import transaction
 from django.utils import timezone
 
+from billing.access_versions import access_versions_bump
 from billing.models import AuditEvent, Membership, User, Workspace, new_webhook_secret
 from billing.money import nanos_to_str
 from .models import Agent
@@ -98,6 +99,7 @@ def member_budget_set(*, membership: Membership, monthly_budget: int | None, act
     _positive("monthly_budget", monthly_budget, optional=True)
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk).update(monthly_budget=monthly_budget)
+        access_versions_bump(workspace_ids=[membership.workspace_id])  # cached API tokens carry the membership
         membership.monthly_budget = monthly_budget
         AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.budget_set",
                                   detail={"email": membership.user.email, "monthly_budget": _credits(monthly_budget)})
@@ -113,6 +115,7 @@ def member_role_set(*, membership: Membership, role: str, actor: User | None) ->
         raise BudgetInvalid("role", "The owner's role cannot be changed.")
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk).update(role=role)
+        access_versions_bump(workspace_ids=[membership.workspace_id])
         AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.role_set",
                                   detail={"email": membership.user.email, "from": membership.role, "to": role})
         membership.role = role

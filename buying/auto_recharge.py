@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.access_versions import access_versions_bump
 from billing.edition import is_community
 from billing.ledger import wallet_lock
 from billing.models import AuditEvent, AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
@@ -135,6 +136,7 @@ def auto_recharge_payment_method_record(*, workspace: Workspace, customer_id: st
     with setup_future_usage=off_session)."""
     with transaction.atomic():
         Workspace.objects.filter(pk=workspace.pk).update(stripe_customer_id=customer_id)
+        access_versions_bump(workspace_ids=[workspace.pk])  # cached API tokens carry the workspace row
         row, _ = AutoRecharge.objects.select_for_update().get_or_create(
             pk=workspace.pk, defaults={"threshold": 10 * NANOS_PER_CREDIT, "pack_id": _default_pack_id()})
         row.stripe_payment_method_id, row.card_label = payment_method_id, card_label or "Card saved with Stripe"

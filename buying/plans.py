@@ -17,6 +17,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from billing.access_versions import access_versions_bump
 from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
 from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
@@ -207,6 +208,7 @@ def subscription_checkout_record(*, workspace: Workspace, subscription_id: str, 
     credits arrive with invoice.paid (whichever of the two comes first)."""
     Workspace.objects.filter(pk=workspace.pk).update(stripe_subscription_id=subscription_id,
                                                      stripe_customer_id=customer_id or workspace.stripe_customer_id)
+    access_versions_bump(workspace_ids=[workspace.pk])  # cached API tokens carry the workspace row
     workspace.refresh_from_db()
     return workspace
 
@@ -226,6 +228,7 @@ def subscription_sync(*, workspace: Workspace, plan: Plan | None, status: str, c
             plan_change(workspace=ws, plan_id=plan.pk, actor=None, at_period_end=False, sync_stripe=False)
             if cancel_at_period_end:
                 Workspace.objects.filter(pk=ws.pk).update(cancel_at_period_end=True)
+                access_versions_bump(workspace_ids=[ws.pk])
     workspace.refresh_from_db()
     return workspace
 

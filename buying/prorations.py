@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Q, Sum
 
 from billing.models import LedgerEntry, Plan, Workspace
-from billing.money import cents_display, nanos_display
+from billing.money import nanos_display, price_display
 
 DAY = timedelta(days=1)
 
@@ -55,9 +55,9 @@ class PlanChangeQuote:
     def sentence(self) -> str:
         """What the Plans page promises before the button."""
         days = f"{self.days_left} day{'s' if self.days_left != 1 else ''}"
-        return (f"Pay {cents_display(self.amount_cents)} today for the {days} left, get "
+        return (f"Pay {price_display(self.amount_cents)} today for the {days} left, get "
                 f"{nanos_display(self.credits_now)} credits now; from {self.period_end:%b} {self.period_end.day}, "
-                f"{self.period_end.year}, {cents_display(self.plan.price_cents or 0)} a month with "
+                f"{self.period_end.year}, {price_display(self.plan.price_cents or 0)} a month with "
                 f"{nanos_display(self.monthly_credits)} credits.")
 
 

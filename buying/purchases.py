@@ -3,11 +3,7 @@
 Fulfilment is the same function for Stripe's checkout.session.completed, the built-in test checkout
 and `manage.py record_purchase`, so the three cannot drift apart."""
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
 from billing.ledger import PURCHASED, Posting, post, wallet_lock
@@ -69,30 +65,8 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
             Posting(LedgerEntry.BONUS, PURCHASED, purchase.bonus, f"purchase:{purchase.pk}:bonus",
                     f"{name} pack bonus"),
         ])
-        invoice_services.invoice_issue_for_purchase(purchase=purchase)
-        purchase_id = purchase.pk
-        # After commit, like every e-mail; robust: a mail server outage never undoes a payment.
-        transaction.on_commit(lambda: purchase_receipt_email_send(purchase_id=purchase_id), robust=True)
+        invoice_services.invoice_issue_for_purchase(purchase=purchase)  # and its receipt e-mail (invoices/emails.py)
     return purchase
-
-
-def purchase_receipt_email_send(*, purchase_id: int) -> int:
-    """The receipt for a paid pack, to the buyer (the owner for auto-recharges and manual records)."""
-    purchase = Purchase.objects.select_related("workspace", "pack", "created_by").get(pk=purchase_id)
-    invoice = purchase.invoices.filter(kind="invoice").first()
-    recipient = purchase.created_by.email if purchase.created_by_id else getattr(purchase.workspace.owner, "email", "")
-    if not recipient:
-        return 0
-    auto = hasattr(purchase, "auto_recharge")
-    context = {"purchase": purchase, "invoice": invoice, "workspace": purchase.workspace, "auto": auto,
-               "total": purchase.credits + purchase.bonus,
-               "price": cents_display(purchase.amount_cents, purchase.currency),
-               "url": settings.SITE_URL + (reverse("invoices:detail", kwargs={"slug": purchase.workspace.slug,
-                                                                             "number": invoice.number})
-                                           if invoice else reverse("billing:buy", kwargs={"slug": purchase.workspace.slug}))}
-    subject = " ".join(render_to_string("emails/purchase_receipt_subject.txt", context).split())
-    return send_mail(subject, render_to_string("emails/purchase_receipt.txt", context), settings.DEFAULT_FROM_EMAIL,
-                     [recipient])
 
 
 def purchase_record_manual(*, workspace: Workspace, pack_id: str, reference: str = "", actor=None, now=None) -> Purchase:

@@ -30,7 +30,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise _bad(name, raw, "one of true/false/1/0/yes/no/on/off")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -40,6 +40,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise _bad(name, raw, "a whole number") from None
     if minimum is not None and value < minimum:
         raise _bad(name, raw, f"a whole number >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise _bad(name, raw, f"a whole number <= {maximum:,}")
     return value
 
 

@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside the session middleware: the WAL position it records includes the session's save.
+    "config.replica.WalPositionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,6 +85,19 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url("DATABASE_URL", str(VAR_DIR / "db.sqlite3"))}
+# A streaming replica for read-only pages and exports (config/replica.py, docs/scale.md).
+if env_str("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = database_from_url("DATABASE_REPLICA_URL", "")
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("Environment variable DATABASE_REPLICA_URL must be a postgres:// URL.")
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)  # a dead replica costs 2 s, then a retry pause
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 10, minimum=0)
+REPLICA_CHECK_SECONDS = env_int("REPLICA_CHECK_SECONDS", 1, minimum=0)
+REPLICA_RETRY_SECONDS = env_int("REPLICA_RETRY_SECONDS", 15, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "billing.User"
 LOGIN_URL = "login"
@@ -149,6 +164,8 @@ CELERY_BEAT_SCHEDULE = {
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
     "auto-recharge-retries": {"task": "buying.tasks.auto_recharge_retry", "schedule": 60.0},
+    "run-partitions-ahead": {"task": "usage.tasks.create_run_partitions", "schedule": 6 * 3600.0},
+    "run-detail-retention": {"task": "usage.tasks.retire_old_run_detail", "schedule": 24 * 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -156,9 +173,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 BILLING_EDITION = env_choice("BILLING_EDITION", "cloud", ("cloud", "community"))
 RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
 # The most one run may cost (credits). A completion above it is refused with 400 and charges nothing:
-# a bound on the debt a run can leave beyond its reservation, far below what a bigint holds.
-RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1)
+# a bound on the debt a run can leave beyond its reservation, far below what a bigint holds. The
+# maximum keeps even a run at the cap plus a full balance inside a bigint of nanocredits.
+RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1, maximum=1_000_000_000)
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+# Runs and nodes older than this many months (before this month) are dropped, a month at a time,
+# once complete; rollups, the ledger and invoices are kept forever. docs/scale.md.
+RUN_DETAIL_RETENTION_MONTHS = env_int("RUN_DETAIL_RETENTION_MONTHS", 13, minimum=1)
+RUN_PARTITIONS_AHEAD_MONTHS = env_int("RUN_PARTITIONS_AHEAD_MONTHS", 3, minimum=1)
 SELLER = {
     "name": env_str("SELLER_NAME", "LenserFight Inc."),
     "address": env_str("SELLER_ADDRESS", "1 Market Street\nSan Francisco, CA 94105\nUnited States"),

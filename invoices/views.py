@@ -4,6 +4,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from billing.tenancy import membership_for
+from config.replica import reads_from_replica
 
 from .forms import BillingDetailsForm
 from .models import Invoice
@@ -18,6 +19,7 @@ def _invoice_or_404(workspace, number: str) -> Invoice:
 
 
 @login_required
+@reads_from_replica
 def history(request, slug):
     membership = membership_for(request, slug, manage=True)
     workspace = membership.workspace

@@ -29,6 +29,12 @@ def test_it_names_the_variable_with_a_bad_value(monkeypatch, reader, name, value
         reader()
 
 
+def test_it_refuses_a_run_cost_cap_that_would_bring_the_bigint_overflow_back():
+    result = _start(RUN_MAX_CREDITS="10000000000")
+    assert result.returncode != 0
+    assert "RUN_MAX_CREDITS" in result.stderr and "1,000,000,000" in result.stderr
+
+
 def test_it_reads_good_values(monkeypatch):
     monkeypatch.setenv("DEBUG", "yes")
     monkeypatch.setenv("RESERVATION_TTL_SECONDS", "90")

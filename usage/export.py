@@ -12,10 +12,9 @@ Two paths produce identical bytes: on PostgreSQL the rows are formatted in SQL a
 path iterates a server-side cursor in chunks. Memory stays flat either way."""
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 
-from django.db import connection
-from psycopg import sql
+from django.db import connections
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.db.models import Max, Min, Sum
@@ -31,10 +30,15 @@ HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens",
 CHUNK_ROWS = 2000
 
 
-def _rows_queryset(workspace: Workspace, filters: RunFilter):
+def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "default"):
     """RunNode grouped by run and model, for runs that were charged (completed_at set)."""
-    nodes = RunNode.objects.filter(run__workspace=workspace, run__completed_at__isnull=False)
+    nodes = RunNode.objects.using(using).filter(run__workspace=workspace, run__completed_at__isnull=False)
     nodes = filters.apply(nodes, date_field=CHARGED, run="run__")
+    _, high = day_bounds(filters.start, filters.end)
+    if high and not filters.period_start:
+        # A run starts before it is charged: the bound on the partition keys lets PostgreSQL skip
+        # every later month of runs and of nodes (partition pruning).
+        nodes = nodes.filter(run__created_at__lt=high, run_created_at__lt=high)
     return (
         nodes.values("run_id", "model_id", "run__completed_at", "run__workflow__name", "run__agent__name",
                      "run__status")
@@ -52,9 +56,9 @@ def csv_cell(text: str) -> str:
     return text
 
 
-def _python_rows(workspace: Workspace, filters: RunFilter) -> Iterator[bytes]:
+def _python_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
     lines = []
-    for row in _rows_queryset(workspace, filters).iterator(chunk_size=CHUNK_ROWS):
+    for row in _rows_queryset(workspace, filters, using).iterator(chunk_size=CHUNK_ROWS):
         lines.append(",".join((
             _iso_utc(row["run__completed_at"]),
             csv_cell(neutralise(row["run__workflow__name"])), csv_cell(neutralise(row["run__agent__name"])),
@@ -95,13 +99,13 @@ _COPY_COLUMNS = "c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_i
 FIRST_WINDOW = timedelta(days=1)
 
 
-def _copy_windows(workspace: Workspace, filters: RunFilter) -> list[tuple[datetime, datetime]]:
+def _copy_windows(workspace: Workspace, filters: RunFilter, using: str = "default") -> list[tuple[datetime, datetime]]:
     """Consecutive time windows covering the runs to export, the first one day long and each next
     one four times as long. Sorting all rows before the first one is sent would hold a million-run
     download back for seconds; a day's rows are sorted at once, and the growth keeps the number
     of queries (each one scanning the nodes) logarithmic in the time span."""
     low, high = day_bounds(filters.start, filters.end)
-    charged = Run.objects.filter(workspace=workspace, completed_at__isnull=False)
+    charged = Run.objects.using(using).filter(workspace=workspace, completed_at__isnull=False)
     first, last = charged.aggregate(first=Min("completed_at"), last=Max("completed_at")).values()
     if first is None:
         return []
@@ -114,12 +118,15 @@ def _copy_windows(workspace: Workspace, filters: RunFilter) -> list[tuple[dateti
     return windows
 
 
-def _copy_rows(workspace: Workspace, filters: RunFilter) -> Iterator[bytes]:
+def _copy_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
+    from psycopg import sql
+
+    connection = connections[using]
     connection.ensure_connection()
-    for low, high in _copy_windows(workspace, filters):
+    for low, high in _copy_windows(workspace, filters, using):
         # The ORM writes the grouping query with its filters (one definition of the rows for both
         # paths); the outer SELECT formats each cell exactly as the Python path does.
-        rows = _rows_queryset(workspace, filters).filter(run__completed_at__gte=low, run__completed_at__lt=high)
+        rows = _rows_queryset(workspace, filters, using).filter(run__completed_at__gte=low, run__completed_at__lt=high)
         grouped, params = rows.query.sql_with_params()
         outer = (
             "SELECT to_char(g.c_completed AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -134,17 +141,59 @@ def _copy_rows(workspace: Workspace, filters: RunFilter) -> Iterator[bytes]:
                     yield bytes(data)
 
 
-def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None = None) -> Iterator[bytes]:
-    """The CSV as a stream of byte chunks, header first."""
+def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, using: str) -> Iterator[bytes]:
+    """Days whose run detail retention dropped: one row per day, agent and model from the daily
+    rollups, status `daily_total`, date as YYYY-MM-DD and workflow empty (rollups do not keep it).
+    The credits column still sums to the ledger's charges. Rollups carry no status, so a status
+    filter leaves them out (and the current period is always within the kept detail)."""
+    from .models import DailyUsage
+
+    if filters.status or filters.period_start or (filters.start and filters.start >= kept_from):
+        return
+    rows = DailyUsage.objects.using(using).filter(workspace=workspace, day__lt=kept_from)
+    if filters.start:
+        rows = rows.filter(day__gte=filters.start)
+    if filters.end:
+        rows = rows.filter(day__lte=filters.end)
+    if filters.agent:
+        rows = rows.filter(agent__name=filters.agent)
+    if filters.model:
+        rows = rows.filter(model_id=filters.model)
+    grouped = (rows.values("day", "agent__name", "model_id")
+               .annotate(i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("credits"))
+               .order_by("day", "agent__name", "model_id"))
+    for row in grouped.iterator(chunk_size=CHUNK_ROWS):
+        yield (",".join((row["day"].isoformat(), csv_cell(""), csv_cell(neutralise(row["agent__name"])),
+                         csv_cell(neutralise(row["model_id"])), str(row["i"]), str(row["o"]), nanos_to_str(row["c"]),
+                         "daily_total")) + "\n").encode()
+
+
+def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None = None,
+                kept_from: date | None = None, using: str = "default") -> Iterator[bytes]:
+    """The CSV as a stream of byte chunks, header first, read from database `using` (the
+    request's read alias: the stream runs after the view returned). Before kept_from (retention)
+    the rows are the daily rollups; see _rollup_rows."""
     yield (",".join(HEADER) + "\n").encode()
-    use_copy = connection.vendor == "postgresql" if fast is None else fast
-    yield from (_copy_rows if use_copy else _python_rows)(workspace, filters)
+    if kept_from:
+        yield from _rollup_rows(workspace, filters, kept_from, using)
+    use_copy = connections[using].vendor == "postgresql" if fast is None else fast
+    yield from (_copy_rows if use_copy else _python_rows)(workspace, filters, using)
 
 
 def csv_response(*, workspace, data) -> StreamingHttpResponse:
+    from config.replica import current_read_alias
+
+    from .selectors import detail_kept_from, detail_notice
+
     filters = RunFilter.from_data(data, workspace=workspace)
-    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters), content_type="text/csv")
+    kept_from = detail_kept_from()
+    response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters, kept_from=kept_from,
+                                                 using=current_read_alias()), content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"
+    notice = detail_notice(start=filters.start, kept_from=kept_from)
+    if notice:
+        response["X-Detail-Kept-From"] = kept_from.isoformat()
+        response["X-Detail-Notice"] = notice
     return response

@@ -56,18 +56,32 @@ class DeveloperToken(models.Model):
         return self.revoked_at is None
 
 
+class RunQuerySet(models.QuerySet):
+    def for_public_id(self, *, workspace, public_id: str):
+        """The run a client's id names, found through RunKey so PostgreSQL reads one partition
+        (the key's run_created_at prunes the others at execution time)."""
+        key = RunKey.objects.filter(workspace=workspace, public_id=public_id).order_by()
+        return self.filter(workspace=workspace, id=models.Subquery(key.values("run_id")[:1]),
+                           created_at=models.Subquery(key.values("run_created_at")[:1]))
+
+
 class Run(models.Model):
+    """On PostgreSQL the table is partitioned by month of created_at (usage/partitions.py); its
+    primary key there is (id, created_at). A client's run id is kept unique by RunKey."""
+
     RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED = "running", "succeeded", "failed", "cancelled", "expired"
     STATUSES = [(s, s.title()) for s in (RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED)]
     FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="runs")
-    # The client's idempotency key (or a generated one); unique within the workspace.
+    # Indexes cost bytes on every run (docs/scale.md): workspace_id leads run_ws_recent already, and
+    # models are a small catalogue whose rare delete check may scan.
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, db_index=False, related_name="runs")
+    # The client's idempotency key (or a generated one); unique within the workspace through RunKey.
     public_id = models.CharField(max_length=100)
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
     member = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="runs")
-    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, db_index=False, related_name="+")
     status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
     reserved = models.BigIntegerField(default=0)  # the hold, nanocredits
     credits = models.BigIntegerField(default=0)  # charged, nanocredits; set once by complete
@@ -86,10 +100,11 @@ class Run(models.Model):
     authorize_hash = models.CharField(max_length=64)  # the authorize body, for idempotent replays
     complete_hash = models.CharField(max_length=64, blank=True)
 
+    objects = RunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "public_id"], name="run_public_id_per_workspace"),
             models.CheckConstraint(condition=Q(reserved__gte=0) & Q(credits__gte=0), name="run_amounts_not_negative"),
         ]
         indexes = [
@@ -108,11 +123,33 @@ class Run(models.Model):
         return self.released_at is None
 
 
+class RunKey(models.Model):
+    """A client's run id, unique per workspace across every month partition.
+
+    PostgreSQL puts the partition key into every unique constraint of a partitioned table, so
+    (workspace, public_id) cannot be unique on the runs table itself. This plain table holds it,
+    written in the run's transaction: a replay or a racing twin fails on this row whatever month
+    the first run landed in. It outlives retention (about 80 bytes a run), so an id is never
+    charged twice, even years later."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    public_id = models.CharField(max_length=100)
+    run_id = models.BigIntegerField()  # the run's id; with run_created_at it finds one partition
+    run_created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "public_id"], name="run_public_id_per_workspace")]
+
+
 class RunNode(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
+    """Partitioned on PostgreSQL by the month of its run's created_at (copied into run_created_at)."""
+
+    # node_position_per_run (run_id first) serves lookups by run; no separate index.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="nodes")
+    run_created_at = models.DateTimeField()  # = run.created_at: the partition key, for pruning
     position = models.IntegerField()
     name = models.CharField(max_length=200)
-    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, db_index=False, related_name="+")
     input_tokens = models.BigIntegerField()
     output_tokens = models.BigIntegerField()
     input_nanos_per_token = models.BigIntegerField()  # the rate used
@@ -125,7 +162,8 @@ class RunNode(models.Model):
 
     class Meta:
         ordering = ["run", "position"]
-        constraints = [models.UniqueConstraint(fields=["run", "position"], name="node_position_per_run")]
+        constraints = [models.UniqueConstraint(fields=["run", "position", "run_created_at"],
+                                               name="node_position_per_run")]
 
 
 class DailyUsage(models.Model):
@@ -151,3 +189,16 @@ class DailyUsage(models.Model):
                                     name="one_rollup_row_per_period")
         ]
         indexes = [models.Index(fields=["workspace", "day"], name="rollup_ws_day")]
+
+
+class DroppedRunMonth(models.Model):
+    """A month whose run and node detail retention removed. Its rollups, ledger entries and
+    invoices stay; pages, the API and the CSV say that detail before kept_from is gone."""
+
+    month = models.DateField(unique=True)  # the first day of the month, UTC
+    runs = models.BigIntegerField()  # how many runs the month held when it was dropped
+    credits = models.BigIntegerField()  # their charged nanocredits (the rollups keep the same total)
+    dropped_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-month"]

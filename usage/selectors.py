@@ -17,7 +17,7 @@ from billing.pricing import model_rates_at, price_tokens
 from budgets.selectors import period_spend
 
 from .filters import CHARGED, STARTED, RunFilter
-from .models import Agent, DailyUsage, Run, RunNode
+from .models import Agent, DailyUsage, DroppedRunMonth, Run, RunNode
 
 # One line each, shown under the figures on the Usage page and in the API docs.
 DEFINITIONS = {
@@ -240,7 +240,29 @@ def runs_page_newer(*, workspace: Workspace, filters: RunFilter, before: str, li
 
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
     return (Run.objects.select_related("workflow", "agent", "member__user", "model")
-            .prefetch_related("nodes").filter(workspace=workspace, public_id=public_id).first())
+            .prefetch_related("nodes").for_public_id(workspace=workspace, public_id=public_id).first())
+
+
+# --- Retention: what the kept run detail covers (usage/partitions.py drops whole months).
+
+def detail_kept_from() -> date | None:
+    """The first day whose run and node detail is still kept, or None when nothing was dropped."""
+    from .partitions import month_add
+
+    latest = DroppedRunMonth.objects.order_by("-month").values_list("month", flat=True).first()
+    return month_add(latest, 1) if latest else None
+
+
+def detail_notice(*, start: date | None, kept_from: date | None) -> str | None:
+    """The plain sentence shown when a range starts before the kept detail (page, API, CSV header)."""
+    if kept_from is None or (start is not None and start >= kept_from):
+        return None
+    from django.conf import settings
+
+    return (f"Run detail before {kept_from:%b} {kept_from.day}, {kept_from.year} is no longer kept "
+            f"(runs are kept {settings.RUN_DETAIL_RETENTION_MONTHS} months). Totals for earlier days come from "
+            f"the daily rollups, which are kept with the ledger and invoices; individual runs start on "
+            f"{kept_from.isoformat()}.")
 
 
 def filter_choices(*, workspace: Workspace) -> dict:

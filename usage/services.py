@@ -27,7 +27,7 @@ from budgets.limits import CONCURRENCY_LIMIT, Refusal, run_reservation_decide
 
 from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunRefused,
                      UnknownModel)
-from .models import Agent, DailyUsage, Run, RunNode, Workflow
+from .models import Agent, DailyUsage, Run, RunKey, RunNode, Workflow
 
 MAX_NODES = 1000
 MAX_TOKENS = 10**12
@@ -99,12 +99,18 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                                                         estimated_input_tokens=estimated_input_tokens or 0,
                                                         requested=max_output_tokens),
             )
+            # The exactly-once guard for the client's id, in the run's transaction (see RunKey).
+            RunKey.objects.create(workspace=workspace, public_id=run.public_id, run_id=run.pk, run_created_at=now)
             hold_place(wallet=wallet, amount=reservation)
             counters_add(workspace_id=workspace.pk, keys=counters.keys, reserved=reservation)
     except IntegrityError:
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
         existing = _existing_run(workspace, public_id)
         if existing is None:
+            if public_id and RunKey.objects.filter(workspace=workspace, public_id=public_id).exists():
+                # The key outlives retention, so an old id is never charged again.
+                raise IdempotencyConflict(f"Run id {public_id!r} belongs to a run older than the kept detail; "
+                                          "use a new id.") from None
             raise
         return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
     except (RunRefused, ConcurrencyLimited) as refusal:
@@ -127,7 +133,7 @@ def _unique_or_none(queryset):
 
 
 def _existing_run(workspace, public_id: str | None) -> Run | None:
-    return _unique_or_none(Run.objects.filter(workspace=workspace, public_id=public_id)) if public_id else None
+    return _unique_or_none(Run.objects.for_public_id(workspace=workspace, public_id=public_id)) if public_id else None
 
 
 def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, Agent]:
@@ -155,7 +161,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     now = now or timezone.now()
     # The rows the API answer names come in the same query (the queries bench counts statements).
     run = _unique_or_none(Run.objects.select_related("workflow", "agent", "member__user")
-                          .filter(workspace=workspace, public_id=public_id))
+                          .for_public_id(workspace=workspace, public_id=public_id))
     if run is None:
         raise RunNotFound(f"No run {public_id!r} in this workspace.")
     if run.completed_at:
@@ -175,8 +181,8 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         price = price_node(rate=rate, input_tokens=node.input_tokens, output_tokens=node.output_tokens,
                            tool_calls=list(node.tools), tool_rates=tool_rates)
         node_rows.append(RunNode(
-            run=run, position=position, name=node.name, model_id=node.model, input_tokens=node.input_tokens,
-            output_tokens=node.output_tokens, input_nanos_per_token=rate.input_nanos_per_token,
+            run=run, run_created_at=run.created_at, position=position, name=node.name, model_id=node.model,
+            input_tokens=node.input_tokens, output_tokens=node.output_tokens, input_nanos_per_token=rate.input_nanos_per_token,
             output_nanos_per_token=rate.output_nanos_per_token, token_credits=price.token_credits,
             tool_credits=price.tool_credits, credits=price.credits, tools=price.tools,
         ))
@@ -194,9 +200,10 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         wallet = wallet_lock(workspace.pk)
         # Conditional updates under the lock: the first completion wins; a replay updates nothing.
         # A run the sweeper already expired has its hold released: it is charged but not released twice.
-        was_open = Run.objects.filter(pk=run.pk, completed_at__isnull=True, released_at__isnull=True).update(
-            released_at=now, **changes)
-        if not was_open and not Run.objects.filter(pk=run.pk, completed_at__isnull=True).update(**changes):
+        # created_at names the run's partition (PostgreSQL reads one month, not all of them).
+        this_run = Run.objects.filter(pk=run.pk, created_at=run.created_at, completed_at__isnull=True)
+        was_open = this_run.filter(released_at__isnull=True).update(released_at=now, **changes)
+        if not was_open and not this_run.update(**changes):
             won = False
         else:
             won = True
@@ -243,7 +250,8 @@ def run_expire(*, run: Run, now=None) -> bool:
     now = now or timezone.now()
     with transaction.atomic():
         wallet = wallet_lock(run.workspace_id)
-        released = Run.objects.filter(pk=run.pk, released_at__isnull=True, completed_at__isnull=True).update(
+        released = Run.objects.filter(pk=run.pk, created_at=run.created_at, released_at__isnull=True,
+                                      completed_at__isnull=True).update(
             status=Run.EXPIRED, released_at=now)
         if not released:
             return False
@@ -260,7 +268,8 @@ def reservations_release_expired(*, now=None, batch: int = 500) -> int:
     released = 0
     while True:
         due = list(Run.objects.filter(status=Run.RUNNING, released_at__isnull=True, expires_at__lt=now)
-                   .only("id", "workspace_id", "agent_id", "member_id", "day", "period_start", "reserved")[:batch])
+                   .only("id", "created_at", "workspace_id", "agent_id", "member_id", "day", "period_start",
+                         "reserved")[:batch])
         if not due:
             return released
         released += sum(run_expire(run=run, now=now) for run in due)

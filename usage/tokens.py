@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from billing.access_versions import access_versions_bump
 from billing.models import AuditEvent, Membership
 
 from .models import DeveloperToken, hash_token
@@ -33,10 +34,13 @@ def token_create(*, membership: Membership, name: str = "", actor=None) -> NewTo
 
 
 def token_revoke(*, token: DeveloperToken, actor=None, now=None) -> DeveloperToken:
-    """Revoking is immediate everywhere: authentication reads the row on every request (no cache)."""
+    """Revoking is immediate everywhere: the workspace's access version moves, and every process's
+    token cache (usage.api.token_cache) compares it on each request."""
     now = now or timezone.now()
     with transaction.atomic():
         if DeveloperToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+            # Every process's token cache sees this at its next request with the token.
+            access_versions_bump(workspace_ids=[token.membership.workspace_id])
             AuditEvent.objects.create(workspace_id=token.membership.workspace_id, actor=actor,
                                       action="token.revoke", detail={"token_id": token.pk, "name": token.name})
     token.refresh_from_db()

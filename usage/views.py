@@ -14,14 +14,16 @@ from django.views.decorators.http import require_POST, require_safe
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
+from config.replica import reads_from_replica
 
 from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart
 from .export import csv_response
 from .models import Run
 from .filters import RunFilter
-from .selectors import (InvalidCursor, encode_cursor, daily_series, default_range, filter_choices, run_detail,
-                        runs_page, runs_page_newer, savings_for, spend_by_model, usage_summary)
+from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_from, detail_notice, encode_cursor,
+                        filter_choices, run_detail, runs_page, runs_page_newer, savings_for, spend_by_model,
+                        usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
 
@@ -55,6 +57,7 @@ def _filters(request, workspace):
 
 @require_safe
 @login_required
+@reads_from_replica
 def usage(request, slug):
     membership = membership_for(request, slug)
     workspace = membership.workspace
@@ -85,6 +88,7 @@ def usage(request, slug):
         "choices": filter_choices(workspace=workspace),
         "start": start,
         "end": end,
+        "detail_notice": detail_notice(start=start, kept_from=detail_kept_from()),
     })
 
 
@@ -109,6 +113,7 @@ def _runs_table(workspace, run_filters: RunFilter, params, limit: int = 25):
 
 @require_safe
 @login_required
+@reads_from_replica
 def export_csv(request, slug):
     membership = membership_for(request, slug)
     form = UsageFilterForm(request.GET)

@@ -80,14 +80,14 @@ def test_an_invited_person_joins_uses_the_team_and_is_removed(live_server, team,
                                                            "model": "gpt-4o"}) == 201
         assert _api(live_server.url + "/v1/runs/newbie-1/complete", token, {"status": "succeeded", "nodes": [
             {"name": "answer", "model": "gpt-4o", "input_tokens": 200000, "output_tokens": 100000}]}) == 200
-        # 0.2M * 5 + 0.1M * 15 = 2.50 credits, shown to the member against their 40-credit budget.
+        # 0.2M * 5 + 0.1M * 15 = 2.5 credits, shown to the member against their 40-credit budget.
         invitee.goto(members_url)
         row = invitee.locator(f"tr[data-member='{INVITEE}']")
-        assert "2.50" in row.locator("[data-testid=member-used]").inner_text()
+        assert "2.5 / 40" in row.locator("[data-testid=member-used]").inner_text()
         assert "40" in row.locator("[data-testid=member-budget]").inner_text()
         invitee.goto(f"{live_server.url}/w/acme/settings/billing/usage/")
         run_row = invitee.locator("tr:has(a:has-text('newbie-1'))")  # the usage page lists their run
-        assert INVITEE in run_row.inner_text() and "2.50" in run_row.inner_text()
+        assert INVITEE in run_row.inner_text() and "2.5" in run_row.inner_text()
 
         # The owner removes them: the token stops at once, and so do the pages.
         owner.goto(members_url)

@@ -61,7 +61,7 @@ def test_an_owner_turns_on_auto_recharge_and_sees_the_balance_refill_after_a_run
                                               "output_tokens": 200000}]})
         assert done.status == 200, done.text()
         page.goto(f"{base}/w/acme/settings/billing/")
-        assert page.get_by_test_id("available").inner_text() == "5,521.00"  # 5,000 - 4 + 525
+        assert page.get_by_test_id("available").inner_text() == "5,521"  # 5,000 - 4 + 525
         assert "Builder pack" in page.content()
         page.screenshot(path=str(out / "overview-after-auto-recharge-1280.png"), full_page=True)
         page.goto(f"{base}/w/acme/settings/billing/buy/#auto-recharge")

@@ -125,25 +125,82 @@ def test_a_stripe_period_waits_for_invoice_paid_then_rolls_after_the_grace(team)
 
 
 @pytest.mark.django_db
-def test_it_resumes_after_a_crash_between_two_workspaces():
+def test_it_resumes_after_a_crash_between_two_chunks():
     first = free_workspace("c1", utc(2026, 1, 5))
     second = free_workspace("c2", utc(2026, 1, 5))
-    real = grants.monthly_rollover
+    third = free_workspace("c3", utc(2026, 1, 5))
+    real = grants.access_versions_bump
     calls = []
 
-    def crash_on_second(**kwargs):
-        calls.append(kwargs["workspace"].pk)
-        if kwargs["workspace"].pk == second.pk:
+    def crash_in_second_chunk(**kwargs):
+        # The chunk's last step before its commit: every write of the chunk is already made.
+        calls.append(kwargs.get("workspace_ids"))
+        if len(calls) == 2:
             raise RuntimeError("worker killed")
         return real(**kwargs)
 
-    with mock.patch.object(grants, "monthly_rollover", crash_on_second), pytest.raises(RuntimeError):
-        period_grants_run(now=utc(2026, 2, 5))
-    assert len(grants_of(first)) == 2 and len(grants_of(second)) == 1
-    assert state(second).period_start == utc(2026, 1, 5)  # its transaction rolled back whole
-    report = period_grants_run(now=utc(2026, 2, 5))
+    with mock.patch.object(grants, "access_versions_bump", crash_in_second_chunk), pytest.raises(RuntimeError):
+        period_grants_run(now=utc(2026, 2, 5), chunk=2)
+    assert calls == [[first.pk, second.pk], [third.pk]]
+    assert len(grants_of(first)) == 2 and len(grants_of(second)) == 2 and len(grants_of(third)) == 1
+    assert state(third).period_start == utc(2026, 1, 5)  # its chunk rolled back whole
+    assert state(third).wallet.monthly == credits(50)
+    report = period_grants_run(now=utc(2026, 2, 5), chunk=2)
     assert report.rolled == 1
-    assert len(grants_of(first)) == 2 and len(grants_of(second)) == 2
+    assert [len(grants_of(ws)) for ws in (first, second, third)] == [2, 2, 2]
+
+
+@pytest.mark.django_db
+def test_a_chunk_the_database_refuses_is_rolled_one_workspace_at_a_time():
+    first = free_workspace("d1", utc(2026, 1, 5))
+    second = free_workspace("d2", utc(2026, 1, 5))
+    from django.db import OperationalError
+
+    with mock.patch.object(grants, "period_chunk_roll", side_effect=OperationalError("deadlock detected")):
+        report = period_grants_run(now=utc(2026, 2, 5))
+    assert (report.due, report.rolled) == (2, 2)
+    assert [len(grants_of(ws)) for ws in (first, second)] == [2, 2]
+    assert period_grants_run(now=utc(2026, 2, 5)).rolled == 0
+
+
+@pytest.mark.django_db
+def test_a_chunk_writes_what_one_workspace_at_a_time_writes(team):
+    """The set-based chunk and workspace_period_roll agree entry by entry, to the nanocredit."""
+    from billing.ledger import Posting, credits_adjust, post, wallet_lock
+    from buying.plans import plan_change
+    from django.db import transaction
+
+    def scenario(prefix):
+        made = []
+        for n, spent in enumerate((0, 20, 50)):
+            ws = free_workspace(f"{prefix}{n}", utc(2026, 1, 1))
+            credits_adjust(workspace=ws, amount=credits(3 + n), reason="gift", key=f"{prefix}{n}:gift")
+            with transaction.atomic():
+                wallet = wallet_lock(ws.pk)
+                wallet.reserved = credits(n)  # an open hold does not expire
+                post(wallet=wallet, postings=[Posting("charge", "monthly", -credits(spent), f"{prefix}{n}:c", "run")])
+            made.append(ws)
+        plan_change(workspace=made[2], plan_id="pro", actor=None, at_period_end=False)
+        Workspace.objects.filter(pk=made[2].pk).update(scheduled_plan_id="free", custom_requests_per_minute=5)
+        return made
+
+    def entries(ws):
+        return [(e.kind, e.bucket, e.amount, e.bucket_balance_after, e.balance_after, e.reason,
+                 e.idempotency_key.replace(f":{ws.pk}:", ":<ws>:").replace(ws.slug, "<slug>"))
+                for e in LedgerEntry.objects.filter(workspace=ws).order_by("id")]
+
+    chunked = scenario("s")
+    period_grants_run(now=utc(2026, 3, 1))
+    single = scenario("o")
+    for ws in single:
+        grants.workspace_period_roll(workspace_id=ws.pk, now=utc(2026, 3, 1))
+    for a, b in zip(chunked, single):
+        a, b = state(a), state(b)
+        assert entries(a) == entries(b)
+        assert (a.wallet.monthly, a.wallet.purchased, a.wallet.reserved) == (b.wallet.monthly, b.wallet.purchased,
+                                                                             b.wallet.reserved)
+        assert (a.plan_id, a.scheduled_plan_id, a.custom_requests_per_minute, a.period_start, a.period_end) == (
+            b.plan_id, b.scheduled_plan_id, b.custom_requests_per_minute, b.period_start, b.period_end)
 
 
 @pytest.mark.django_db

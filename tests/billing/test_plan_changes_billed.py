@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Plan, Wallet, Workspace, credits
+from billing.money import nanos_display, price_display
 from billing.services import user_get_or_create
 from budgets.workspaces import workspace_create
 from buying.prorations import plan_change_quote
@@ -53,9 +54,9 @@ def test_the_test_checkout_charges_invoices_and_grants_what_the_plans_page_promi
     assert 10 <= days <= 11 and 28 <= period_days <= 31
     price = Decimal(2900 * days / Decimal(period_days)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     promised_credits = credits(1000) * days // period_days - credits(50) * days // period_days
-    expected = (f"Pay ${price / 100:.2f} today for the {days} days left, get "
-                f"{Decimal(promised_credits) / 10**9:,.2f} credits now; from {solo.period_end:%b} "
-                f"{solo.period_end.day}, {solo.period_end.year}, $29.00 a month with 1,000.00 credits.")
+    expected = (f"Pay {price_display(int(price))} today for the {days} days left, get "
+                f"{nanos_display(promised_credits)} credits now; from {solo.period_end:%b} "
+                f"{solo.period_end.day}, {solo.period_end.year}, $29 a month with 1,000 credits.")
     assert expected in _page(client, "solo")
 
     response = client.post(reverse("billing:plans", kwargs={"slug": "solo"}), {"plan": "pro", "action": "upgrade",

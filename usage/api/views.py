@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import AIModel, Wallet
+from config.replica import current_read_alias, reads_from_replica
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
 from budgets.selectors import budget_status
@@ -18,7 +19,8 @@ from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
 from usage.filters import RunFilter
 from usage.forecast import credit_forecast
-from usage.selectors import InvalidCursor, default_range, run_detail, runs_page, usage_summary
+from usage.selectors import (InvalidCursor, default_range, detail_kept_from, detail_notice, run_detail, runs_page,
+                             usage_summary)
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
 from . import docs, schema
@@ -40,7 +42,10 @@ class WorkspaceAPIView(APIView):
         super().initial(request, *args, **kwargs)
         self.membership = request.auth.membership
         self.workspace = self.membership.workspace
-        decision = limiter_check(workspace=self.workspace)
+        # A token served from the process cache was counted while its freshness was checked.
+        decision = getattr(request._request, "rate_limit", None)
+        if decision is None:
+            decision = limiter_check(workspace=self.workspace)
         request.rate_limit = decision
         if not decision.allowed:
             raise ApiError(429, "rate_limited",
@@ -142,6 +147,7 @@ class RunsView(WorkspaceAPIView):
         parameters=[RunListFilters],
         responses=OpenApiResponse(schema.RunPage, examples=[docs.RUN_LIST_EXAMPLE]),
     )
+    @reads_from_replica
     def get(self, request):
         data = _validated(RunListFilters, request.query_params)
         filters = RunFilter.from_data(data)
@@ -150,7 +156,8 @@ class RunsView(WorkspaceAPIView):
                                           limit=data["limit"], with_nodes=True)
         except InvalidCursor as error:
             raise InvalidRequest(str(error)) from None
-        return Response({"results": [run_out(run) for run in runs], "next_cursor": next_cursor})
+        return Response({"results": [run_out(run) for run in runs], "next_cursor": next_cursor,
+                         **_retention_fields(data.get("from"))})
 
 
 class RunCompleteView(WorkspaceAPIView):
@@ -198,6 +205,7 @@ class UsageView(WorkspaceAPIView):
         parameters=[UsageQuery],
         responses=OpenApiResponse(schema.UsageFrom, examples=[docs.USAGE_EXAMPLE]),
     )
+    @reads_from_replica
     def get(self, request):
         data = _validated(UsageQuery, request.query_params)
         start, end = _range(self.workspace, data)
@@ -205,7 +213,14 @@ class UsageView(WorkspaceAPIView):
         if not data.get("from") and not data.get("to"):
             filters = filters.for_period(self.workspace.period_start)  # default: this billing period
         summary = usage_summary(workspace=self.workspace, start=start, end=end, filters=filters)
-        return Response(usage_out(summary))
+        return Response({**usage_out(summary), **_retention_fields(start)})
+
+
+def _retention_fields(start) -> dict:
+    """detail_kept_from (null while nothing was dropped) and, when the range starts before it, a notice."""
+    kept_from = detail_kept_from()
+    return {"detail_kept_from": kept_from.isoformat() if kept_from else None,
+            "notice": detail_notice(start=start, kept_from=kept_from)}
 
 
 def usage_out(summary) -> dict:
@@ -236,6 +251,7 @@ class UsageExportView(WorkspaceAPIView):
         parameters=[ExportQuery],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=docs.CSV_DESCRIPTION)},
     )
+    @reads_from_replica
     def get(self, request):
         data = _validated(ExportQuery, request.query_params)
         return csv_response(workspace=self.workspace, data=data)

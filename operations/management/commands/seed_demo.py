@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 
+from billing.access_versions import access_versions_bump
 from billing.ledger import credits_adjust, monthly_rollover
 from billing.models import Membership, Workspace, credits
 from billing.money import nanos_display
@@ -183,6 +184,7 @@ class Command(BaseCommand):
             else:
                 with transaction.atomic():
                     Workspace.objects.filter(pk=workspace.pk).update(period_start=start, period_end=end)
+                    access_versions_bump(workspace_ids=[workspace.pk])
                     monthly_rollover(workspace=workspace, old_period_start=old_start, new_period_start=start,
                                      new_credits=workspace.monthly_credits, at=start)
             workspace.period_start, workspace.period_end = start, end

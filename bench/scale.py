@@ -1,0 +1,243 @@
+"""Month partitions at size: N runs (default 20M) over 13 months, against the same figures at 50k
+runs in the same run.
+
+    python -m bench scale [--runs N] [--quick]
+
+Its own database and Redis db (BENCH_DATABASE_URL default lf_scale_bench, BENCH_REDIS_URL db 8),
+so it never touches the other benches' data. Prints, at 50k and at N runs:
+- authorize + complete pairs per second through /v1/ (in-process client, sequential; ratio >= 0.9);
+- Usage page and /v1/usage p95 (ratio <= 1.5);
+- one past month's CSV export (seconds, rows) and how many partitions its EXPLAIN reads;
+- the time to drop the oldest month (retention), and the table sizes, so bytes per run are known."""
+
+import os
+import statistics
+import time
+import uuid
+from datetime import date, timedelta
+
+os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lf_scale_bench")
+os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+
+from .common import p95, report, reset_business_data, setup_django  # noqa: E402
+from .data import MODELS, RATES, bench_workspace  # noqa: E402
+
+MONTHS = 13
+WORKSPACES = 10  # runs spread evenly; the first workspace is the one measured
+BATCH = 500_000
+
+
+def _generate(*, workspaces, start_index: int, count: int, span_days: int) -> None:
+    """`count` finished one-node runs with keys and rollups, numbered from start_index, spread
+    over span_days before now and over the workspaces, in batches with progress output."""
+    from django.db import connection, transaction
+
+    models_sql = "ARRAY[" + ",".join(f"'{m}'" for m in MODELS) + "]"
+    in_rates = "ARRAY[" + ",".join(str(RATES[m][0]) for m in MODELS) + "]::bigint[]"
+    out_rates = "ARRAY[" + ",".join(str(RATES[m][1]) for m in MODELS) + "]::bigint[]"
+    ws = [w for w, _, _ in workspaces]
+    params = {"ws": [w["id"] for w in ws], "wf": [w["workflow"] for w in ws], "agent": [w["agent"] for w in ws],
+              "member": [w["member"] for w in ws], "span": span_days * 86400}
+    done, started = 0, time.perf_counter()
+    while done < count:
+        size = min(BATCH, count - done)
+        low = start_index + done + 1
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE new_runs (id bigint, created_at timestamptz) ON COMMIT DROP")
+            cursor.execute(f"""
+                WITH inserted AS (
+                INSERT INTO usage_run (workspace_id, public_id, workflow_id, agent_id, member_id, model_id, status,
+                    reserved, credits, over_reservation, input_tokens, output_tokens, day, period_start, created_at,
+                    expires_at, released_at, completed_at, authorize_hash, complete_hash)
+                SELECT (%(ws)s::bigint[])[k], 'gen_' || g, (%(wf)s::bigint[])[k], (%(agent)s::bigint[])[k],
+                    (%(member)s::bigint[])[k], ({models_sql})[1 + g %% 5],
+                    CASE WHEN g %% 23 = 0 THEN 'failed' ELSE 'succeeded' END, 0,
+                    tin * ({in_rates})[1 + g %% 5] + tout * ({out_rates})[1 + g %% 5], false, tin, tout,
+                    (ts AT TIME ZONE 'UTC')::date, date_trunc('month', ts), ts, ts + interval '1 hour',
+                    ts + interval '3 seconds', ts + interval '3 seconds', '', ''
+                FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS g,
+                     LATERAL (SELECT now() - interval '1 hour' - ((g * 7919) %% %(span)s) * interval '1 second' AS ts,
+                                     1 + (g %% cardinality(%(ws)s::bigint[]))::int AS k,
+                                     500 + (g * 37) %% 4000 AS tin, 100 + (g * 53) %% 1500 AS tout) AS x
+                RETURNING id, created_at)
+                INSERT INTO new_runs SELECT id, created_at FROM inserted
+            """, {**params, "low": low, "high": low + size - 1})
+            cursor.execute(f"""
+                INSERT INTO usage_runnode (run_id, run_created_at, position, name, model_id, input_tokens,
+                    output_tokens, input_nanos_per_token, output_nanos_per_token, token_credits, tool_credits, credits,
+                    tools)
+                SELECT r.id, r.created_at, 0, 'generate', r.model_id, r.input_tokens, r.output_tokens,
+                    ({in_rates})[array_position({models_sql}, r.model_id::text)],
+                    ({out_rates})[array_position({models_sql}, r.model_id::text)], r.credits, 0, r.credits, '[]'::jsonb
+                FROM usage_run r JOIN new_runs n ON n.id = r.id AND n.created_at = r.created_at
+            """)
+            cursor.execute("""
+                INSERT INTO usage_runkey (workspace_id, public_id, run_id, run_created_at)
+                SELECT r.workspace_id, r.public_id, r.id, r.created_at
+                FROM usage_run r JOIN new_runs n ON n.id = r.id AND n.created_at = r.created_at
+            """)
+            cursor.execute("""
+                INSERT INTO usage_dailyusage (workspace_id, day, agent_id, model_id, member_id, period_start, credits,
+                    input_tokens, output_tokens, runs)
+                SELECT workspace_id, (completed_at AT TIME ZONE 'UTC')::date, agent_id, model_id, member_id,
+                    r.period_start, sum(credits), sum(input_tokens), sum(output_tokens), count(*)
+                FROM usage_run r JOIN new_runs n ON n.id = r.id AND n.created_at = r.created_at
+                GROUP BY 1, 2, 3, 4, 5, 6
+                ON CONFLICT (workspace_id, day, agent_id, model_id, member_id, period_start) DO UPDATE SET
+                    credits = usage_dailyusage.credits + EXCLUDED.credits,
+                    input_tokens = usage_dailyusage.input_tokens + EXCLUDED.input_tokens,
+                    output_tokens = usage_dailyusage.output_tokens + EXCLUDED.output_tokens,
+                    runs = usage_dailyusage.runs + EXCLUDED.runs
+            """)
+        done += size
+        elapsed = time.perf_counter() - started
+        print(f"  generated {start_index + done:,} runs ({done / elapsed:,.0f} runs/s, {elapsed:.0f}s)", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE usage_run; ANALYZE usage_runnode; ANALYZE usage_runkey; ANALYZE usage_dailyusage")
+
+
+def _throughput(client, token: str, pairs: int) -> float:
+    """authorize + complete pairs per second, sequential, median of three rounds."""
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    complete = {"status": "succeeded", "nodes": [
+        {"name": "a", "model": "gpt-4o-mini", "input_tokens": 1200, "output_tokens": 300},
+        {"name": "b", "model": "gpt-4o", "input_tokens": 800, "output_tokens": 200}]}
+    rounds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(pairs):
+            run_id = uuid.uuid4().hex
+            first = client.post("/v1/runs", {"id": run_id, "workflow": "wf", "agent": "bench-agent",
+                                              "model": "gpt-4o-mini"}, content_type="application/json", **headers)
+            second = client.post(f"/v1/runs/{run_id}/complete", complete, content_type="application/json", **headers)
+            assert first.status_code == 201 and second.status_code == 200, (first.content, second.content)
+        rounds.append(pairs / (time.perf_counter() - started))
+    return statistics.median(rounds)
+
+
+def _p95(client, url: str, samples: int, **headers) -> float:
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.get(url, **headers)
+        assert response.status_code == 200, (url, response.status_code)
+        timings.append(time.perf_counter() - started)
+    return p95(timings)
+
+
+def _month_export(workspace) -> tuple[float, int, int, int]:
+    """Stream one whole past month's CSV; the partitions its first window's plan reads."""
+    from usage.export import _copy_windows, _rows_queryset, export_rows
+    from usage.filters import RunFilter
+    from usage.partitions import month_add, month_start, run_partitions
+
+    first = month_add(month_start(date.today()), -3)
+    last = month_add(first, 1) - timedelta(days=1)
+    filters = RunFilter(start=first, end=last)
+    started = time.perf_counter()
+    rows = sum(chunk.count(b"\n") for chunk in export_rows(workspace=workspace, filters=filters)) - 1
+    seconds = time.perf_counter() - started
+    low, high = _copy_windows(workspace, filters, "default")[-1]
+    plan = _rows_queryset(workspace, filters, "default").filter(run__completed_at__gte=low,
+                                                                   run__completed_at__lt=high).explain()
+    read = sum(1 for month, _ in run_partitions() if f"usage_run_p{month:%Y_%m}" in plan)
+    return seconds, rows, read, len(run_partitions())
+
+
+def _sizes() -> dict[str, int]:
+    from django.db import connection
+
+    sizes = {}
+    with connection.cursor() as cursor:
+        for table in ("usage_run", "usage_runnode", "usage_runkey", "usage_dailyusage", "billing_ledgerentry"):
+            cursor.execute("SELECT CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(t.relid)) "
+                           "FROM pg_partition_tree(c.oid) t) ELSE pg_total_relation_size(c.oid) END "
+                           "FROM pg_class c WHERE c.relname = %s", [table])
+            sizes[table] = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM billing_ledgerentry")
+        sizes["ledger_rows"] = cursor.fetchone()[0]
+    return sizes
+
+
+def _measure(label: str, workspaces, runs: int, quick: bool) -> dict:
+    from django.test import Client
+
+    workspace, membership, token = workspaces[0][1], workspaces[0][2], workspaces[0][0]["token"]
+    client = Client()
+    client.force_login(membership.user)
+    page = f"/w/{workspace.slug}/settings/billing/usage/"
+    # Warm up (imports, templates, caches) so the first phase is not measured cold.
+    _throughput(client, token, 10)
+    _p95(client, page, 10)
+    _p95(client, "/v1/usage", 10, HTTP_AUTHORIZATION=f"Bearer {token}")
+    pairs = 40 if quick else 150
+    figures = {"runs": runs, "pairs_per_s": _throughput(client, token, pairs),
+               "page_p95": _p95(client, page, 20 if quick else 60),
+               "api_p95": _p95(client, "/v1/usage", 20 if quick else 60, HTTP_AUTHORIZATION=f"Bearer {token}")}
+    figures["export_s"], figures["export_rows"], figures["export_partitions"], figures["partitions"] = \
+        _month_export(workspace)
+    print(f"  {label} ({runs:,} runs): {figures['pairs_per_s']:.1f} authorize+complete pairs/s, "
+          f"page p95 {figures['page_p95'] * 1000:.1f} ms, /v1/usage p95 {figures['api_p95'] * 1000:.1f} ms, "
+          f"month CSV {figures['export_rows']:,} rows in {figures['export_s']:.2f}s "
+          f"(plan reads {figures['export_partitions']} of {figures['partitions']} run partitions)", flush=True)
+    return figures
+
+
+def run(*, quick: bool = False, runs: int | None = None) -> None:
+    setup_django(RATE_LIMIT_ENABLED="false")
+    reset_business_data()
+    from django.db import connection
+
+    from usage.models import Workflow
+    from usage.partitions import month_add, month_start, partitions_create_between, run_detail_retire, run_partitions
+
+    small, large = (5_000, 200_000) if quick else (50_000, runs or 20_000_000)
+    span = MONTHS * 30
+    today = date.today()
+    partitions_create_between(first=month_add(month_start(today - timedelta(days=span)), 0),
+                              last=month_add(month_start(today), 3))
+    workspaces = []
+    for i in range(WORKSPACES):
+        workspace, membership, token = bench_workspace(f"scale-{i}")
+        agent = workspace.agents.get(name="bench-agent")
+        workflow = Workflow.objects.create(workspace=workspace, name="wf")
+        workspaces.append(({"id": workspace.pk, "workflow": workflow.pk, "agent": agent.pk, "member": membership.pk,
+                            "token": token}, workspace, membership))
+    print(f"scale: generating {small:,} runs over {MONTHS} months in {WORKSPACES} workspaces ...", flush=True)
+    _generate(workspaces=workspaces, start_index=0, count=small, span_days=span)
+    baseline = _measure("small", workspaces, small, quick)
+    print(f"scale: generating up to {large:,} runs ...", flush=True)
+    _generate(workspaces=workspaces, start_index=small, count=large - small, span_days=span)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE usage_run")
+    figures = _measure("large", workspaces, large, quick)
+
+    sizes = _sizes()
+    total_runs = large + 2 * 3 * (10 + (40 if quick else 150))
+    per_run = (sizes["usage_run"] + sizes["usage_runnode"] + sizes["usage_runkey"]) / total_runs
+    print("scale: table sizes (indexes included): " + ", ".join(
+        f"{name} {size / 2**20:,.0f} MiB" for name, size in sizes.items() if name != "ledger_rows"), flush=True)
+    print(f"scale: {sizes['usage_run'] / total_runs:.0f} B/run in runs, {sizes['usage_runnode'] / total_runs:.0f} B "
+          f"per node, {sizes['usage_runkey'] / total_runs:.0f} B/run in keys: {per_run:.0f} bytes per one-node run; "
+          f"ledger {sizes['billing_ledgerentry'] / max(sizes['ledger_rows'], 1):.0f} B per entry", flush=True)
+
+    oldest = run_partitions()[0][0]
+    this_month = month_start(today)
+    keep = (this_month.year - oldest.year) * 12 + this_month.month - oldest.month - 1
+    retired = run_detail_retire(months=keep)
+    dropped = retired[0] if retired else None
+    if dropped:
+        print(f"scale: dropped the oldest month {dropped.month:%Y-%m} ({dropped.runs:,} runs) in "
+              f"{dropped.drop_seconds * 1000:.1f} ms (DROP TABLE of its run and node partitions)", flush=True)
+
+    report("scale throughput", figures["pairs_per_s"], "pairs/s", baseline["pairs_per_s"], "ratio >= 0.9")
+    page_ratio = figures["page_p95"] / baseline["page_p95"]
+    api_ratio = figures["api_p95"] / baseline["api_p95"]
+    report("scale dashboard", max(figures["page_p95"], figures["api_p95"]) * 1000, "ms p95",
+           max(baseline["page_p95"], baseline["api_p95"]) * 1000, "ratio <= 1.5", ratio=max(page_ratio, api_ratio),
+           extra=f"page {figures['page_p95'] * 1000:.1f}/{baseline['page_p95'] * 1000:.1f} ms, "
+                 f"api {figures['api_p95'] * 1000:.1f}/{baseline['api_p95'] * 1000:.1f} ms")
+    report("scale month export", figures["export_rows"] / figures["export_s"], "rows/s",
+           baseline["export_rows"] / baseline["export_s"], "pruned",
+           extra=f"{figures['export_rows']:,} rows in {figures['export_s']:.2f}s vs {baseline['export_rows']:,}; plan reads "
+                 f"{figures['export_partitions']} of {figures['partitions']} run partitions")
