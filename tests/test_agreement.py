@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from billing.grants import workspace_period_roll
 from billing.models import LedgerEntry, Plan, Wallet, Workspace, credits
-from billing.money import cents_display, nanos_display, nanos_to_str
+from billing.money import nanos_display, nanos_to_str, price_display
 from budgets.selectors import period_spend, period_used
 from budgets.services import budget_set
 from buying.prorations import plan_change_quote
@@ -175,7 +175,7 @@ def test_every_screen_shows_the_same_period_figures_before_and_after_an_upgrade(
     assert (upgrade.period_start, upgrade.period_end) == (quote.service_start, quote.period_end)
     assert f"{nanos_display(grant.amount)} credits now" in lines[0].description
     promised = _figure(plans_page, "quote-team")
-    assert promised.startswith(f"Pay {cents_display(upgrade.total_cents)} today for the {days} days left, "
+    assert promised.startswith(f"Pay {price_display(upgrade.total_cents)} today for the {days} days left, "
                                f"get {nanos_display(grant.amount)} credits now;")
 
     # Afterwards every figure still agrees, and the period's usage did not move with the plan.
