@@ -3,26 +3,18 @@ Members page); they are created only by owners and admins, never here."""
 
 from django.contrib import admin, messages
 
+from billing.admin import ReadOnlyAdmin
 from billing.members import invitation_revoke
 from billing.models import Invitation
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin):
     list_display = ("email", "workspace", "role", "invited_by", "sent_at", "expires_at", "accepted_at", "revoked_at")
     list_filter = ("role",)
     search_fields = ("email", "workspace__slug")
     list_select_related = ("workspace", "invited_by")
     actions = ["revoke"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Revoke the selected invitations")
     def revoke(self, request, queryset):

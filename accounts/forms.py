@@ -1,9 +1,11 @@
 """Sign-up, invitation and password forms. Passwords go through Django's AUTH_PASSWORD_VALIDATORS."""
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 
+from billing.emails import email_send
 from billing.models import Membership, User
 
 
@@ -69,9 +71,5 @@ class PasswordResetForm(DjangoPasswordResetForm):
 
     def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
                   html_email_template_name=None):
-        from django.conf import settings
-
-        from billing.emails import email_send
-
         email_send(template="password_reset", to=[to_email],
                    context={**context, "timeout_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400)})

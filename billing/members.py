@@ -65,14 +65,23 @@ def seats_taken(*, workspace: Workspace, now=None, exclude_invitation: Invitatio
     return Membership.objects.filter(workspace=workspace).count() + invitations.count()
 
 
+def seats_over_cap(*, workspace: Workspace, plan=None, adding: int = 0, taken: int | None = None,
+                   exclude_invitation: Invitation | None = None) -> int:
+    """How many seats the workspace would be past the cap of `plan` (default: its own) with `adding`
+    more people: 0 when it fits. `taken` is seats_taken() when the caller already counted it."""
+    cap = member_cap(workspace=workspace, plan=plan)
+    if cap is None:
+        return 0
+    if taken is None:
+        taken = seats_taken(workspace=workspace, exclude_invitation=exclude_invitation)
+    return max(taken + adding - cap, 0)
+
+
 def member_cap_check(*, workspace: Workspace, adding: int = 1, exclude_invitation: Invitation | None = None) -> None:
     """Raise MemberLimitReached if `adding` more people would pass the cap. Call it with the
     workspace row locked so that concurrent additions are counted one after the other."""
-    cap = member_cap(workspace=workspace)
-    if cap is None:
-        return
-    taken = seats_taken(workspace=workspace, exclude_invitation=exclude_invitation)
-    if taken + adding > cap:
+    if seats_over_cap(workspace=workspace, adding=adding, exclude_invitation=exclude_invitation):
+        cap = member_cap(workspace=workspace)
         raise MemberLimitReached(
             f"The {workspace.plan.name} plan allows {cap} member{'s' if cap != 1 else ''} "
             f"(pending invitations count). Upgrade, or revoke an invitation, to add more.")

@@ -135,6 +135,9 @@ class BannerItem:
     message: str
 
 
+HARD_LIMIT_SENTENCE = " New runs in this scope are refused until the budget is raised or the period ends."
+
+
 def alert_text(*, alert: BudgetAlert, label: str) -> BannerItem:
     """The words for one alert when it fired (the e-mails): the level and the usage then."""
     noun = SCOPE_NOUNS.get(alert.scope, "Budget")
@@ -143,7 +146,7 @@ def alert_text(*, alert: BudgetAlert, label: str) -> BannerItem:
     message = (f"{nanos_display(alert.used)} of {nanos_display(alert.limit)} credits used this billing period "
                f"({alert.period_start:%b %-d} – {alert.period_end:%b %-d}).")
     if alert.level == WorkspaceBudget.HARD_LIMIT:
-        message += " New runs in this scope are refused until the budget is raised or the period ends."
+        message += HARD_LIMIT_SENTENCE
     return BannerItem(alert.level, title, message)
 
 
@@ -165,7 +168,7 @@ def banner_text(*, alert: BudgetAlert, label: str, charged: int, held: int, limi
     message = (f"{usage_sentence(charged=charged, held=held, limit=limit)} this billing period "
                f"({alert.period_start:%b %-d, %H:%M} – {alert.period_end:%b %-d, %H:%M} UTC).")
     if alert.level == WorkspaceBudget.HARD_LIMIT:
-        message += " New runs in this scope are refused until the budget is raised or the period ends."
+        message += HARD_LIMIT_SENTENCE
     return BannerItem(alert.level, title, message)
 
 

@@ -5,6 +5,7 @@ alert check in the same transaction, so raising a budget resolves alerts it no l
 (their notifications go out on commit)."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from billing.access_versions import access_versions_bump
 from billing.models import AuditEvent, Membership, User, Workspace, new_webhook_secret
@@ -125,8 +126,6 @@ def webhook_test_send(*, workspace: Workspace, actor: User | None) -> str:
     """"Send test event" on the Alerts page: one signed `budget.test` delivery to the saved URL, now,
     and a sentence for the page: the receiver's status, or why the URL was refused or unreachable.
     Not retried and nothing recorded but an audit row: it is a check, not an alert."""
-    from django.utils import timezone
-
     budget = WorkspaceBudget.objects.get(workspace=workspace)
     if not budget.webhook_url:
         return "No webhook URL is set: save one first."

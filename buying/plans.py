@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.access_versions import access_versions_bump
 from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
-from billing.members import member_cap, seats_taken
+from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
 from billing.money import nanos_display
 from invoices import services as invoice_services
@@ -36,13 +36,15 @@ class MemberCapExceeded(PlanError):
     pass
 
 
-def _check_member_cap(workspace: Workspace, plan: Plan) -> None:
-    cap = member_cap(workspace=workspace, plan=plan)
+def plan_member_cap_check(*, workspace: Workspace, plan: Plan) -> None:
+    """Refuse a plan whose member cap (billing/members.py) the workspace is already over."""
     members = seats_taken(workspace=workspace)  # members and pending invitations
-    if cap is not None and members > cap:
+    over = seats_over_cap(workspace=workspace, plan=plan, taken=members)
+    if over:
+        cap = member_cap(workspace=workspace, plan=plan)
         raise MemberCapExceeded(
             f"The {plan.name} plan allows {cap} member{'s' if cap != 1 else ''}; this workspace has {members}. "
-            f"Remove {members - cap} member{'s' if members - cap != 1 else ''} first, then change the plan "
+            f"Remove {over} member{'s' if over != 1 else ''} first, then change the plan "
             f"(pending invitations count as members)."
         )
 
@@ -76,7 +78,7 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
         ws = _lock_workspace(workspace.pk)
         old_plan, old_monthly = ws.plan, ws.monthly_credits
         upgrade = is_upgrade(current=old_plan, new=plan)
-        _check_member_cap(ws, plan)
+        plan_member_cap_check(workspace=ws, plan=plan)
         if at_period_end and not upgrade and plan.pk != old_plan.pk:
             # Downgrade or cancel: nothing changes until the period rolls (billing.grants).
             if plan.pk == "free":

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 from billing.edition import is_community
 from billing.models import AutoRecharge, CreditPack, Plan, Purchase
 from billing.money import NANOS_PER_CREDIT, cents_display, price_display
-from billing.members import member_cap, seats_taken
+from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.services import memberships_for
 from billing.tenancy import membership_for
 from usage.forecast import credit_forecast
@@ -24,7 +24,7 @@ from . import stripe_client
 from .activity import latest_ledger, ledger_csv_rows, ledger_page
 from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
 from .forms import AutoRechargeForm, LedgerFilterForm
-from .plans import PlanError, _check_member_cap, is_upgrade, plan_change, plan_subscribe_test, sales_contact_send
+from .plans import PlanError, is_upgrade, plan_change, plan_member_cap_check, plan_subscribe_test, sales_contact_send
 from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 
@@ -270,7 +270,7 @@ def plans(request, slug):
         cap = member_cap(workspace=workspace, plan=plan)
         rows.append({"plan": plan, "action": action, "price": price_display(plan.price_cents) if plan.price_cents is not None else "Contact sales",
                      "scheduled": workspace.scheduled_plan_id == plan.pk or (plan.pk == "free" and workspace.cancel_at_period_end),
-                     "cap": cap, "over_cap": cap is not None and seats > cap,
+                     "cap": cap, "over_cap": bool(seats_over_cap(workspace=workspace, plan=plan, taken=seats)),
                      "features": _plan_features(workspace, plan, cap),
                      "quote": plan_change_quote(workspace=workspace, plan=plan, at=now) if action == "upgrade" else None})
     confirm = next((row for row in rows if row["action"] == "downgrade" and not row["scheduled"]
@@ -320,7 +320,7 @@ def _plans_post(request, membership):
             elif not stripe_client.stripe_enabled():
                 return redirect("billing:plan_checkout", slug=slug, plan_id=plan.pk)
             elif not workspace.stripe_subscription_id:
-                _check_cap(workspace, plan)
+                plan_member_cap_check(workspace=workspace, plan=plan)
                 session = stripe_client.checkout_session_for_plan(workspace=workspace, plan=plan,
                                                                   actor_email=request.user.email)
                 return redirect(session["url"])
@@ -346,10 +346,6 @@ def _plans_post(request, membership):
         log.warning("Stripe plan change for %s failed: %s", slug, error)
         messages.error(request, "Stripe could not start the checkout. Nothing was charged; please try again.")
     return redirect("billing:plans", slug=slug)
-
-
-def _check_cap(workspace, plan):
-    _check_member_cap(workspace, plan)
 
 
 @login_required

@@ -2,22 +2,12 @@
 the invoice's link (the History page) and, with RECEIPT_ATTACH_PDF, the PDF itself."""
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 
 from billing.emails import email_send
 from billing.money import cents_display
 
 from .models import Invoice
-
-
-def receipt_schedule(*, invoice: Invoice) -> None:
-    """Send after the invoice's transaction commits, through Celery (the PDF render can take a
-    moment); a broker that is down is logged and never breaks the payment (robust=True)."""
-    from .tasks import send_receipt
-
-    invoice_id = invoice.pk
-    transaction.on_commit(lambda: send_receipt.delay(invoice_id), robust=True)
 
 
 def receipt_send(*, invoice_id: int) -> int:

@@ -26,9 +26,8 @@ from django.utils import timezone
 from billing.models import AuditEvent, Plan, Purchase, User, Workspace
 from billing.money import nanos_display
 
-from .emails import receipt_schedule
 from .models import Invoice, InvoiceLine, InvoiceSequence
-from .tasks import render_invoice_pdf
+from .tasks import receipt_schedule, render_invoice_pdf
 
 INVOICE_PREFIX = "LF"
 CREDIT_NOTE_PREFIX = "CN"

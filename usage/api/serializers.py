@@ -1,6 +1,8 @@
 """Input validation and output shapes of the v1 API. Inputs are strict (SPEC section 10): token
 counts are JSON integers between 0 and 10^12, never strings, floats or booleans."""
 
+import re
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -64,8 +66,6 @@ class BoundedDateField(serializers.DateField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, value):
-        import re
-
         if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             self.fail("invalid", format="YYYY-MM-DD")
         return super().to_internal_value(value)
