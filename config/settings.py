@@ -53,7 +53,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside the session middleware: the WAL position it records includes the session's save.
-    "config.replica.WalPositionMiddleware",
+    "billing.replica.WalPositionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,7 +85,7 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url("DATABASE_URL", str(VAR_DIR / "db.sqlite3"))}
-# A streaming replica for read-only pages and exports (config/replica.py, docs/scale.md).
+# A streaming replica for read-only pages and exports (billing/replica.py, docs/scale.md).
 if env_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = database_from_url("DATABASE_REPLICA_URL", "")
     if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
@@ -94,7 +94,7 @@ if env_str("DATABASE_REPLICA_URL"):
         raise ImproperlyConfigured("Environment variable DATABASE_REPLICA_URL must be a postgres:// URL.")
     DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)  # a dead replica costs 2 s, then a retry pause
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-    DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
+    DATABASE_ROUTERS = ["billing.replica.ReplicaRouter"]
 REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 10, minimum=0)
 REPLICA_CHECK_SECONDS = env_int("REPLICA_CHECK_SECONDS", 1, minimum=0)
 REPLICA_RETRY_SECONDS = env_int("REPLICA_RETRY_SECONDS", 15, minimum=0)

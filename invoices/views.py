@@ -4,7 +4,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from billing.tenancy import membership_for
-from config.replica import reads_from_replica
+from billing.replica import reads_from_replica
 
 from .forms import BillingDetailsForm
 from .models import Invoice

@@ -14,6 +14,7 @@ from django.db.models import Count, Q, Sum
 from budgets.counters import RunCounters
 from budgets.models import SpendCounter
 from usage.models import Run
+from usage.selectors import detail_kept_from
 
 from billing.models import AutoRechargeAttempt, LedgerEntry, Purchase, Wallet, Workspace
 from billing.money import nanos_to_str
@@ -144,8 +145,6 @@ def _counter_problems(workspace: Workspace, label: str) -> list[str]:
     seen = set()
     # Counters of spans that began before the kept run detail are checked no more: retention
     # dropped some of their runs (usage/partitions.py); their ledger entries and rollups stay.
-    from usage.selectors import detail_kept_from
-
     kept_from = detail_kept_from()
     counters = SpendCounter.objects.filter(workspace_id=workspace.pk)
     if kept_from:

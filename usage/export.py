@@ -20,11 +20,13 @@ from django.utils import timezone
 from django.db.models import Max, Min, Sum
 
 from billing.models import Workspace
+from billing.replica import current_read_alias
 from billing.money import nanos_to_str
 from billing.spreadsheet import FORMULA_STARTS, neutralise  # noqa: F401 (re-exported)
 
-from .models import Run, RunNode
+from .models import DailyUsage, Run, RunNode
 from .filters import CHARGED, RunFilter, day_bounds
+from .selectors import detail_kept_from, detail_notice
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
 CHUNK_ROWS = 2000
@@ -181,10 +183,6 @@ def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None =
 
 
 def csv_response(*, workspace, data) -> StreamingHttpResponse:
-    from config.replica import current_read_alias
-
-    from .selectors import detail_kept_from, detail_notice
-
     filters = RunFilter.from_data(data, workspace=workspace)
     kept_from = detail_kept_from()
     response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters, kept_from=kept_from,

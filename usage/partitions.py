@@ -18,6 +18,7 @@ model code. pg_partman needs a server extension in every environment. A beat job
 keep one schema on both."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone as dt_timezone
 
@@ -25,6 +26,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Min, Sum
 from django.utils import timezone
+
+from .models import DroppedRunMonth, Run
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +203,6 @@ def run_detail_retire(*, now: datetime | None = None, months: int | None = None)
     (holding a reservation): every charge, and with it the rollup rows written in the same
     transaction, has committed. A month with an open run waits for the sweeper. The ledger,
     invoices, rollups and RunKey rows are never touched."""
-    import time
-
-    from .models import DroppedRunMonth, Run
-
     cutoff = retention_cutoff(now=now, months=months)
     partitions_create_ahead(months=0, now=now)  # rows parked in a default partition go to their month first
     if is_partitioned():

@@ -8,6 +8,7 @@ import base64
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 
+from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -18,6 +19,7 @@ from budgets.selectors import period_spend
 
 from .filters import CHARGED, STARTED, RunFilter
 from .models import Agent, DailyUsage, DroppedRunMonth, Run, RunNode
+from .partitions import month_add
 
 # One line each, shown under the figures on the Usage page and in the API docs.
 DEFINITIONS = {
@@ -247,8 +249,6 @@ def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
 
 def detail_kept_from() -> date | None:
     """The first day whose run and node detail is still kept, or None when nothing was dropped."""
-    from .partitions import month_add
-
     latest = DroppedRunMonth.objects.order_by("-month").values_list("month", flat=True).first()
     return month_add(latest, 1) if latest else None
 
@@ -257,8 +257,6 @@ def detail_notice(*, start: date | None, kept_from: date | None) -> str | None:
     """The plain sentence shown when a range starts before the kept detail (page, API, CSV header)."""
     if kept_from is None or (start is not None and start >= kept_from):
         return None
-    from django.conf import settings
-
     return (f"Run detail before {kept_from:%b} {kept_from.day}, {kept_from.year} is no longer kept "
             f"(runs are kept {settings.RUN_DETAIL_RETENTION_MONTHS} months). Totals for earlier days come from "
             f"the daily rollups, which are kept with the ledger and invoices; individual runs start on "

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
 from billing.tenancy import membership_for
-from config.replica import reads_from_replica
+from billing.replica import reads_from_replica
 
 from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart

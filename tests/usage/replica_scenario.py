@@ -22,7 +22,7 @@ def main(cluster_dir: str) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from config.replica import replica_state, replica_state_forget
+    from billing.replica import replica_state, replica_state_forget
     from tests.factories import make_workspace
     from usage.services import NodeInput, run_authorize, run_complete
 

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import AIModel, Wallet
-from config.replica import current_read_alias, reads_from_replica
+from billing.replica import current_read_alias, reads_from_replica
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import model_rates_at, tool_rates_at
 from budgets.selectors import budget_status
