@@ -19,6 +19,13 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_delete, post_save
+
+from billing.access_versions import access_versions_bump
+from billing.models import Membership, Plan, Workspace
+from budgets.models import WorkspaceBudget
+from usage.models import DeveloperToken
 
 MAX_AGE_SECONDS = 60
 MAX_ENTRIES = 10_000
@@ -94,14 +101,10 @@ def token_cache_forget(token_hash: str | None = None) -> None:
 # --- Invalidation: every save or delete of a row a cached token carries bumps its workspace.
 
 def _bump_workspaces(ids) -> None:
-    from billing.access_versions import access_versions_bump
-
     access_versions_bump(workspace_ids=ids)
 
 
 def _on_token(sender, instance, **kwargs):
-    from billing.models import Membership
-
     membership = instance.membership if "membership" in instance._state.fields_cache else None
     workspace_id = membership.workspace_id if membership is not None else (
         Membership.objects.filter(pk=instance.membership_id).values_list("workspace_id", flat=True).first())
@@ -121,28 +124,17 @@ def _on_budget(sender, instance, **kwargs):
 
 
 def _on_plan(sender, instance, **kwargs):
-    from billing.access_versions import access_versions_bump
-
     access_versions_bump(everything=True)
 
 
 def _on_user(sender, instance, update_fields=None, **kwargs):
     if update_fields is not None and set(update_fields) <= {"last_login"}:
         return  # a web login changes nothing a token grants
-    from billing.models import Membership
-
     _bump_workspaces(Membership.objects.filter(user_id=instance.pk).values_list("workspace_id", flat=True))
 
 
 def connect_signals() -> None:
     """Called from UsageConfig.ready()."""
-    from django.contrib.auth import get_user_model
-    from django.db.models.signals import post_delete, post_save
-
-    from billing.models import Membership, Plan, Workspace
-    from budgets.models import WorkspaceBudget
-    from usage.models import DeveloperToken
-
     for model, receiver in ((DeveloperToken, _on_token), (Membership, _on_membership), (Workspace, _on_workspace),
                             (WorkspaceBudget, _on_budget), (Plan, _on_plan), (get_user_model(), _on_user)):
         post_save.connect(receiver, sender=model, dispatch_uid=f"token_cache:{model.__name__}:save")
