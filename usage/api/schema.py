@@ -128,7 +128,13 @@ class RunOut(s.Serializer):
     nodes = NodeCost(many=True)
 
 
-class RunPage(s.Serializer):
+class RetentionNotice(s.Serializer):
+    """Run detail older than RUN_DETAIL_RETENTION_MONTHS is dropped (rollups, ledger and invoices stay)."""
+    detail_kept_from = s.DateField(allow_null=True, help_text="First day whose run detail is kept; null while nothing was dropped.")
+    notice = s.CharField(allow_null=True, help_text="A sentence when the range starts before the kept detail, else null.")
+
+
+class RunPage(RetentionNotice):
     results = RunOut(many=True)
     next_cursor = s.CharField(allow_null=True)
 
@@ -161,7 +167,7 @@ class AgentUsage(s.Serializer):
     runs = s.IntegerField()
 
 
-class UsageFrom(s.Serializer):
+class UsageFrom(RetentionNotice):
     # `from` is a Python keyword: renamed in get_fields, like the filters.
     from_ = s.DateField()
     to = s.DateField()
