@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import BigIntegerField, CharField, Value
+from django.db.models import BigIntegerField, CharField, OuterRef, Subquery, Value
 
 from .edition import is_community
 from .models import ModelRate, ToolRate
@@ -14,6 +14,22 @@ class Rate:
     model_id: str
     input_nanos_per_token: int
     output_nanos_per_token: int
+
+
+def model_rate_subqueries(*, at: datetime, model_id: str) -> tuple[Subquery, Subquery]:
+    """The input and output nanocredits per token of `model_id` in force at `at`, as two subqueries
+    to annotate onto a query the caller makes anyway (the charge path counts its statements); read
+    the pair back with rate_from_annotations."""
+    in_force = ModelRate.objects.filter(model_id=model_id, effective_from__lte=at).order_by("-effective_from")
+    return (Subquery(in_force.values("input_nanos_per_token")[:1]),
+            Subquery(in_force.values("output_nanos_per_token")[:1]))
+
+
+def rate_from_annotations(*, model_id: str, rate_in: int | None, rate_out: int | None) -> Rate | None:
+    """The Rate that model_rate_subqueries read, or None when the model has no rate in force."""
+    if rate_in is None or rate_out is None:
+        return None
+    return Rate(model_id, 0, 0) if is_community() else Rate(model_id, rate_in, rate_out)
 
 
 def model_rates_at(*, at: datetime, model_ids=None) -> dict[str, Rate]:

@@ -19,7 +19,7 @@ from billing.ledger import hold_place, hold_release, run_charge_post, wallet_loc
 from billing.models import Membership
 from billing.edition import is_community
 from billing.money import NANOS_PER_CREDIT, nanos_display
-from billing.pricing import model_rates_at, price_node, rates_at
+from billing.pricing import Rate, model_rate_subqueries, model_rates_at, price_node, rate_from_annotations, rates_at
 from billing.upsert import upsert_add
 from budgets.alerts import alerts_check_later, alerts_on_refusal
 from budgets.counters import RunCounters, counters_add
@@ -75,10 +75,8 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     The reservation is min(agent max per run, available, every remaining budget)."""
     workspace = membership.workspace
     now = now or timezone.now()
-    rate = model_rates_at(at=now, model_ids=[model]).get(model)
-    if rate is None:
-        raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
-    workflow_id, agent_obj = _workflow_and_agent(workspace=workspace, workflow=workflow, agent=agent)
+    workflow_id, agent_obj, rate = _workflow_agent_and_rate(workspace=workspace, workflow=workflow, agent=agent,
+                                                            model=model, at=now)
     try:
         with transaction.atomic():
             wallet = wallet_lock(workspace.pk)
@@ -136,17 +134,26 @@ def _existing_run(workspace, public_id: str | None) -> Run | None:
     return _unique_or_none(Run.objects.for_public_id(workspace=workspace, public_id=public_id)) if public_id else None
 
 
-def _workflow_and_agent(*, workspace, workflow: str, agent: str) -> tuple[int, Agent]:
-    """The agent (with its budgets) and the workflow's id in one query; both are created on first use."""
+def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str, at) -> tuple[int, Agent, Rate]:
+    """The agent (with its budgets), the workflow's id and the model's rate in force at `at`, in one
+    query. The workflow and agent are created on first use, but never for an unknown model: a refused
+    request changes nothing."""
     workflow_id = Workflow.objects.filter(workspace=workspace, name=workflow).values("id")[:1]
-    agent_obj = _unique_or_none(
-        Agent.objects.filter(workspace=workspace, name=agent).annotate(workflow_ref=Subquery(workflow_id)))
+    rate_in, rate_out = model_rate_subqueries(at=at, model_id=model)
+    agent_obj = _unique_or_none(Agent.objects.filter(workspace=workspace, name=agent).annotate(
+        workflow_ref=Subquery(workflow_id), rate_in=rate_in, rate_out=rate_out))
+    if agent_obj is not None:
+        rate = rate_from_annotations(model_id=model, rate_in=agent_obj.rate_in, rate_out=agent_obj.rate_out)
+    else:
+        rate = model_rates_at(at=at, model_ids=[model]).get(model)
+    if rate is None:
+        raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
     if agent_obj is None:
         agent_obj, _ = Agent.objects.get_or_create(workspace=workspace, name=agent)
         agent_obj.workflow_ref = None
     if agent_obj.workflow_ref is None:
         agent_obj.workflow_ref = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
-    return agent_obj.workflow_ref, agent_obj
+    return agent_obj.workflow_ref, agent_obj, rate
 
 
 def _refusal_error(refusal: Refusal) -> RunError:

@@ -12,8 +12,9 @@ from .conftest import authorize
 
 
 def statements(context) -> int:
-    # Savepoints exist only because the test wraps everything in a transaction.
-    return sum(1 for q in context.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")))
+    """Statements as a served request makes them: the test's own transaction turns the request's
+    BEGIN and COMMIT into savepoints, so those two count in place of the savepoints."""
+    return 2 + sum(1 for q in context.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")))
 
 
 @pytest.mark.django_db
@@ -23,6 +24,8 @@ def test_it_authorizes_and_completes_in_a_bounded_number_of_statements(node_coun
     Workflow.objects.create(workspace=team.workspace, name="support")
     Agent.objects.create(workspace=team.workspace, name="triage")
     DeveloperToken.objects.update(last_used_at=timezone.now())
+    for warm_up in ("r-a", "r-b"):  # a process learns a token's workspace first, then caches it
+        assert authorize(api, run_id=warm_up).status_code == 201
     with CaptureQueriesContext(connection) as authorize_queries:
         assert authorize(api).status_code == 201
     nodes = [{"name": f"n{i}", "model": "gpt-4o" if i % 2 else "gpt-4o-mini", "input_tokens": 100, "output_tokens": 10,
