@@ -20,8 +20,9 @@ def _make_due_workspaces(prefix: str, count: int, period_start, period_end) -> N
             FROM generate_series(1, %s) g
         """, [prefix, prefix, period_start, period_start, period_end, count])
         cursor.execute("""
-            INSERT INTO billing_wallet (workspace_id, monthly, purchased, reserved, running_runs, updated_at)
-            SELECT id, 12 * %s::bigint, 0, 0, 0, now() FROM billing_workspace WHERE slug LIKE %s
+            INSERT INTO billing_wallet (workspace_id, monthly, purchased, reserved, running_runs, updated_at,
+                auto_recharge_armed, auto_recharge_crossings)
+            SELECT id, 12 * %s::bigint, 0, 0, 0, now(), true, 0 FROM billing_workspace WHERE slug LIKE %s
         """, [CREDIT, prefix + "%"])
         cursor.execute("""
             INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after,
