@@ -72,13 +72,13 @@ def generate_runs(*, workspace, membership, count: int, days: int = 90, agents: 
             FROM usage_run WHERE workspace_id = %(ws)s AND public_id LIKE %(prefix)s || '%%'
         """, params)
         cursor.execute("""
-            INSERT INTO usage_dailyusage (workspace_id, day, agent_id, model_id, member_id, credits, input_tokens,
-                output_tokens, runs)
-            SELECT workspace_id, (completed_at AT TIME ZONE 'UTC')::date, agent_id, model_id, member_id,
+            INSERT INTO usage_dailyusage (workspace_id, day, agent_id, model_id, member_id, period_start, credits,
+                input_tokens, output_tokens, runs)
+            SELECT workspace_id, (completed_at AT TIME ZONE 'UTC')::date, agent_id, model_id, member_id, period_start,
                 sum(credits), sum(input_tokens), sum(output_tokens), count(*)
             FROM usage_run WHERE workspace_id = %(ws)s AND public_id LIKE %(prefix)s || '%%'
-            GROUP BY 1, 2, 3, 4, 5
-            ON CONFLICT (workspace_id, day, agent_id, model_id, member_id) DO UPDATE SET
+            GROUP BY 1, 2, 3, 4, 5, 6
+            ON CONFLICT (workspace_id, day, agent_id, model_id, member_id, period_start) DO UPDATE SET
                 credits = usage_dailyusage.credits + EXCLUDED.credits,
                 input_tokens = usage_dailyusage.input_tokens + EXCLUDED.input_tokens,
                 output_tokens = usage_dailyusage.output_tokens + EXCLUDED.output_tokens,
