@@ -109,6 +109,9 @@ class Run(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "-created_at", "-id"], name="run_ws_recent"),
+            # "This period" lists and sums the runs authorized in the workspace's billing period
+            # (Run.period_start), newest first: without it, a seq scan over every partition.
+            models.Index(fields=["workspace", "period_start", "-created_at", "-id"], name="run_ws_period_recent"),
             models.Index(fields=["status", "expires_at"], name="run_open_expiry", condition=Q(status="running")),
             # The usage CSV selects finished runs of a workspace by the day they were charged.
             models.Index(fields=["workspace", "completed_at"], name="run_ws_completed",
