@@ -47,7 +47,7 @@ def lsn_int(lsn: str) -> int:
 class ReplicaState:
     up: bool
     replay_lsn: int = 0
-    lag_seconds: float = 0.0
+    lag_seconds: int = 0  # whole seconds, rounded up
     checked_at: float = 0.0
 
 
@@ -63,7 +63,7 @@ def _check() -> ReplicaState:
             primary_lsn = lsn_int(cursor.fetchone()[0])
         with connections[REPLICA].cursor() as cursor:
             cursor.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
-                           "extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())")
+                           "ceil(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()))::bigint")
             in_recovery, replay, since_replay = cursor.fetchone()
     except DatabaseError as error:
         logger.warning("Replica unavailable, reading from the primary: %s", error)
@@ -73,8 +73,9 @@ def _check() -> ReplicaState:
         return ReplicaState(up=False, checked_at=now)  # a promoted or misconfigured replica: not a replica
     replay_lsn = lsn_int(replay)
     # Caught up: no lag however long ago the last transaction was. Behind: the time since the
-    # replica last replayed one (a stalled or paused replica's lag grows with the clock).
-    lag = 0.0 if replay_lsn >= primary_lsn else float(since_replay if since_replay is not None else 1e9)
+    # replica last replayed one, in whole seconds rounded up (a stalled or paused replica's lag
+    # grows with the clock; never replayed counts as far behind).
+    lag = 0 if replay_lsn >= primary_lsn else (since_replay if since_replay is not None else 10**9)
     return ReplicaState(up=True, replay_lsn=replay_lsn, lag_seconds=lag, checked_at=now)
 
 
