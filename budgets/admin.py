@@ -3,7 +3,7 @@ re-check); fired alerts and spend counters are written only by services, so they
 
 from django.contrib import admin
 
-from billing.admin import CreditFieldsMixin, ReadOnlyAdmin, amount_cell
+from billing.admin import CreditFieldsMixin, ReadOnlyAdmin, amount_cell, credits_column
 from billing.money import nanos_display
 
 from .models import BudgetAlert, SpendCounter, WorkspaceBudget
@@ -45,13 +45,8 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
     search_fields = ("workspace__slug",)
     list_select_related = ("workspace",)
 
-    @admin.display(description="Used")
-    def used_display(self, obj):
-        return amount_cell(nanos_display(obj.used))
-
-    @admin.display(description="Limit")
-    def limit_display(self, obj):
-        return amount_cell(nanos_display(obj.limit))
+    used_display = credits_column("used", "Used")
+    limit_display = credits_column("limit", "Limit")
 
 
 @admin.register(SpendCounter)
@@ -61,10 +56,5 @@ class SpendCounterAdmin(ReadOnlyAdmin):
     search_fields = ("workspace__slug",)
     list_select_related = ("workspace",)
 
-    @admin.display(description="Charged")
-    def charged_display(self, obj):
-        return amount_cell(nanos_display(obj.charged))
-
-    @admin.display(description="Reserved")
-    def reserved_display(self, obj):
-        return amount_cell(nanos_display(obj.reserved))
+    charged_display = credits_column("charged", "Charged")
+    reserved_display = credits_column("reserved", "Reserved")

@@ -9,8 +9,7 @@ from import_export import fields, resources, widgets
 from import_export.admin import ExportMixin, ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
 
-from billing.admin import CreditsWidget, amount_cell
-from billing.money import nanos_display
+from billing.admin import CreditsWidget, credits_column
 
 from .export import neutralise
 from .models import Agent, DailyUsage, DeveloperToken, Run, RunNode, Workflow
@@ -71,17 +70,9 @@ class RunNodeInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="Token credits")
-    def token_credits_display(self, obj):
-        return amount_cell(nanos_display(obj.token_credits))
-
-    @admin.display(description="Tool credits")
-    def tool_credits_display(self, obj):
-        return amount_cell(nanos_display(obj.tool_credits))
-
-    @admin.display(description="Credits")
-    def credits_display(self, obj):
-        return amount_cell(nanos_display(obj.credits))
+    token_credits_display = credits_column("token_credits", "Token credits")
+    tool_credits_display = credits_column("tool_credits", "Tool credits")
+    credits_display = credits_column("credits", "Credits")
 
 
 @admin.register(Run)
@@ -97,9 +88,7 @@ class RunAdmin(ExportMixin, ReadOnlyAdmin):
     show_full_result_count = False  # no COUNT(*) over millions of runs
     inlines = [RunNodeInline]
 
-    @admin.display(description="Credits", ordering="credits")
-    def credits_display(self, obj):
-        return amount_cell(nanos_display(obj.credits))
+    credits_display = credits_column("credits", "Credits", ordering="credits")
 
 
 # --- Agents and workflows ----------------------------------------------------------------------------
@@ -129,17 +118,9 @@ class AgentAdmin(ImportExportModelAdmin):
     list_select_related = ("workspace",)
     readonly_fields = ("workspace", "created_at")
 
-    @admin.display(description="Max per run")
-    def per_run(self, obj):
-        return amount_cell(nanos_display(obj.max_per_run))
-
-    @admin.display(description="Max per day")
-    def per_day(self, obj):
-        return amount_cell(nanos_display(obj.max_per_day))
-
-    @admin.display(description="Max per month")
-    def per_month(self, obj):
-        return amount_cell(nanos_display(obj.max_per_month))
+    per_run = credits_column("max_per_run", "Max per run")
+    per_day = credits_column("max_per_day", "Max per day")
+    per_month = credits_column("max_per_month", "Max per month")
 
     def has_add_permission(self, request):
         return False  # agents are created on first use by name
@@ -224,6 +205,4 @@ class DailyUsageAdmin(ExportMixin, ReadOnlyAdmin):
     date_hierarchy = "day"
     show_full_result_count = False
 
-    @admin.display(description="Credits", ordering="credits")
-    def credits_display(self, obj):
-        return amount_cell(nanos_display(obj.credits))
+    credits_display = credits_column("credits", "Credits", ordering="credits")

@@ -6,7 +6,7 @@ earlier is still priced with the version it was authorized under. The ledger, pu
 audit trail are read-only here; a credit correction goes through the "adjust credits" form, which
 calls billing.ledger.credits_adjust with the staff user as the actor.
 
-- ``fields``: credits widgets and form fields, ``ReadOnlyAdmin``, the ``amount_cell``;
+- ``fields``: credits widgets and form fields, ``ReadOnlyAdmin``, ``amount_cell`` and ``credits_column``;
 - ``users``, ``catalog`` (plans and packs), ``rates``, ``workspaces`` (with memberships),
   ``records`` (wallets, ledger, purchases, audit);
 - ``site``: the admin's branding and the dj-stripe models staff do not use, hidden.
@@ -14,5 +14,5 @@ calls billing.ledger.credits_adjust with the staff user as the actor.
 
 from . import catalog, rates, records, site, users, workspaces  # noqa: F401  (registers the admins)
 from .catalog import CreditPackResource, PlanResource  # noqa: F401
-from .fields import CreditFieldsMixin, CreditsWidget, RateWidget, ReadOnlyAdmin, amount_cell  # noqa: F401
+from .fields import CreditFieldsMixin, CreditsWidget, RateWidget, ReadOnlyAdmin, amount_cell, credits_column  # noqa: F401
 from .rates import ModelRateResource, ToolRateResource  # noqa: F401

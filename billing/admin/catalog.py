@@ -5,9 +5,9 @@ from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 
 from billing.models import CreditPack, Plan
-from billing.money import nanos_display, price_display as price_text
+from billing.money import price_display as price_text
 
-from .fields import IMPORT_EXPORT_FORMATS, CreditFieldsMixin, CreditsWidget, amount_cell
+from .fields import IMPORT_EXPORT_FORMATS, CreditFieldsMixin, CreditsWidget, amount_cell, credits_column
 
 
 class PlanResource(resources.ModelResource):
@@ -34,9 +34,7 @@ class PlanAdmin(CreditFieldsMixin, ImportExportModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("id",) if obj else ()
 
-    @admin.display(description="Monthly credits")
-    def monthly_credits_display(self, obj):
-        return amount_cell(nanos_display(obj.monthly_credits))
+    monthly_credits_display = credits_column("monthly_credits", "Monthly credits")
 
     @admin.display(description="Price / month")
     def price_display(self, obj):
@@ -65,13 +63,8 @@ class CreditPackAdmin(CreditFieldsMixin, ImportExportModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("id",) if obj else ()
 
-    @admin.display(description="Credits")
-    def credits_display(self, obj):
-        return amount_cell(nanos_display(obj.credits))
-
-    @admin.display(description="Bonus")
-    def bonus_display(self, obj):
-        return amount_cell(nanos_display(obj.bonus))
+    credits_display = credits_column("credits", "Credits")
+    bonus_display = credits_column("bonus", "Bonus")
 
     @admin.display(description="Price")
     def price_display(self, obj):

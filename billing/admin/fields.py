@@ -6,7 +6,7 @@ from import_export import widgets
 from import_export.formats.base_formats import CSV, XLSX
 
 from billing.forms import CreditsField, RateFormField  # noqa: F401  (re-exported for the admins)
-from billing.money import credits_to_nanos, nanos_to_str, rate_str, rate_to_nanos_per_token
+from billing.money import credits_to_nanos, nanos_display, nanos_to_str, rate_str, rate_to_nanos_per_token
 
 IMPORT_EXPORT_FORMATS = [CSV, XLSX]
 
@@ -14,6 +14,17 @@ IMPORT_EXPORT_FORMATS = [CSV, XLSX]
 def amount_cell(text: str):
     """A changelist cell holding an amount: the admin's stylesheet right-aligns it (admin/css/lenserfight.css)."""
     return format_html('<span class="money">{}</span>', text)
+
+
+def credits_column(field: str, description: str, *, ordering: str | None = None):
+    """A changelist column showing the nanocredits in `field` (a field or property) as credits,
+    right-aligned. Assign it in a ModelAdmin body: `credits_display = credits_column("credits", "Credits")`."""
+
+    @admin.display(description=description, ordering=ordering)
+    def column(self, obj):
+        return amount_cell(nanos_display(getattr(obj, field)))
+
+    return column
 
 
 class CreditsWidget(widgets.Widget):

@@ -6,7 +6,7 @@ from import_export.admin import ExportMixin
 from billing.models import AuditEvent, LedgerEntry, Purchase, Wallet
 from billing.money import cents_display, nanos_display, nanos_to_str
 
-from .fields import IMPORT_EXPORT_FORMATS, ReadOnlyAdmin, amount_cell
+from .fields import IMPORT_EXPORT_FORMATS, ReadOnlyAdmin, amount_cell, credits_column
 
 
 @admin.register(Wallet)
@@ -15,21 +15,10 @@ class WalletAdmin(ReadOnlyAdmin):
                     "running_runs", "updated_at")
     search_fields = ("workspace__slug", "workspace__name")
 
-    @admin.display(description="Monthly")
-    def monthly_display(self, obj):
-        return amount_cell(nanos_display(obj.monthly))
-
-    @admin.display(description="Purchased")
-    def purchased_display(self, obj):
-        return amount_cell(nanos_display(obj.purchased))
-
-    @admin.display(description="Reserved")
-    def reserved_display(self, obj):
-        return amount_cell(nanos_display(obj.reserved))
-
-    @admin.display(description="Available")
-    def available_display(self, obj):
-        return amount_cell(nanos_display(obj.available))
+    monthly_display = credits_column("monthly", "Monthly")
+    purchased_display = credits_column("purchased", "Purchased")
+    reserved_display = credits_column("reserved", "Reserved")
+    available_display = credits_column("available", "Available")
 
 
 @admin.register(LedgerEntry)
@@ -58,13 +47,8 @@ class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
     def amount_exact(self, obj):
         return nanos_to_str(obj.amount)
 
-    @admin.display(description="Bucket after")
-    def bucket_balance_display(self, obj):
-        return amount_cell(nanos_display(obj.bucket_balance_after))
-
-    @admin.display(description="Balance after")
-    def balance_after_display(self, obj):
-        return amount_cell(nanos_display(obj.balance_after))
+    bucket_balance_display = credits_column("bucket_balance_after", "Bucket after")
+    balance_after_display = credits_column("balance_after", "Balance after")
 
     @admin.display(description="By")
     def actor_display(self, obj):
@@ -79,13 +63,8 @@ class PurchaseAdmin(ReadOnlyAdmin):
     search_fields = ("workspace__slug", "reference", "stripe_checkout_session_id", "stripe_payment_intent_id")
     list_select_related = ("workspace", "pack")
 
-    @admin.display(description="Credits")
-    def credits_display(self, obj):
-        return amount_cell(nanos_display(obj.credits))
-
-    @admin.display(description="Bonus")
-    def bonus_display(self, obj):
-        return amount_cell(nanos_display(obj.bonus))
+    credits_display = credits_column("credits", "Credits")
+    bonus_display = credits_column("bonus", "Bonus")
 
     @admin.display(description="Amount")
     def amount_display(self, obj):
