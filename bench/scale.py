@@ -92,8 +92,19 @@ def _generate(*, workspaces, start_index: int, count: int, span_days: int) -> No
         done += size
         elapsed = time.perf_counter() - started
         print(f"  generated {start_index + done:,} runs ({done / elapsed:,.0f} runs/s, {elapsed:.0f}s)", flush=True)
+
+
+def _settle() -> None:
+    """Vacuum and analyze what generation wrote, then checkpoint, before either size is measured:
+    otherwise autovacuum of the fresh rows and the checkpoint of their WAL run during the
+    measurement, and the larger size pays for them and the smaller does not."""
+    from django.db import connection
+
+    started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE usage_run; ANALYZE usage_runnode; ANALYZE usage_runkey; ANALYZE usage_dailyusage")
+        cursor.execute("VACUUM (ANALYZE) usage_run, usage_runnode, usage_runkey, usage_dailyusage")
+        cursor.execute("CHECKPOINT")
+    print(f"  vacuumed, analyzed and checkpointed in {time.perf_counter() - started:.0f}s", flush=True)
 
 
 def _throughput(client, token: str, pairs: int) -> float:
@@ -186,8 +197,6 @@ def _measure(label: str, workspaces, runs: int, quick: bool) -> dict:
 def run(*, quick: bool = False, runs: int | None = None) -> None:
     setup_django(RATE_LIMIT_ENABLED="false")
     reset_business_data()
-    from django.db import connection
-
     from usage.models import Workflow
     from usage.partitions import month_add, month_start, partitions_create_between, run_detail_retire, run_partitions
 
@@ -205,11 +214,11 @@ def run(*, quick: bool = False, runs: int | None = None) -> None:
                             "token": token}, workspace, membership))
     print(f"scale: generating {small:,} runs over {MONTHS} months in {WORKSPACES} workspaces ...", flush=True)
     _generate(workspaces=workspaces, start_index=0, count=small, span_days=span)
+    _settle()
     baseline = _measure("small", workspaces, small, quick)
     print(f"scale: generating up to {large:,} runs ...", flush=True)
     _generate(workspaces=workspaces, start_index=small, count=large - small, span_days=span)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE usage_run")
+    _settle()
     figures = _measure("large", workspaces, large, quick)
 
     sizes = _sizes()

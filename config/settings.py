@@ -3,6 +3,8 @@
 from datetime import timedelta
 from pathlib import Path
 
+from kombu import Queue
+
 from .env import database_from_url, env_bool, env_choice, env_int, env_list, env_str, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -156,6 +158,19 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# One queue per job type (docs/scale.md): a slow job (a PDF, a retention drop) never waits in front
+# of a payment or an alert. A worker started without -Q consumes them all (`make run`, the Procfile);
+# at scale each queue gets its own pool (`celery -A config worker -Q documents`).
+JOB_QUEUES = {
+    "payments": ("buying.tasks.*",),
+    "alerts": ("budgets.tasks.check_alerts", "budgets.tasks.send_alert_email", "budgets.tasks.deliver_alert_webhook"),
+    "documents": ("invoices.tasks.*",),
+    "sweeps": ("usage.tasks.release_expired_reservations", "billing.tasks.run_period_grants",
+               "budgets.tasks.sweep_alerts"),
+    "maintenance": ("usage.tasks.create_run_partitions", "usage.tasks.retire_old_run_detail"),
+}
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", *JOB_QUEUES)]
+CELERY_TASK_ROUTES = {pattern: {"queue": queue} for queue, patterns in JOB_QUEUES.items() for pattern in patterns}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"

@@ -18,7 +18,7 @@ from billing.pricing import model_rates_at, price_tokens
 from budgets.selectors import period_spend
 
 from .filters import CHARGED, STARTED, RunFilter
-from .models import Agent, DailyUsage, DroppedRunMonth, Run, RunNode
+from .models import Agent, DailyUsage, DroppedRunMonth, Run, RunKey, RunNode
 from .partitions import month_add
 
 # One line each, shown under the figures on the Usage page and in the API docs.
@@ -261,6 +261,20 @@ def detail_notice(*, start: date | None, kept_from: date | None) -> str | None:
             f"(runs are kept {settings.RUN_DETAIL_RETENTION_MONTHS} months). Totals for earlier days come from "
             f"the daily rollups, which are kept with the ledger and invoices; individual runs start on "
             f"{kept_from.isoformat()}.")
+
+
+def run_dropped_notice(*, workspace: Workspace, public_id: str) -> str | None:
+    """For an id whose run retention dropped (its RunKey outlives it), the plain sentence the run
+    page and GET /v1/runs/{id} answer with; None for an id that never named a run here."""
+    started = (RunKey.objects.filter(workspace=workspace, public_id=public_id).order_by()
+               .values_list("run_created_at", flat=True).first())
+    kept_from = detail_kept_from()
+    if started is None or kept_from is None or started.date() >= kept_from:
+        return None
+    return (f"Run {public_id} started on {started:%Y-%m-%d}. Run detail before {kept_from:%b} {kept_from.day}, "
+            f"{kept_from.year} is no longer kept (runs are kept {settings.RUN_DETAIL_RETENTION_MONTHS} months), so "
+            f"its nodes are gone. Its charge stays in the ledger (Activity, with the run id) and in the daily "
+            f"totals on the Usage page.")
 
 
 def filter_choices(*, workspace: Workspace) -> dict:

@@ -22,8 +22,8 @@ from .export import csv_response
 from .models import Run
 from .filters import RunFilter
 from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_from, detail_notice, encode_cursor,
-                        filter_choices, run_detail, runs_page, runs_page_newer, savings_for, spend_by_model,
-                        usage_summary)
+                        filter_choices, run_detail, run_dropped_notice, runs_page, runs_page_newer, savings_for,
+                        spend_by_model, usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
 
@@ -131,7 +131,11 @@ def run(request, slug, run_id):
     membership = membership_for(request, slug)
     found = run_detail(workspace=membership.workspace, public_id=run_id)
     if found is None:
-        raise Http404("No such run.")
+        dropped = run_dropped_notice(workspace=membership.workspace, public_id=run_id)
+        if dropped is None:
+            raise Http404("No such run.")
+        return render(request, "usage/run_dropped.html", {"workspace": membership.workspace, "public_id": run_id,
+                                                          "notice": dropped, "membership": membership}, status=404)
     nodes = list(found.nodes.all())
     tool_credits = sum(node.tool_credits for node in nodes)
     names = dict(AIModel.objects.values_list("id", "name"))

@@ -241,6 +241,29 @@ def test_pages_api_and_csv_say_when_a_range_is_older_than_the_kept_detail(client
     assert len(detail) == 1 and detail[0].endswith(",succeeded")
 
 
+def test_a_dropped_runs_page_and_api_say_its_detail_is_no_longer_kept(client, team, aged):
+    from usage.tokens import token_create
+
+    run_detail_retire()
+    kept_from = month_add(month_start(_months_ago(15).date()), 1)
+    client.force_login(team.owner)
+    page = client.get(reverse("usage:run", kwargs={"slug": team.workspace.slug, "run_id": "old-1"}))
+    assert page.status_code == 404
+    text = page.content.decode()
+    assert "Run old-1 started on" in text and "is no longer kept" in text and f"{kept_from:%b} {kept_from.day}" in text
+    assert reverse("billing:activity", kwargs={"slug": team.workspace.slug}) in text
+    unknown = client.get(reverse("usage:run", kwargs={"slug": team.workspace.slug, "run_id": "never-was"}))
+    assert unknown.status_code == 404 and "no longer kept" not in unknown.content.decode()
+    kept = client.get(reverse("usage:run", kwargs={"slug": team.workspace.slug, "run_id": "recent"}))
+    assert kept.status_code == 200
+
+    api = Api(token_create(membership=team.membership(team.owner)).raw)
+    answer = api.get("/v1/runs/old-1")
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    assert "is no longer kept" in answer.json()["error"]["message"]
+    assert "no longer kept" not in api.get("/v1/runs/never-was").json()["error"]["message"]
+
+
 # --- Migrating a database with data from the plain tables -------------------------------------
 
 @pytest.mark.needs_postgres

@@ -19,8 +19,8 @@ from usage.errors import InvalidRequest, RunNotFound
 from usage.export import csv_response
 from usage.filters import RunFilter
 from usage.forecast import credit_forecast
-from usage.selectors import (InvalidCursor, default_range, detail_kept_from, detail_notice, run_detail, runs_page,
-                             usage_summary)
+from usage.selectors import (InvalidCursor, default_range, detail_kept_from, detail_notice, run_detail,
+                             run_dropped_notice, runs_page, usage_summary)
 from usage.services import NodeInput, request_hash, run_authorize, run_complete
 
 from . import docs, schema
@@ -185,7 +185,8 @@ class RunDetailView(WorkspaceAPIView):
     def get(self, request, run_id):
         run = run_detail(workspace=self.workspace, public_id=run_id)
         if run is None:
-            raise RunNotFound(f"No run {run_id!r} in this workspace.")
+            raise RunNotFound(run_dropped_notice(workspace=self.workspace, public_id=run_id)
+                              or f"No run {run_id!r} in this workspace.")
         return Response(run_out(run))
 
 
