@@ -63,13 +63,18 @@ def _with_details(entries: QuerySet) -> QuerySet:
                                 to_attr="paid_invoices"))
 
 
+# A charge whose run retention dropped (usage/partitions.py): the entry keeps its run id and its
+# reason ("Run <client id>"); who ran it went with the run's detail.
+DROPPED_RUN_ACTOR = "A member (run detail no longer kept)"
+
+
 def entry_actor(entry: LedgerEntry) -> str:
     """Who caused the entry: the signed-in person (purchase, adjustment, plan change), the member whose
     run was charged, or the system (period grants and expiries)."""
     if entry.actor_id:
         return entry.actor.display_name
     if entry.run_id:
-        return entry.run.member.user.display_name
+        return entry.run.member.user.display_name if entry.run is not None else DROPPED_RUN_ACTOR
     return "System"
 
 
@@ -122,14 +127,15 @@ def ledger_csv_rows(*, workspace: Workspace, filters: LedgerFilters) -> Iterator
         "id", "created_at", "kind", "bucket", "amount", "bucket_balance_after", "balance_after",
         "actor__first_name", "actor__last_name", "actor__email", "reason", "run__public_id", "run__workflow__name",
         "run__agent__name", "run__member__user__first_name", "run__member__user__last_name", "run__member__user__email",
-        "purchase_id",
+        "purchase_id", "run_id",
     )
     for count, row in enumerate(entries.iterator(chunk_size=CSV_CHUNK_ROWS), start=1):
         (pk, created_at, kind, bucket, amount, bucket_after, balance_after, first, last, email, reason, run,
-         workflow, agent, member_first, member_last, member, purchase) = row
+         workflow, agent, member_first, member_last, member, purchase, run_id) = row
         # The same rule as entry_actor(): the person, else the member whose run was charged, else the system.
         by = (f"{first} {last}".strip() or email) if email else (
-            f"{member_first} {member_last}".strip() or member) if member else "System"
+            f"{member_first} {member_last}".strip() or member) if member else (
+            DROPPED_RUN_ACTOR if run_id else "System")
         writer.writerow([
             pk, _iso_utc(created_at), kind, bucket, nanos_to_str(amount), nanos_to_str(bucket_after),
             nanos_to_str(balance_after), neutralise(by), neutralise(reason), neutralise(run or ""),

@@ -18,6 +18,7 @@ from buying.purchases import pack_purchase_fulfil, purchase_start
 from budgets.services import budget_set
 from tests.factories import PASSWORD
 from budgets.models import Agent
+from usage.partitions import month_add, month_start, run_detail_retire
 from usage.services import NodeInput, run_authorize
 
 from tests.usage.test_export import make_run
@@ -36,6 +37,7 @@ class Page:
     path: str
     who: tuple[str, ...]
     wait_for: str = ""  # a selector that appears once a script-drawn page is ready
+    status: int = 200  # a page that explains why there is nothing (a dropped run) answers 404
 
 
 PAGES = [
@@ -51,6 +53,7 @@ PAGES = [
     Page("run-two-models", "/w/{slug}/runs/two-models/", EVERYONE),
     Page("run-over-reservation", "/w/{slug}/runs/over/", EVERYONE),
     Page("run-running", "/w/{slug}/runs/still-running/", EVERYONE),
+    Page("run-dropped", "/w/{slug}/runs/long-ago/", EVERYONE, status=404),
     Page("alerts", "/w/{slug}/settings/billing/alerts/", EVERYONE),
     Page("agents", "/w/{slug}/settings/billing/agents/", EVERYONE),
     Page("agent-budget", "/w/{slug}/agents/{agent}/settings/budget/", EVERYONE),
@@ -106,6 +109,10 @@ def demo(team):
     make_run(team, "over", when=now - timedelta(minutes=20), nodes=[NodeInput("write", "gpt-4o", 10_000, 1_000_000)])
     run_authorize(membership=team.membership(team.member), workflow="wf", agent="bot", model="gpt-4o",
                   public_id="still-running")
+    # A run from before the kept detail: retention dropped its month (the page says so).
+    long_ago = datetime.combine(month_add(month_start(now.date()), -15), datetime.min.time(), tzinfo=dt_timezone.utc)
+    make_run(team, "long-ago", when=long_ago + timedelta(days=3), nodes=[NodeInput("n", "gpt-4o-mini", 100, 10)])
+    run_detail_retire()
     purchase = purchase_start(workspace=team.workspace, pack_id="builder", actor=team.owner)
     pack_purchase_fulfil(purchase=purchase)
     budget_set(workspace=team.workspace, monthly_limit=credits(30), warning=True, critical=True, hard_limit=False,
@@ -127,9 +134,9 @@ def _log_in(page, base, persona):
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 
-def _check(page, axe, url, *, where, wait_for, screenshot) -> list[str]:
+def _check(page, axe, url, *, where, wait_for, status, screenshot) -> list[str]:
     response = page.goto(url)
-    if response.status != 200:
+    if response.status != status:
         return [f"{where}: HTTP {response.status}"]
     if wait_for:
         page.wait_for_selector(wait_for, timeout=15000)
@@ -173,7 +180,7 @@ def test_every_page_as_every_persona_fits_and_passes_axe_at_both_widths(live_ser
                     if persona in spec.who:
                         visited.add(spec.name)
                         problems += _check(page, axe, live_server.url + spec.path.format(**demo),
-                                           where=f"{spec.name} as {persona} at {width}px", wait_for=spec.wait_for,
+                                           where=f"{spec.name} as {persona} at {width}px", wait_for=spec.wait_for, status=spec.status,
                                            screenshot=out / f"{persona}-{width}-{spec.name}.png")
                 page.close()
         browser.close()

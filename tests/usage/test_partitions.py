@@ -264,6 +264,20 @@ def test_a_dropped_runs_page_and_api_say_its_detail_is_no_longer_kept(client, te
     assert "no longer kept" not in api.get("/v1/runs/never-was").json()["error"]["message"]
 
 
+def test_the_overview_and_activity_list_charges_of_dropped_runs(client, team, aged):
+    run_detail_retire()
+    client.force_login(team.owner)
+    for name in ("billing:overview", "billing:activity"):
+        page = client.get(reverse(name, kwargs={"slug": team.workspace.slug}))
+        assert page.status_code == 200, name
+        text = page.content.decode()
+        assert "Run old-0" in text and "run detail no longer kept" in text  # the charge still names the run
+    csv = client.get(reverse("billing:activity_csv", kwargs={"slug": team.workspace.slug}))
+    rows = list(__import__("csv").reader(b"".join(csv.streaming_content).decode().splitlines()))
+    charge = next(row for row in rows if row[8] == "Run old-0" and row[2] == "charge")
+    assert charge[7] == "A member (run detail no longer kept)"  # not "System": a member ran it
+
+
 # --- Migrating a database with data from the plain tables -------------------------------------
 
 @pytest.mark.needs_postgres
