@@ -1,17 +1,26 @@
 """Month partitions at size: N runs (default 20M) over 13 months, against the same figures at 50k
 runs in the same run.
 
-    python -m bench scale [--runs N] [--quick]
+    python -m bench scale [--runs N] [--quick] [--reuse]
 
-Its own database and Redis db (BENCH_DATABASE_URL default lf_scale_bench, BENCH_REDIS_URL db 8),
-so it never touches the other benches' data. Prints, at 50k and at N runs:
+The two sizes live in two databases (BENCH_DATABASE_URL, default lf_scale_bench, and a sibling
+lf_scale_small; Redis db 8), so that they are measured in alternating rounds (small, large, small,
+large, ...): this machine's speed drifted by 20-30% during the half hour that generating 20M runs
+takes, and a baseline measured before the generation against a figure measured after it compared
+two machines. Each round runs in a fresh process against one database. Prints, at 50k and at N:
 - authorize + complete pairs per second through /v1/ (in-process client, sequential; ratio >= 0.9);
 - Usage page and /v1/usage p95 (ratio <= 1.5);
 - one past month's CSV export (seconds, rows) and how many partitions its EXPLAIN reads;
-- the time to drop the oldest month (retention), and the table sizes, so bytes per run are known."""
+- the time to drop the oldest month (retention), and the table sizes, so bytes per run are known.
 
+`--reuse` keeps the large database of an earlier run (topped up to N runs) instead of generating it
+again (half an hour for 20M); its oldest month is then not dropped again."""
+
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from datetime import date, timedelta
@@ -19,15 +28,18 @@ from datetime import date, timedelta
 os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lf_scale_bench")
 os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 
-from .common import p95, report, reset_business_data, setup_django  # noqa: E402
+from .common import ROOT, p95, report, reset_business_data, setup_django  # noqa: E402
 from .data import MODELS, RATES, bench_workspace  # noqa: E402
 
+LARGE_DB = os.environ["BENCH_DATABASE_URL"]
+SMALL_DB = LARGE_DB.rsplit("/", 1)[0] + "/lf_scale_small"
 MONTHS = 13
 WORKSPACES = 10  # runs spread evenly; the first workspace is the one measured
 BATCH = 500_000
+GENERATED = "gen\\_%"  # LIKE pattern of the generated runs' client ids
 
 
-def _generate(*, workspaces, start_index: int, count: int, span_days: int) -> None:
+def _generate(*, workspaces: list[dict], start_index: int, count: int, span_days: int) -> None:
     """`count` finished one-node runs with keys and rollups, numbered from start_index, spread
     over span_days before now and over the workspaces, in batches with progress output."""
     from django.db import connection, transaction
@@ -35,7 +47,7 @@ def _generate(*, workspaces, start_index: int, count: int, span_days: int) -> No
     models_sql = "ARRAY[" + ",".join(f"'{m}'" for m in MODELS) + "]"
     in_rates = "ARRAY[" + ",".join(str(RATES[m][0]) for m in MODELS) + "]::bigint[]"
     out_rates = "ARRAY[" + ",".join(str(RATES[m][1]) for m in MODELS) + "]::bigint[]"
-    ws = [w for w, _, _ in workspaces]
+    ws = workspaces
     params = {"ws": [w["id"] for w in ws], "wf": [w["workflow"] for w in ws], "agent": [w["agent"] for w in ws],
               "member": [w["member"] for w in ws], "span": span_days * 86400}
     done, started = 0, time.perf_counter()
@@ -108,32 +120,40 @@ def _settle() -> None:
 
 
 def _throughput(client, token: str, pairs: int) -> float:
-    """authorize + complete pairs per second, sequential, median of three rounds."""
+    """authorize + complete pairs per second, sequential."""
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     complete = {"status": "succeeded", "nodes": [
         {"name": "a", "model": "gpt-4o-mini", "input_tokens": 1200, "output_tokens": 300},
         {"name": "b", "model": "gpt-4o", "input_tokens": 800, "output_tokens": 200}]}
-    rounds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        for _ in range(pairs):
-            run_id = uuid.uuid4().hex
-            first = client.post("/v1/runs", {"id": run_id, "workflow": "wf", "agent": "bench-agent",
-                                              "model": "gpt-4o-mini"}, content_type="application/json", **headers)
-            second = client.post(f"/v1/runs/{run_id}/complete", complete, content_type="application/json", **headers)
-            assert first.status_code == 201 and second.status_code == 200, (first.content, second.content)
-        rounds.append(pairs / (time.perf_counter() - started))
-    return statistics.median(rounds)
+    started = time.perf_counter()
+    for _ in range(pairs):
+        run_id = uuid.uuid4().hex
+        first = client.post("/v1/runs", {"id": run_id, "workflow": "wf", "agent": "bench-agent",
+                                          "model": "gpt-4o-mini"}, content_type="application/json", **headers)
+        second = client.post(f"/v1/runs/{run_id}/complete", complete, content_type="application/json", **headers)
+        assert first.status_code == 201 and second.status_code == 200, (first.content, second.content)
+    return pairs / (time.perf_counter() - started)
 
 
-def _p95(client, url: str, samples: int, **headers) -> float:
+def _timings(client, url: str, samples: int, **headers) -> list[float]:
     timings = []
     for _ in range(samples):
         started = time.perf_counter()
         response = client.get(url, **headers)
         assert response.status_code == 200, (url, response.status_code)
         timings.append(time.perf_counter() - started)
-    return p95(timings)
+    return timings
+
+
+def _count(*, generated_only: bool) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if generated_only:
+            cursor.execute("SELECT count(*) FROM usage_run WHERE public_id LIKE %s", [GENERATED])
+        else:
+            cursor.execute("SELECT count(*) FROM usage_run")
+        return cursor.fetchone()[0]
 
 
 def _month_export(workspace) -> tuple[float, int, int, int]:
@@ -164,89 +184,174 @@ def _sizes() -> dict[str, int]:
             cursor.execute("SELECT CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(t.relid)) "
                            "FROM pg_partition_tree(c.oid) t) ELSE pg_total_relation_size(c.oid) END "
                            "FROM pg_class c WHERE c.relname = %s", [table])
-            sizes[table] = cursor.fetchone()[0]
+            sizes[table] = int(cursor.fetchone()[0])
         cursor.execute("SELECT count(*) FROM billing_ledgerentry")
         sizes["ledger_rows"] = cursor.fetchone()[0]
     return sizes
 
 
-def _measure(label: str, workspaces, runs: int, quick: bool) -> dict:
+def _last_generated() -> int:
+    """The highest generated id number: the keys of dropped runs stay taken (RunKey outlives them)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(substr(public_id, 5)::bigint), 0) FROM usage_runkey WHERE public_id LIKE %s",
+                       [GENERATED])
+        return cursor.fetchone()[0]
+
+
+# --- Phases: each runs in its own process against one database (BENCH_DATABASE_URL) ---------------
+
+def phase_prepare(runs: int, reuse: bool) -> dict:
+    """`runs` generated runs over 13 months in this database: fresh, or an earlier run's topped up."""
+    setup_django(RATE_LIMIT_ENABLED="false")
+    from billing.models import Membership, Workspace
+    from usage.models import Agent, Workflow
+    from usage.partitions import month_add, month_start, partitions_create_between
+
+    span = MONTHS * 30
+    have = _count(generated_only=True) if reuse and Workspace.objects.filter(slug="scale-0").exists() else 0
+    if have:
+        print(f"scale: reusing {have:,} generated runs", flush=True)
+        workspaces = []
+        for i in range(WORKSPACES):
+            workspace = Workspace.objects.get(slug=f"scale-{i}")
+            workspaces.append({"id": workspace.pk, "workflow": Workflow.objects.get(workspace=workspace, name="wf").pk,
+                               "agent": Agent.objects.get(workspace=workspace, name="bench-agent").pk,
+                               "member": Membership.objects.filter(workspace=workspace).first().pk})
+        if have < runs:  # over the last 12 months only: never into a month that retention dropped
+            _generate(workspaces=workspaces, start_index=_last_generated(), count=runs - have, span_days=span - 31)
+    else:
+        reset_business_data()
+        today = date.today()
+        partitions_create_between(first=month_start(today - timedelta(days=span)), last=month_add(month_start(today), 3))
+        workspaces = []
+        for i in range(WORKSPACES):
+            workspace, membership, _ = bench_workspace(f"scale-{i}")
+            workflow = Workflow.objects.create(workspace=workspace, name="wf")
+            workspaces.append({"id": workspace.pk, "workflow": workflow.pk,
+                               "agent": workspace.agents.get(name="bench-agent").pk, "member": membership.pk})
+        print(f"scale: generating {runs:,} runs over {MONTHS} months in {WORKSPACES} workspaces ...", flush=True)
+        _generate(workspaces=workspaces, start_index=0, count=runs, span_days=span)
+    _settle()
+    return {"reused": bool(have)}
+
+
+def phase_measure(pairs: int, samples: int) -> dict:
+    """One round on the first workspace: throughput, page and API timings, one past month's CSV."""
+    setup_django(RATE_LIMIT_ENABLED="false")
     from django.test import Client
 
-    workspace, membership, token = workspaces[0][1], workspaces[0][2], workspaces[0][0]["token"]
+    from billing.models import Workspace
+    from usage.models import DeveloperToken, hash_token
+
+    workspace = Workspace.objects.get(slug="scale-0")
+    membership = workspace.memberships.first()
+    token = DeveloperToken.generate()
+    DeveloperToken.objects.create(membership=membership, name="scale bench", token_hash=hash_token(token),
+                                  prefix=token[:8])
     client = Client()
     client.force_login(membership.user)
-    page = f"/w/{workspace.slug}/settings/billing/usage/"
-    # Warm up (imports, templates, caches) so the first phase is not measured cold.
+    page, api = f"/w/{workspace.slug}/settings/billing/usage/", {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    # Warm up (imports, templates, caches) so that no round is measured cold.
     _throughput(client, token, 10)
-    _p95(client, page, 10)
-    _p95(client, "/v1/usage", 10, HTTP_AUTHORIZATION=f"Bearer {token}")
-    pairs = 40 if quick else 150
-    figures = {"runs": runs, "pairs_per_s": _throughput(client, token, pairs),
-               "page_p95": _p95(client, page, 20 if quick else 60),
-               "api_p95": _p95(client, "/v1/usage", 20 if quick else 60, HTTP_AUTHORIZATION=f"Bearer {token}")}
+    _timings(client, page, 10)
+    _timings(client, "/v1/usage", 10, **api)
+    figures = {"pairs_per_s": _throughput(client, token, pairs), "page": _timings(client, page, samples),
+               "api": _timings(client, "/v1/usage", samples, **api)}
     figures["export_s"], figures["export_rows"], figures["export_partitions"], figures["partitions"] = \
         _month_export(workspace)
-    print(f"  {label} ({runs:,} runs): {figures['pairs_per_s']:.1f} authorize+complete pairs/s, "
-          f"page p95 {figures['page_p95'] * 1000:.1f} ms, /v1/usage p95 {figures['api_p95'] * 1000:.1f} ms, "
-          f"month CSV {figures['export_rows']:,} rows in {figures['export_s']:.2f}s "
-          f"(plan reads {figures['export_partitions']} of {figures['partitions']} run partitions)", flush=True)
     return figures
 
 
-def run(*, quick: bool = False, runs: int | None = None) -> None:
+def phase_finish(drop: bool) -> dict:
+    """Table sizes and run count; with `drop`, the time to drop the oldest month."""
     setup_django(RATE_LIMIT_ENABLED="false")
-    reset_business_data()
-    from usage.models import Workflow
-    from usage.partitions import month_add, month_start, partitions_create_between, run_detail_retire, run_partitions
+    from usage.partitions import month_start, run_detail_retire, run_partitions
 
+    figures = {"sizes": _sizes(), "runs": _count(generated_only=False)}
+    if drop:
+        oldest = run_partitions()[0][0]
+        this_month = month_start(date.today())
+        keep = (this_month.year - oldest.year) * 12 + this_month.month - oldest.month - 1
+        retired = run_detail_retire(months=keep)
+        if retired:
+            figures["dropped"] = {"month": f"{retired[0].month:%Y-%m}", "runs": retired[0].runs,
+                                  "ms": retired[0].drop_seconds * 1000}
+    return figures
+
+
+def _phase(database: str, *args) -> dict:
+    """Run one phase in a fresh process against `database`; its answer is its last line (JSON)."""
+    proc = subprocess.run([sys.executable, "-m", "bench.scale", *map(str, args)], cwd=ROOT, check=True,
+                          env=dict(os.environ, BENCH_DATABASE_URL=database), stdout=subprocess.PIPE, text=True)
+    *lines, answer = proc.stdout.strip().splitlines()
+    for line in lines:
+        print(line, flush=True)
+    return json.loads(answer)
+
+
+def _summary(rounds: list[dict]) -> dict:
+    return {"pairs_per_s": statistics.median(r["pairs_per_s"] for r in rounds),
+            "page_p95": p95([t for r in rounds for t in r["page"]]),
+            "api_p95": p95([t for r in rounds for t in r["api"]]),
+            "export_s": statistics.median(r["export_s"] for r in rounds), "export_rows": rounds[0]["export_rows"],
+            "export_partitions": rounds[0]["export_partitions"], "partitions": rounds[0]["partitions"]}
+
+
+def run(*, quick: bool = False, runs: int | None = None, reuse: bool = False) -> None:
     small, large = (5_000, 200_000) if quick else (50_000, runs or 20_000_000)
-    span = MONTHS * 30
-    today = date.today()
-    partitions_create_between(first=month_add(month_start(today - timedelta(days=span)), 0),
-                              last=month_add(month_start(today), 3))
-    workspaces = []
-    for i in range(WORKSPACES):
-        workspace, membership, token = bench_workspace(f"scale-{i}")
-        agent = workspace.agents.get(name="bench-agent")
-        workflow = Workflow.objects.create(workspace=workspace, name="wf")
-        workspaces.append(({"id": workspace.pk, "workflow": workflow.pk, "agent": agent.pk, "member": membership.pk,
-                            "token": token}, workspace, membership))
-    print(f"scale: generating {small:,} runs over {MONTHS} months in {WORKSPACES} workspaces ...", flush=True)
-    _generate(workspaces=workspaces, start_index=0, count=small, span_days=span)
-    _settle()
-    baseline = _measure("small", workspaces, small, quick)
-    print(f"scale: generating up to {large:,} runs ...", flush=True)
-    _generate(workspaces=workspaces, start_index=small, count=large - small, span_days=span)
-    _settle()
-    figures = _measure("large", workspaces, large, quick)
+    rounds, pairs, samples = (2, 40, 20) if quick else (3, 150, 60)
+    _phase(SMALL_DB, "prepare", small, "fresh")
+    reused = _phase(LARGE_DB, "prepare", large, "reuse" if reuse else "fresh")["reused"]
+    measured = {"small": [], "large": []}
+    for index in range(rounds):
+        for label, database in (("small", SMALL_DB), ("large", LARGE_DB)):
+            figures = _phase(database, "measure", pairs, samples)
+            measured[label].append(figures)
+            print(f"  round {index + 1}, {label}: {figures['pairs_per_s']:.1f} pairs/s, page p95 "
+                  f"{p95(figures['page']) * 1000:.1f} ms, /v1/usage p95 {p95(figures['api']) * 1000:.1f} ms, "
+                  f"month CSV {figures['export_rows']:,} rows in {figures['export_s']:.2f}s "
+                  f"(plan reads {figures['export_partitions']} of {figures['partitions']} run partitions)", flush=True)
+    finish = _phase(LARGE_DB, "finish", "keep" if reused else "drop")
+    baseline, figures = _summary(measured["small"]), _summary(measured["large"])
 
-    sizes = _sizes()
-    total_runs = large + 2 * 3 * (10 + (40 if quick else 150))
-    per_run = (sizes["usage_run"] + sizes["usage_runnode"] + sizes["usage_runkey"]) / total_runs
+    sizes, total = finish["sizes"], finish["runs"]
+    per_run = (sizes["usage_run"] + sizes["usage_runnode"] + sizes["usage_runkey"]) / total
+    print(f"scale: {total:,} runs in the large database" + (" (reused)" if reused else ""), flush=True)
     print("scale: table sizes (indexes included): " + ", ".join(
         f"{name} {size / 2**20:,.0f} MiB" for name, size in sizes.items() if name != "ledger_rows"), flush=True)
-    print(f"scale: {sizes['usage_run'] / total_runs:.0f} B/run in runs, {sizes['usage_runnode'] / total_runs:.0f} B "
-          f"per node, {sizes['usage_runkey'] / total_runs:.0f} B/run in keys: {per_run:.0f} bytes per one-node run; "
+    print(f"scale: {sizes['usage_run'] / total:.0f} B/run in runs, {sizes['usage_runnode'] / total:.0f} B "
+          f"per node, {sizes['usage_runkey'] / total:.0f} B/run in keys: {per_run:.0f} bytes per one-node run; "
           f"ledger {sizes['billing_ledgerentry'] / max(sizes['ledger_rows'], 1):.0f} B per entry", flush=True)
+    if "dropped" in finish:
+        dropped = finish["dropped"]
+        print(f"scale: dropped the oldest month {dropped['month']} ({dropped['runs']:,} runs) in {dropped['ms']:.1f} ms "
+              f"(DROP TABLE of its run and node partitions)", flush=True)
 
-    oldest = run_partitions()[0][0]
-    this_month = month_start(today)
-    keep = (this_month.year - oldest.year) * 12 + this_month.month - oldest.month - 1
-    retired = run_detail_retire(months=keep)
-    dropped = retired[0] if retired else None
-    if dropped:
-        print(f"scale: dropped the oldest month {dropped.month:%Y-%m} ({dropped.runs:,} runs) in "
-              f"{dropped.drop_seconds * 1000:.1f} ms (DROP TABLE of its run and node partitions)", flush=True)
-
-    report("scale throughput", figures["pairs_per_s"], "pairs/s", baseline["pairs_per_s"], "ratio >= 0.9")
+    report("scale throughput", figures["pairs_per_s"], "pairs/s", baseline["pairs_per_s"], "ratio >= 0.9",
+           extra=f"medians of {rounds} alternating rounds of {pairs} pairs")
     page_ratio = figures["page_p95"] / baseline["page_p95"]
     api_ratio = figures["api_p95"] / baseline["api_p95"]
     report("scale dashboard", max(figures["page_p95"], figures["api_p95"]) * 1000, "ms p95",
            max(baseline["page_p95"], baseline["api_p95"]) * 1000, "ratio <= 1.5", ratio=max(page_ratio, api_ratio),
-           extra=f"page {figures['page_p95'] * 1000:.1f}/{baseline['page_p95'] * 1000:.1f} ms, "
-                 f"api {figures['api_p95'] * 1000:.1f}/{baseline['api_p95'] * 1000:.1f} ms")
+           extra=f"page {figures['page_p95'] * 1000:.1f}/{baseline['page_p95'] * 1000:.1f} ms ({page_ratio:.2f}), "
+                 f"api {figures['api_p95'] * 1000:.1f}/{baseline['api_p95'] * 1000:.1f} ms ({api_ratio:.2f})")
     report("scale month export", figures["export_rows"] / figures["export_s"], "rows/s",
            baseline["export_rows"] / baseline["export_s"], "pruned",
-           extra=f"{figures['export_rows']:,} rows in {figures['export_s']:.2f}s vs {baseline['export_rows']:,}; plan reads "
-                 f"{figures['export_partitions']} of {figures['partitions']} run partitions")
+           extra=f"{figures['export_rows']:,} rows in {figures['export_s']:.2f}s vs {baseline['export_rows']:,}; plan "
+                 f"reads {figures['export_partitions']} of {figures['partitions']} run partitions")
+
+
+def _main(phase: str, *args: str) -> None:
+    if phase == "prepare":
+        answer = phase_prepare(int(args[0]), reuse=args[1] == "reuse")
+    elif phase == "measure":
+        answer = phase_measure(int(args[0]), int(args[1]))
+    else:
+        answer = phase_finish(drop=args[0] == "drop")
+    print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:])
