@@ -282,13 +282,18 @@ def phase_finish(drop: bool) -> dict:
 
 
 def _phase(database: str, *args) -> dict:
-    """Run one phase in a fresh process against `database`; its answer is its last line (JSON)."""
-    proc = subprocess.run([sys.executable, "-m", "bench.scale", *map(str, args)], cwd=ROOT, check=True,
-                          env=dict(os.environ, BENCH_DATABASE_URL=database), stdout=subprocess.PIPE, text=True)
-    *lines, answer = proc.stdout.strip().splitlines()
-    for line in lines:
-        print(line, flush=True)
-    return json.loads(answer)
+    """Run one phase in a fresh process against `database`, passing its progress lines on as they
+    come; its answer is its last line (JSON)."""
+    with subprocess.Popen([sys.executable, "-m", "bench.scale", *map(str, args)], cwd=ROOT, text=True,
+                          env=dict(os.environ, BENCH_DATABASE_URL=database), stdout=subprocess.PIPE) as proc:
+        last = ""
+        for line in proc.stdout:
+            if last:
+                print(last, end="", flush=True)
+            last = line
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
+    return json.loads(last)
 
 
 def _summary(rounds: list[dict]) -> dict:
