@@ -114,7 +114,8 @@ def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, 
 
 # The chunk's writes: one statement each, whatever the chunk's size (arrays, not one row per statement;
 # Django's bulk_create spent most of the job preparing values row by row). PostgreSQL only: on other
-# databases the job rolls one workspace at a time.
+# databases the job rolls one workspace at a time. Each UPDATE also names its rows by `= ANY(ids)`:
+# joined to unnest() alone, PostgreSQL hashes the whole table for every chunk.
 _LEDGER_INSERT = """
     INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after, reason,
         idempotency_key, created_at)
@@ -125,11 +126,11 @@ _LEDGER_INSERT = """
 _WALLETS_UPDATE = """
     UPDATE billing_wallet AS w SET monthly = v.monthly, updated_at = %s
     FROM unnest(%s::bigint[], %s::bigint[]) AS v(workspace_id, monthly)
-    WHERE w.workspace_id = v.workspace_id"""
+    WHERE w.workspace_id = v.workspace_id AND w.workspace_id = ANY(%s)"""
 _PERIODS_UPDATE = """
     UPDATE billing_workspace AS w SET period_start = v.period_start, period_end = v.period_end
     FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, period_start, period_end)
-    WHERE w.id = v.id"""
+    WHERE w.id = v.id AND w.id = ANY(%s)"""
 # Only the workspaces with a change scheduled for the period end (a few, usually).
 _SCHEDULED_UPDATE = """
     UPDATE billing_workspace AS w SET plan_id = v.plan_id, stripe_subscription_id = v.subscription,
@@ -137,7 +138,7 @@ _SCHEDULED_UPDATE = """
         scheduled_plan_id = NULL, cancel_at_period_end = false
     FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[], %s::integer[], %s::integer[])
         AS v(id, plan_id, subscription, monthly, rpm, concurrent)
-    WHERE w.id = v.id"""
+    WHERE w.id = v.id AND w.id = ANY(%s)"""
 
 
 class _DueRow:
@@ -233,13 +234,14 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
         with _array_cursor() as cursor:
             if entries:
                 cursor.execute(_LEDGER_INSERT, [MONTHLY, at, *(list(column) for column in zip(*entries))])
-            cursor.execute(_WALLETS_UPDATE, [at, ids, [wallets[pk][0] for pk in ids]])
-            cursor.execute(_PERIODS_UPDATE, [ids, [ws.period_start for ws in rows], [ws.period_end for ws in rows]])
+            cursor.execute(_WALLETS_UPDATE, [at, ids, [wallets[pk][0] for pk in ids], ids])
+            cursor.execute(_PERIODS_UPDATE, [ids, [ws.period_start for ws in rows], [ws.period_end for ws in rows], ids])
             if scheduled:
                 cursor.execute(_SCHEDULED_UPDATE, [
                     [ws.pk for ws in scheduled], [ws.plan_id for ws in scheduled],
                     [ws.stripe_subscription_id for ws in scheduled], [ws.custom_monthly_credits for ws in scheduled],
-                    [ws.custom_requests_per_minute for ws in scheduled], [ws.custom_concurrent_runs for ws in scheduled]])
+                    [ws.custom_requests_per_minute for ws in scheduled], [ws.custom_concurrent_runs for ws in scheduled],
+                    [ws.pk for ws in scheduled]])
         AuditEvent.objects.bulk_create(events)
         # Cached API tokens carry the workspace row. A large chunk moves the version of every
         # workspace at once (one counter instead of hundreds): each token then reloads once.
