@@ -103,7 +103,7 @@ def _generate(*, workspaces: list[dict], start_index: int, count: int, span_days
             """)
         done += size
         elapsed = time.perf_counter() - started
-        print(f"  generated {start_index + done:,} runs ({done / elapsed:,.0f} runs/s, {elapsed:.0f}s)", flush=True)
+        print(f"  generated {done:,} of {count:,} runs ({done / elapsed:,.0f} runs/s, {elapsed:.0f}s)", flush=True)
 
 
 def _settle() -> None:
