@@ -66,6 +66,17 @@ def reset_business_data() -> None:
     redis.Redis.from_url(BENCH_REDIS).flushdb()
 
 
+def timings(client, url: str, samples: int, **headers) -> list[float]:
+    """Seconds of each of `samples` GETs of `url` with a Django test client (each must answer 200)."""
+    measured = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.get(url, **headers)
+        assert response.status_code == 200, (url, response.status_code)
+        measured.append(time.perf_counter() - started)
+    return measured
+
+
 def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]

@@ -2,18 +2,8 @@
 
 import time
 
-from .common import p95, report, reset_business_data, setup_django
+from .common import p95, report, reset_business_data, setup_django, timings
 from .data import bench_workspace, generate_runs
-
-
-def _p95(client, url, samples: int, **headers) -> float:
-    timings = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        response = client.get(url, **headers)
-        assert response.status_code == 200, (url, response.status_code)
-        timings.append(time.perf_counter() - started)
-    return p95(timings)
 
 
 def run(*, quick: bool = False) -> None:
@@ -32,8 +22,8 @@ def run(*, quick: bool = False) -> None:
         client.force_login(membership.user)
         page = f"/w/{workspace.slug}/settings/billing/usage/"
         client.get(page)  # warm
-        page_p95 = _p95(client, page, samples)
-        api_p95 = _p95(client, "/v1/usage", samples, HTTP_AUTHORIZATION=f"Bearer {token}")
+        page_p95 = p95(timings(client, page, samples))
+        api_p95 = p95(timings(client, "/v1/usage", samples, HTTP_AUTHORIZATION=f"Bearer {token}"))
         results[label] = (page_p95, api_p95)
         print(f"  {label} ({count:,} runs): page p95 {page_p95 * 1000:.1f} ms, /v1/usage p95 {api_p95 * 1000:.1f} ms",
               flush=True)

@@ -9,6 +9,15 @@ RATES = {"gpt-4o": (5000, 15000), "gpt-4o-mini": (300, 1200), "claude-sonnet-4":
          "gemini-2.0-flash": (150, 600), "claude-opus-4": (30000, 150000)}
 
 
+# Generated runs add to their daily rollup rows (the same upsert as billing.upsert.upsert_add).
+ROLLUP_ADD = """
+    ON CONFLICT (workspace_id, day, agent_id, model_id, member_id, period_start) DO UPDATE SET
+        credits = usage_dailyusage.credits + EXCLUDED.credits,
+        input_tokens = usage_dailyusage.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = usage_dailyusage.output_tokens + EXCLUDED.output_tokens,
+        runs = usage_dailyusage.runs + EXCLUDED.runs"""
+
+
 def bench_workspace(slug: str, *, credits: int = 10**7):
     """An Enterprise workspace with room for any load: huge limits, lots of credits, a token."""
     from billing.ledger import credits_adjust
@@ -78,12 +87,7 @@ def generate_runs(*, workspace, membership, count: int, days: int = 90, agents: 
                 sum(credits), sum(input_tokens), sum(output_tokens), count(*)
             FROM usage_run WHERE workspace_id = %(ws)s AND public_id LIKE %(prefix)s || '%%'
             GROUP BY 1, 2, 3, 4, 5, 6
-            ON CONFLICT (workspace_id, day, agent_id, model_id, member_id, period_start) DO UPDATE SET
-                credits = usage_dailyusage.credits + EXCLUDED.credits,
-                input_tokens = usage_dailyusage.input_tokens + EXCLUDED.input_tokens,
-                output_tokens = usage_dailyusage.output_tokens + EXCLUDED.output_tokens,
-                runs = usage_dailyusage.runs + EXCLUDED.runs
-        """, params)
+        """ + ROLLUP_ADD, params)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE usage_run; ANALYZE usage_runnode; ANALYZE usage_dailyusage")
     return time.perf_counter() - started

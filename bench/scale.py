@@ -28,8 +28,8 @@ from datetime import date, timedelta
 os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lf_scale_bench")
 os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 
-from .common import ROOT, p95, report, reset_business_data, setup_django  # noqa: E402
-from .data import MODELS, RATES, bench_workspace  # noqa: E402
+from .common import ROOT, p95, report, reset_business_data, setup_django, timings  # noqa: E402
+from .data import MODELS, RATES, ROLLUP_ADD, bench_workspace  # noqa: E402
 
 LARGE_DB = os.environ["BENCH_DATABASE_URL"]
 SMALL_DB = LARGE_DB.rsplit("/", 1)[0] + "/lf_scale_small"
@@ -95,12 +95,7 @@ def _generate(*, workspaces: list[dict], start_index: int, count: int, span_days
                     r.period_start, sum(credits), sum(input_tokens), sum(output_tokens), count(*)
                 FROM usage_run r JOIN new_runs n ON n.id = r.id AND n.created_at = r.created_at
                 GROUP BY 1, 2, 3, 4, 5, 6
-                ON CONFLICT (workspace_id, day, agent_id, model_id, member_id, period_start) DO UPDATE SET
-                    credits = usage_dailyusage.credits + EXCLUDED.credits,
-                    input_tokens = usage_dailyusage.input_tokens + EXCLUDED.input_tokens,
-                    output_tokens = usage_dailyusage.output_tokens + EXCLUDED.output_tokens,
-                    runs = usage_dailyusage.runs + EXCLUDED.runs
-            """)
+            """ + ROLLUP_ADD)
         done += size
         elapsed = time.perf_counter() - started
         print(f"  generated {done:,} of {count:,} runs ({done / elapsed:,.0f} runs/s, {elapsed:.0f}s)", flush=True)
@@ -133,16 +128,6 @@ def _throughput(client, token: str, pairs: int) -> float:
         second = client.post(f"/v1/runs/{run_id}/complete", complete, content_type="application/json", **headers)
         assert first.status_code == 201 and second.status_code == 200, (first.content, second.content)
     return pairs / (time.perf_counter() - started)
-
-
-def _timings(client, url: str, samples: int, **headers) -> list[float]:
-    timings = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        response = client.get(url, **headers)
-        assert response.status_code == 200, (url, response.status_code)
-        timings.append(time.perf_counter() - started)
-    return timings
 
 
 def _count(*, generated_only: bool) -> int:
@@ -255,10 +240,10 @@ def phase_measure(pairs: int, samples: int) -> dict:
     page, api = f"/w/{workspace.slug}/settings/billing/usage/", {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     # Warm up (imports, templates, caches) so that no round is measured cold.
     _throughput(client, token, 10)
-    _timings(client, page, 10)
-    _timings(client, "/v1/usage", 10, **api)
-    figures = {"pairs_per_s": _throughput(client, token, pairs), "page": _timings(client, page, samples),
-               "api": _timings(client, "/v1/usage", samples, **api)}
+    timings(client, page, 10)
+    timings(client, "/v1/usage", 10, **api)
+    figures = {"pairs_per_s": _throughput(client, token, pairs), "page": timings(client, page, samples),
+               "api": timings(client, "/v1/usage", samples, **api)}
     figures["export_s"], figures["export_rows"], figures["export_partitions"], figures["partitions"] = \
         _month_export(workspace)
     return figures
