@@ -1,7 +1,5 @@
 """Usage page and /v1/usage p95 with 5M runs, against the same with 50k runs."""
 
-import time
-
 from .common import p95, report, reset_business_data, setup_django, timings
 from .data import bench_workspace, generate_runs
 
