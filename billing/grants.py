@@ -211,11 +211,12 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
                 events.append(_plan_change_event(ws, old_plan))
             ws.period_start, ws.period_end = next_period(workspace=ws, now=now)
             rows.append(ws)
+        keys = {ws.pk: _grant_key(ws) for ws in rows}
         cursor.execute("SELECT idempotency_key FROM billing_ledgerentry WHERE idempotency_key = ANY(%b)",
-                       [[_grant_key(ws) for ws in rows]])
+                       [list(keys.values())])
         granted = {row[0] for row in cursor.fetchall()}
         for ws in rows:
-            if _grant_key(ws) in granted:
+            if keys[ws.pk] in granted:
                 continue  # granted already (invoice.paid came first): the period still moves on
             monthly, purchased, reserved = wallets[ws.pk]
             # billing.ledger.monthly_rollover's postings: what running runs hold does not expire.
@@ -227,7 +228,7 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
                                 f"expiry:{ws.pk}:{old_starts[ws.pk].isoformat()}"))
             monthly += ws.monthly_credits
             entries.append((ws.pk, LedgerEntry.GRANT, ws.monthly_credits, monthly, monthly + purchased,
-                            f"{ws.plan.name} plan credits for the period", _grant_key(ws)))
+                            f"{ws.plan.name} plan credits for the period", keys[ws.pk]))
             wallets[ws.pk][0] = monthly
         if entries:
             cursor.execute(_LEDGER_INSERT, [MONTHLY, at, *(list(column) for column in zip(*entries))])
