@@ -32,8 +32,9 @@ def _make_due_workspaces(prefix: str, count: int, period_start, period_end) -> N
             FROM billing_workspace w WHERE slug LIKE %s
         """, [CREDIT, CREDIT, CREDIT, period_start.isoformat(), period_start, prefix + "%"])
         # What autovacuum would have done by the time a real job runs (CI's PostgreSQL runs without
-        # it): without statistics the planner takes the freshly filled tables for empty ones.
-        cursor.execute("ANALYZE billing_workspace, billing_wallet, billing_ledgerentry")
+        # it): without statistics the planner takes freshly filled tables for empty ones, and the
+        # dead versions the earlier slices' updates left would stay in every index it reads.
+        cursor.execute("VACUUM (ANALYZE) billing_workspace, billing_wallet, billing_ledgerentry")
 
 
 def _raw_sql_grants(conn, prefix: str, new_start, new_end, chunk: int = 500) -> int:
