@@ -17,8 +17,29 @@ from billing.money import nanos_display
 from .fields import CreditFieldsMixin, CreditsField, amount_cell
 
 
+class MembershipAdminForm(forms.ModelForm):
+    """A person removed from a workspace keeps their membership row (removed_at set), and Django's
+    unique check reads the active members only: adding them again here reached the database's
+    one-membership-per-person constraint as a server error. Now it is a form error that says how."""
+
+    def clean(self):
+        cleaned = super().clean()
+        workspace = cleaned.get("workspace")
+        workspace_id = workspace.pk if workspace else self.instance.workspace_id  # inline: the parent
+        user = cleaned.get("user") or (self.instance.user if self.instance.user_id else None)
+        if workspace_id and user:
+            removed = (Membership.all_objects.filter(workspace_id=workspace_id, user=user, removed_at__isnull=False)
+                       .exclude(pk=self.instance.pk).first())
+            if removed:
+                raise ValidationError(
+                    f"{user.email} was removed from this workspace on {removed.removed_at:%Y-%m-%d}. To bring "
+                    "them back, invite them again from Settings -> Members: accepting restores their membership.")
+        return cleaned
+
+
 class MembershipInline(CreditFieldsMixin, admin.TabularInline):
     model = Membership
+    form = MembershipAdminForm
     extra = 0
     fields = ("user", "role", "monthly_budget", "created_at")
     readonly_fields = ("created_at",)
@@ -149,6 +170,7 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(CreditFieldsMixin, admin.ModelAdmin):
+    form = MembershipAdminForm
     credit_fields = ("monthly_budget",)
     list_display = ("user", "workspace", "role", "budget_display", "created_at")
     list_filter = ("role", "workspace")

@@ -155,3 +155,22 @@ def test_a_rate_import_only_adds_versions(staff):
     tools.append(["web_search", "0.015"])
     assert not ToolRateResource().import_data(tools, dry_run=False, user=staff).has_errors()
     assert ToolRate.objects.filter(tool="web_search").count() == 2
+
+
+@pytest.mark.django_db
+def test_adding_back_a_removed_member_is_a_form_error_that_says_how(staff_client, team):
+    from billing.members import member_remove
+    from billing.models import Membership
+
+    member_remove(membership=team.membership(team.member), actor=team.membership(team.owner))
+    now = timezone.now()
+    response = staff_client.post(reverse("admin:billing_membership_add"), {
+        "workspace": team.workspace.pk, "user": team.member.pk, "role": "member", "monthly_budget": "",
+        "created_at_0": now.strftime("%Y-%m-%d"), "created_at_1": now.strftime("%H:%M:%S"),
+    })
+    assert response.status_code == 200  # the form again, not a server error
+    page = response.content.decode()
+    assert "member@acme.test was removed from this workspace on" in page
+    assert "invite them again from Settings -&gt; Members" in page
+    rows = Membership.all_objects.filter(workspace=team.workspace, user=team.member)
+    assert [(row.removed_at is not None) for row in rows] == [True]  # nothing added, nothing restored
