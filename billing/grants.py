@@ -116,7 +116,8 @@ def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, 
 # The chunk's writes: one statement each, whatever the chunk's size (arrays, not one row per statement;
 # Django's bulk_create spent most of the job preparing values row by row). PostgreSQL only: on other
 # databases the job rolls one workspace at a time. Each UPDATE also names its rows by `= ANY(ids)`:
-# joined to unnest() alone, PostgreSQL hashes the whole table for every chunk.
+# joined to unnest() alone, PostgreSQL hashes the whole table for every chunk. Parameters go in binary
+# (%b): as text, psycopg quotes every array element in Python, 2.2 ms for 500 timestamps.
 _LEDGER_INSERT = """
     INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after, reason,
         idempotency_key, created_at)
@@ -251,7 +252,8 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
 
 
 class _PreparedCursor(psycopg.Cursor):
-    """Binds on the server and prepares every statement (Django's connection never prepares)."""
+    """Binds on the server, prepares every statement (Django's connection never prepares) and
+    reads results in binary."""
 
     def execute(self, query, params=None, **kwargs):
         return super().execute(query, params, prepare=True, binary=True, **kwargs)
