@@ -26,7 +26,7 @@ class MembershipAdminForm(forms.ModelForm):
         cleaned = super().clean()
         workspace = cleaned.get("workspace")
         workspace_id = workspace.pk if workspace else self.instance.workspace_id  # inline: the parent
-        user = cleaned.get("user") or (self.instance.user if self.instance.user_id else None)
+        user = cleaned.get("user")  # absent when the field itself is invalid: its error is enough
         if workspace_id and user:
             removed = (Membership.all_objects.filter(workspace_id=workspace_id, user=user, removed_at__isnull=False)
                        .exclude(pk=self.instance.pk).first())
