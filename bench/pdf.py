@@ -1,7 +1,7 @@
 """Invoice PDFs/s, warm, against WeasyPrint rendering a one-line page in the same process.
 
-It also renders the invoice's own HTML without its stylesheet and logo, the same rounds: a bound on
-what any styling of this content can reach (issue 13; docs/performance.md)."""
+It also renders the invoice's own HTML without its stylesheet and logo, in the same rounds: what this
+content costs with no styling at all (issue 13; docs/performance.md)."""
 
 import re
 import time
