@@ -22,7 +22,9 @@ def run(*, quick: bool = False) -> None:
     count, rounds, seconds = (50, 2, 2) if quick else (1000, 3, 5)
     print(f"floor: creating {count} workspaces with tokens ...", flush=True)
     tokens = [bench_workspace(f"bench-{i}")[2] for i in range(count)]
-    totals = {"no-op": 0.0, "floor hot": 0.0, "floor spread": 0.0}
+    loads = {"no-op": (PORTS["project"], "noop", tokens[:1]), "floor hot": (PORTS["floor"], "charge", tokens[:1]),
+             "floor spread": (PORTS["floor"], "charge", tokens)}
+    totals = {label: 0.0 for label in loads}
     errors = 0
     with Server(PORTS["project"]), Server(PORTS["floor"], DJANGO_SETTINGS_MODULE="bench.floor_settings"):
         for port in PORTS.values():
@@ -30,8 +32,6 @@ def run(*, quick: bool = False) -> None:
             # caches a token on its second sighting, usage/api/token_cache.py).
             run_load(port=port, scenario="noop", tokens=tokens, seconds=2 if quick else 12)
         for index in range(rounds):
-            loads = {"no-op": (PORTS["project"], "noop", tokens[:1]), "floor hot": (PORTS["floor"], "charge", tokens[:1]),
-                     "floor spread": (PORTS["floor"], "charge", tokens)}
             figures = []
             for label, (port, scenario, some_tokens) in loads.items():
                 rate, failed = run_load(port=port, scenario=scenario, tokens=some_tokens, seconds=seconds)
