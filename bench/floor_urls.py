@@ -22,6 +22,13 @@ LOCK_WALLET = ("UPDATE billing_wallet SET updated_at = now() WHERE workspace_id 
                "RETURNING monthly, purchased, reserved")
 
 
+def _nodes(data: dict) -> list[NodeInput]:
+    """The completion's nodes, as the API's RunCompleteView builds them."""
+    return [NodeInput(node["name"], node["model"], node["input_tokens"], node["output_tokens"],
+                      tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])))
+            for node in data["nodes"]]
+
+
 def _one_locking_statement(workspace_id: int) -> tuple:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(LOCK_WALLET, [workspace_id])
@@ -41,9 +48,7 @@ class FloorAuthorize(WorkspaceAPIView):
 class FloorComplete(WorkspaceAPIView):
     def post(self, request, run_id):
         data = _validated(CompleteIn, request.data)
-        nodes = [NodeInput(node["name"], node["model"], node["input_tokens"], node["output_tokens"],
-                           tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])))
-                 for node in data["nodes"]]
+        nodes = _nodes(data)
         fingerprint = request_hash(data)
         monthly, purchased, reserved = _one_locking_statement(self.workspace.pk)
         return Response({
@@ -74,9 +79,7 @@ class SketchAuthorize(WorkspaceAPIView):
 class SketchComplete(WorkspaceAPIView):
     def post(self, request, run_id):
         data = _validated(CompleteIn, request.data)
-        nodes = [NodeInput(node["name"], node["model"], node["input_tokens"], node["output_tokens"],
-                           tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])))
-                 for node in data["nodes"]]
+        nodes = _nodes(data)
         now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute("SELECT * FROM floor_sketch_complete(%s, %s, %s, %s, %s, %s, %s, %s, %s)", [
