@@ -13,6 +13,7 @@ from django.utils import timezone
 from .models import LedgerEntry, Wallet, Workspace
 from .money import nanos_display
 from .recharge_trigger import wallet_watch
+from .sql import columns, for_update, instance_from_row, rows_insert, sql_execute, sql_row
 
 MONTHLY, PURCHASED = LedgerEntry.MONTHLY, LedgerEntry.PURCHASED
 
@@ -36,8 +37,22 @@ class Posting:
 
 
 def wallet_lock(workspace_id: int) -> Wallet:
-    """The wallet row, locked until the surrounding transaction ends."""
-    return Wallet.objects.select_for_update().get(workspace_id=workspace_id)
+    """The wallet row, locked until the surrounding transaction ends. Fixed SQL (billing.sql): every
+    run takes this lock twice."""
+    row = sql_row(f"SELECT {columns(Wallet, 'w')} FROM billing_wallet w WHERE w.workspace_id = %s{for_update()}",
+                  [workspace_id])
+    if row is None:
+        raise Wallet.DoesNotExist(f"No wallet for workspace {workspace_id}.")
+    return instance_from_row(Wallet, row)
+
+
+def _wallet_save(wallet: Wallet, *fields: str) -> None:
+    """Write `fields` of a wallet locked by the caller, and its updated_at (what save(update_fields)
+    does, as fixed SQL for the charge path)."""
+    wallet.updated_at = timezone.now()
+    fields += ("updated_at",)
+    sql_execute(f"UPDATE billing_wallet SET {', '.join(f'{name} = %s' for name in fields)} WHERE workspace_id = %s",
+                [getattr(wallet, name) for name in fields] + [wallet.workspace_id])
 
 
 def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purchase=None, at=None) -> list[LedgerEntry]:
@@ -45,7 +60,7 @@ def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purch
 
     Zero postings are skipped: the ledger records changes, not non-events."""
     entries = _apply(wallet=wallet, postings=postings, actor=actor, run=run, purchase=purchase, at=at)
-    wallet.save(update_fields=["monthly", "purchased", "updated_at"])
+    _wallet_save(wallet, "monthly", "purchased")
     wallet_watch(wallet)
     return entries
 
@@ -55,7 +70,7 @@ def hold_place(*, wallet: Wallet, amount: int) -> None:
     section 2): the buckets do not change, `available` does. Wallet locked by the caller."""
     wallet.reserved += amount
     wallet.running_runs += 1
-    wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+    _wallet_save(wallet, "reserved", "running_runs")
     wallet_watch(wallet)  # a hold can take available below the auto-recharge threshold
 
 
@@ -63,7 +78,7 @@ def hold_release(*, wallet: Wallet, amount: int) -> None:
     """The end of a run's hold without a charge (the sweeper expired it). Wallet locked by the caller."""
     wallet.reserved -= amount
     wallet.running_runs -= 1
-    wallet.save(update_fields=["reserved", "running_runs", "updated_at"])
+    _wallet_save(wallet, "reserved", "running_runs")
     wallet_watch(wallet)  # a released hold can re-arm auto-recharge
 
 
@@ -75,7 +90,7 @@ def run_charge_post(*, wallet: Wallet, run, cost: int, release_hold: bool, at=No
         wallet.running_runs -= 1
     entries = _apply(wallet=wallet, postings=charge_postings(wallet=wallet, cost=cost, key_prefix=f"run:{run.pk}:charge",
                                                              reason=f"Run {run.public_id}"), run=run, at=at)
-    wallet.save(update_fields=["monthly", "purchased", "reserved", "running_runs", "updated_at"])
+    _wallet_save(wallet, "monthly", "purchased", "reserved", "running_runs")
     wallet_watch(wallet)
     return entries
 
@@ -99,9 +114,12 @@ def _apply(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, pur
                 idempotency_key=posting.key, run=run, purchase=purchase, created_at=at,
             )
         )
-    if entries:
-        LedgerEntry.objects.bulk_create(entries)
+    rows_insert(LedgerEntry, entries, fields=LEDGER_FIELDS)
     return entries
+
+
+LEDGER_FIELDS = ["workspace", "kind", "bucket", "amount", "bucket_balance_after", "balance_after", "actor", "reason",
+                 "idempotency_key", "run", "purchase", "created_at"]
 
 
 def entry_exists(key: str) -> bool:

@@ -153,6 +153,12 @@ def new_webhook_secret() -> str:
     return "whsec_" + secrets.token_hex(24)
 
 
+def concurrent_runs_allowed(*, custom: int | None, plan: int) -> int:
+    """How many runs a workspace may have running at once: its Enterprise value, else its plan's.
+    The one home of the rule (Workspace.concurrent_runs, and the charge path's fixed SQL)."""
+    return custom if custom is not None else plan
+
+
 class Workspace(models.Model):
     PERSONAL, TEAM = "personal", "team"
 
@@ -201,7 +207,7 @@ class Workspace(models.Model):
 
     @property
     def concurrent_runs(self) -> int:
-        return self.custom_concurrent_runs if self.custom_concurrent_runs is not None else self.plan.concurrent_runs
+        return concurrent_runs_allowed(custom=self.custom_concurrent_runs, plan=self.plan.concurrent_runs)
 
     def plan_switch(self, plan: Plan, *, requests_per_minute: int | None = None, concurrent_runs: int | None = None,
                     monthly_credits: int | None = None) -> None:

@@ -3,10 +3,9 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import BigIntegerField, CharField, OuterRef, Subquery, Value
-
 from .edition import is_community
 from .models import ModelRate, ToolRate
+from .sql import placeholders, sql_rows
 
 
 @dataclass(frozen=True)
@@ -16,17 +15,17 @@ class Rate:
     output_nanos_per_token: int
 
 
-def model_rate_subqueries(*, at: datetime, model_id: str) -> tuple[Subquery, Subquery]:
-    """The input and output nanocredits per token of `model_id` in force at `at`, as two subqueries
-    to annotate onto a query the caller makes anyway (the charge path counts its statements); read
-    the pair back with rate_from_annotations."""
-    in_force = ModelRate.objects.filter(model_id=model_id, effective_from__lte=at).order_by("-effective_from")
-    return (Subquery(in_force.values("input_nanos_per_token")[:1]),
-            Subquery(in_force.values("output_nanos_per_token")[:1]))
+def model_rate_sql(column: str) -> str:
+    """The rate of one model in force at a time, as a scalar subquery of fixed text (billing.sql) for
+    the charge path to add to a statement it makes anyway: `column` is input_nanos_per_token or
+    output_nanos_per_token; its parameters are the model id, then the time. Read the pair back with
+    rate_from_columns."""
+    return (f"(SELECT r.{column} FROM billing_modelrate r WHERE r.model_id = %s AND r.effective_from <= %s "
+            "ORDER BY r.effective_from DESC LIMIT 1)")
 
 
-def rate_from_annotations(*, model_id: str, rate_in: int | None, rate_out: int | None) -> Rate | None:
-    """The Rate that model_rate_subqueries read, or None when the model has no rate in force."""
+def rate_from_columns(*, model_id: str, rate_in: int | None, rate_out: int | None) -> Rate | None:
+    """The Rate that two model_rate_sql subqueries read, or None when the model has no rate in force."""
     if rate_in is None or rate_out is None:
         return None
     return Rate(model_id, 0, 0) if is_community() else Rate(model_id, rate_in, rate_out)
@@ -56,17 +55,24 @@ def tool_rates_at(*, at: datetime, tools=None) -> dict[str, int]:
 
 
 def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[str, int]]:
-    """model_rates_at and tool_rates_at together, in one query (a UNION ALL), for the charge path."""
-    model_rows = ModelRate.objects.filter(effective_from__lte=at, model_id__in=list(model_ids)).annotate(
-        kind=Value("model", output_field=CharField())).values_list(
-        "kind", "model_id", "input_nanos_per_token", "output_nanos_per_token", "effective_from").order_by()
-    tool_rows = ToolRate.objects.filter(effective_from__lte=at, tool__in=list(tools)).annotate(
-        kind=Value("tool", output_field=CharField()), none=Value(0, output_field=BigIntegerField())).values_list(
-        "kind", "tool", "nanos_per_call", "none", "effective_from").order_by()
+    """model_rates_at and tool_rates_at together, in one statement of fixed text (a UNION ALL; the
+    charge path, billing.sql)."""
+    model_ids, tools = sorted(model_ids), sorted(tools)
+    parts, params = [], []
+    if model_ids:
+        parts.append("SELECT 'model', model_id, input_nanos_per_token, output_nanos_per_token, effective_from "
+                     f"FROM billing_modelrate WHERE effective_from <= %s AND model_id IN ({placeholders(len(model_ids))})")
+        params += [at, *model_ids]
+    if tools:
+        parts.append("SELECT 'tool', tool, nanos_per_call, 0, effective_from "
+                     f"FROM billing_toolrate WHERE effective_from <= %s AND tool IN ({placeholders(len(tools))})")
+        params += [at, *tools]
     models: dict[str, Rate] = {}
     tool_rates: dict[str, int] = {}
+    if not parts:
+        return models, tool_rates
     community = is_community()
-    for kind, name, first, second, _ in sorted(model_rows.union(tool_rows, all=True), key=lambda row: row[4],
+    for kind, name, first, second, _ in sorted(sql_rows(" UNION ALL ".join(parts), params), key=lambda row: row[4],
                                                reverse=True):
         if kind == "model" and name not in models:
             models[name] = Rate(name, 0, 0) if community else Rate(name, first, second)

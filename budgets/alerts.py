@@ -61,12 +61,12 @@ def alerts_check_later(*, workspace_id: int) -> None:
     transaction.on_commit(schedule, robust=True)
 
 
-def alerts_on_refusal(*, workspace, code: str, agent=None, membership=None) -> None:
+def alerts_on_refusal(*, workspace, code: str, agent_id: int | None = None, membership_id: int | None = None) -> None:
     """A run refused at a hard limit raises the hard-limit alert (SPEC section 4): the refusal means
     used >= limit, so the check fires it (once per period, like any alert)."""
     scope = {"budget_exhausted": ("workspace", workspace.pk),
-             "agent_monthly_budget_exceeded": ("agent", agent.pk if agent else None),
-             "member_budget_exceeded": ("member", membership.pk if membership else None)}.get(code)
+             "agent_monthly_budget_exceeded": ("agent", agent_id),
+             "member_budget_exceeded": ("member", membership_id)}.get(code)
     if scope is None:
         return
     # Refusals come in bursts once a limit binds: enqueue a check only until the alert exists.

@@ -7,14 +7,13 @@ the caller took the wallet lock, in the same transaction (issue 9): a budget low
 limit changed or a period rolled while the request waited for the lock binds it."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import Subquery
-
-from billing.models import Membership, Wallet
+from billing.models import Membership, Wallet, concurrent_runs_allowed
 from billing.money import nanos_display
+from billing.sql import aware, sql_row
 
 from .counters import RunCounters, counters_used
-from .models import Agent
 
 INSUFFICIENT_CREDITS = "insufficient_credits"
 BUDGET_EXHAUSTED = "budget_exhausted"
@@ -34,8 +33,20 @@ class Refusal:
 @dataclass(frozen=True)
 class Reservation:
     amount: int  # nanocredits to hold
-    agent: Agent  # as read under the lock, with its workspace (period, plan caps) and budget
+    period_start: datetime  # the workspace's billing period, as read under the lock
     counters: RunCounters  # the four counters the run counts in
+
+
+@dataclass(frozen=True)
+class LimitInputs:
+    """Every input of the decision but the wallet and the counters, as read under the lock."""
+    period_start: datetime
+    concurrent_runs: int
+    workspace_limit: int | None  # the monthly budget, when its hard limit is on; else None
+    member_budget: int | None  # None: no member budget, or the member was removed
+    agent_max_per_run: int
+    agent_max_per_day: int
+    agent_max_per_month: int
 
 
 def refusal_message(code: str, remaining: int) -> str:
@@ -49,16 +60,31 @@ def refusal_message(code: str, remaining: int) -> str:
     }[code]
 
 
-def limit_inputs_read(*, membership: Membership, agent_id: int) -> Agent:
-    """The agent with its limits, its workspace (period, plan caps, budget) and the member's budget,
-    in one query. Under the wallet lock: in READ COMMITTED each statement sees what committed before
-    it started, so nothing read here is older than the lock. Refreshes `membership` in place."""
-    member_budget = Membership.objects.filter(pk=membership.pk).values("monthly_budget")[:1]
-    agent = (Agent.objects.select_related("workspace__plan", "workspace__budget")
-             .annotate(member_monthly_budget=Subquery(member_budget)).order_by().get(pk=agent_id))
-    membership.workspace = agent.workspace
-    membership.monthly_budget = agent.member_monthly_budget
-    return agent
+# One statement, fixed text (billing.sql): the agent's limits, its workspace's period and plan caps,
+# the workspace budget and the member's budget.
+LIMIT_INPUTS = """
+    SELECT w.period_start, w.custom_concurrent_runs, p.concurrent_runs, b.monthly_limit, b.hard_limit_enabled,
+           (SELECT m.monthly_budget FROM billing_membership m WHERE m.id = %s AND m.removed_at IS NULL),
+           a.max_per_run, a.max_per_day, a.max_per_month
+    FROM usage_agent a
+    JOIN billing_workspace w ON w.id = a.workspace_id
+    JOIN billing_plan p ON p.id = w.plan_id
+    LEFT JOIN budgets_workspacebudget b ON b.workspace_id = w.id
+    WHERE a.id = %s"""
+
+
+def limit_inputs_read(*, membership: Membership, agent_id: int) -> LimitInputs:
+    """Call under the wallet lock: in READ COMMITTED each statement sees what committed before it
+    started, so nothing read here is older than the lock."""
+    (period_start, custom_concurrent, plan_concurrent, monthly_limit, hard_limit_enabled, member_budget,
+     max_per_run, max_per_day, max_per_month) = sql_row(LIMIT_INPUTS, [membership.pk, agent_id])
+    return LimitInputs(
+        period_start=aware(period_start),
+        concurrent_runs=concurrent_runs_allowed(custom=custom_concurrent, plan=plan_concurrent),
+        workspace_limit=monthly_limit if hard_limit_enabled else None,
+        member_budget=member_budget, agent_max_per_run=max_per_run, agent_max_per_day=max_per_day,
+        agent_max_per_month=max_per_month,
+    )
 
 
 def run_reservation_decide(*, wallet: Wallet, membership: Membership, agent_id: int, day,
@@ -66,27 +92,25 @@ def run_reservation_decide(*, wallet: Wallet, membership: Membership, agent_id: 
     """Call with `wallet` locked (billing.ledger.wallet_lock). Returns what the run may reserve, or
     the limit that refuses it. `enforce=False` (Community Edition: no platform credits, no plan
     limits) reserves nothing and refuses nothing."""
-    agent = limit_inputs_read(membership=membership, agent_id=agent_id)
-    workspace = agent.workspace
-    counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=agent.pk, member_id=membership.pk, day=day,
-                                   period_start=workspace.period_start)
+    inputs = limit_inputs_read(membership=membership, agent_id=agent_id)
+    counters = RunCounters.for_run(workspace_id=wallet.workspace_id, agent_id=agent_id, member_id=membership.pk,
+                                   day=day, period_start=inputs.period_start)
     if not enforce:
-        return Reservation(0, agent, counters)
-    if wallet.running_runs >= workspace.concurrent_runs:
+        return Reservation(0, inputs.period_start, counters)
+    if wallet.running_runs >= inputs.concurrent_runs:
         return Refusal(CONCURRENCY_LIMIT, f"{wallet.running_runs} runs are already running; your plan allows "
-                                          f"{workspace.concurrent_runs} at once.", retry_after=1)
+                                          f"{inputs.concurrent_runs} at once.", retry_after=1)
     if wallet.available <= 0:
         return Refusal(INSUFFICIENT_CREDITS, refusal_message(INSUFFICIENT_CREDITS, wallet.available))
-    used = counters_used(workspace_id=workspace.pk, keys=counters.keys)
+    used = counters_used(workspace_id=wallet.workspace_id, keys=counters.keys)
     limits = [(INSUFFICIENT_CREDITS, wallet.available)]
-    budget = workspace.budget
-    if budget.monthly_limit is not None and budget.hard_limit_enabled:
-        limits.append((BUDGET_EXHAUSTED, budget.monthly_limit - used[counters.workspace_period]))
-    if membership.monthly_budget is not None:
-        limits.append((MEMBER_BUDGET, membership.monthly_budget - used[counters.member_period]))
-    limits.append((AGENT_MONTHLY, agent.max_per_month - used[counters.agent_period]))
-    limits.append((AGENT_DAILY, agent.max_per_day - used[counters.agent_day]))
+    if inputs.workspace_limit is not None:
+        limits.append((BUDGET_EXHAUSTED, inputs.workspace_limit - used[counters.workspace_period]))
+    if inputs.member_budget is not None:
+        limits.append((MEMBER_BUDGET, inputs.member_budget - used[counters.member_period]))
+    limits.append((AGENT_MONTHLY, inputs.agent_max_per_month - used[counters.agent_period]))
+    limits.append((AGENT_DAILY, inputs.agent_max_per_day - used[counters.agent_day]))
     code, remaining = min(limits, key=lambda limit: limit[1])  # the first listed wins a tie
     if remaining <= 0:
         return Refusal(code, refusal_message(code, remaining))
-    return Reservation(min(agent.max_per_run, remaining), agent, counters)
+    return Reservation(min(inputs.agent_max_per_run, remaining), inputs.period_start, counters)

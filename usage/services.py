@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.ledger import hold_place, hold_release, run_charge_post, wallet_lock
-from billing.models import Membership
+from billing.models import Membership, User, Workspace
 from billing.edition import is_community
 from billing.money import NANOS_PER_CREDIT, nanos_display
-from billing.pricing import Rate, model_rate_subqueries, model_rates_at, price_node, rate_from_annotations, rates_at
+from billing.pricing import Rate, model_rate_sql, price_node, rate_from_columns, rates_at
+from billing.sql import columns, instance_from_row, rows_insert, sql_execute, sql_row
 from billing.upsert import upsert_add
 from budgets.alerts import alerts_check_later, alerts_on_refusal
 from budgets.counters import RunCounters, counters_add
@@ -75,32 +75,33 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     The reservation is min(agent max per run, available, every remaining budget)."""
     workspace = membership.workspace
     now = now or timezone.now()
-    workflow_id, agent_obj, rate = _workflow_agent_and_rate(workspace=workspace, workflow=workflow, agent=agent,
-                                                            model=model, at=now)
+    workflow_id, agent_id, rate = _workflow_agent_and_rate(workspace=workspace, workflow=workflow, agent=agent,
+                                                           model=model, at=now)
     try:
         with transaction.atomic():
             wallet = wallet_lock(workspace.pk)
             # budgets.limits reads every input of the decision now, under the lock (issue 9).
-            decision = run_reservation_decide(wallet=wallet, membership=membership, agent_id=agent_obj.pk,
+            decision = run_reservation_decide(wallet=wallet, membership=membership, agent_id=agent_id,
                                               day=now.date(), enforce=not is_community())
             if isinstance(decision, Refusal):
                 raise _refusal_error(decision)
-            agent_obj, workspace, counters = decision.agent, decision.agent.workspace, decision.counters
             reservation = decision.amount
-            run = Run.objects.create(
-                workspace=workspace, public_id=public_id or "run_" + secrets.token_urlsafe(12), workflow_id=workflow_id,
-                agent=agent_obj, member=membership, model_id=model, reserved=reservation,
-                estimated_input_tokens=estimated_input_tokens, day=now.date(), period_start=workspace.period_start,
-                created_at=now, expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
-                authorize_hash=body_hash,
+            run = Run(
+                workspace_id=workspace.pk, public_id=public_id or "run_" + secrets.token_urlsafe(12),
+                workflow_id=workflow_id, agent_id=agent_id, member_id=membership.pk, model_id=model,
+                reserved=reservation, estimated_input_tokens=estimated_input_tokens, day=now.date(),
+                period_start=decision.period_start, created_at=now,
+                expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS), authorize_hash=body_hash,
                 max_output_tokens=max_output_tokens_for(reserved=reservation, rate=rate,
                                                         estimated_input_tokens=estimated_input_tokens or 0,
                                                         requested=max_output_tokens),
             )
+            rows_insert(Run, [run], fields=RUN_FIELDS)
             # The exactly-once guard for the client's id, in the run's transaction (see RunKey).
-            RunKey.objects.create(workspace=workspace, public_id=run.public_id, run_id=run.pk, run_created_at=now)
+            rows_insert(RunKey, [RunKey(workspace_id=workspace.pk, public_id=run.public_id, run_id=run.pk,
+                                        run_created_at=now)], fields=["workspace", "public_id", "run_id", "run_created_at"])
             hold_place(wallet=wallet, amount=reservation)
-            counters_add(workspace_id=workspace.pk, keys=counters.keys, reserved=reservation)
+            counters_add(workspace_id=workspace.pk, keys=decision.counters.keys, reserved=reservation)
     except IntegrityError:
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
         existing = _existing_run(workspace, public_id)
@@ -117,8 +118,9 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
         if existing is not None:
             return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
         if isinstance(refusal, RunRefused):
-            # membership.workspace is the one read under the lock (its period may have rolled).
-            alerts_on_refusal(workspace=membership.workspace, code=refusal.code, agent=agent_obj, membership=membership)
+            # Read again: the period may have rolled while the request waited for the lock.
+            alerts_on_refusal(workspace=Workspace.objects.get(pk=workspace.pk), code=refusal.code, agent_id=agent_id,
+                              membership_id=membership.pk)
         raise
     return Authorization(run, replayed=False)
 
@@ -134,26 +136,61 @@ def _existing_run(workspace, public_id: str | None) -> Run | None:
     return _unique_or_none(Run.objects.for_public_id(workspace=workspace, public_id=public_id)) if public_id else None
 
 
-def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str, at) -> tuple[int, Agent, Rate]:
-    """The agent (with its budgets), the workflow's id and the model's rate in force at `at`, in one
-    query. The workflow and agent are created on first use, but never for an unknown model: a refused
-    request changes nothing."""
-    workflow_id = Workflow.objects.filter(workspace=workspace, name=workflow).values("id")[:1]
-    rate_in, rate_out = model_rate_subqueries(at=at, model_id=model)
-    agent_obj = _unique_or_none(Agent.objects.filter(workspace=workspace, name=agent).annotate(
-        workflow_ref=Subquery(workflow_id), rate_in=rate_in, rate_out=rate_out))
-    if agent_obj is not None:
-        rate = rate_from_annotations(model_id=model, rate_in=agent_obj.rate_in, rate_out=agent_obj.rate_out)
-    else:
-        rate = model_rates_at(at=at, model_ids=[model]).get(model)
+# One statement of fixed text (billing.sql): the agent's and the workflow's ids (NULL until first
+# use) and the model's rate in force. The one-row FROM keeps the rate when the agent is new.
+AGENT_WORKFLOW_RATE = f"""
+    SELECT a.id, (SELECT f.id FROM usage_workflow f WHERE f.workspace_id = %s AND f.name = %s),
+           {model_rate_sql("input_nanos_per_token")}, {model_rate_sql("output_nanos_per_token")}
+    FROM (SELECT 1 AS one) AS one LEFT JOIN usage_agent a ON a.workspace_id = %s AND a.name = %s"""
+
+
+def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str, at) -> tuple[int, int, Rate]:
+    """The workflow's and the agent's ids and the model's rate in force at `at`, in one query. The
+    workflow and agent are created on first use, but never for an unknown model: a refused request
+    changes nothing."""
+    agent_id, workflow_id, rate_in, rate_out = sql_row(AGENT_WORKFLOW_RATE,
+                                                       [workspace.pk, workflow, model, at, model, at, workspace.pk, agent])
+    rate = rate_from_columns(model_id=model, rate_in=rate_in, rate_out=rate_out)
     if rate is None:
         raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
-    if agent_obj is None:
-        agent_obj, _ = Agent.objects.get_or_create(workspace=workspace, name=agent)
-        agent_obj.workflow_ref = None
-    if agent_obj.workflow_ref is None:
-        agent_obj.workflow_ref = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
-    return agent_obj.workflow_ref, agent_obj, rate
+    if agent_id is None:
+        agent_id = Agent.objects.get_or_create(workspace=workspace, name=agent)[0].pk
+    if workflow_id is None:
+        workflow_id = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
+    return workflow_id, agent_id, rate
+
+
+RUN_FIELDS = ["workspace", "public_id", "workflow", "agent", "member", "model", "status", "reserved", "credits",
+              "over_reservation", "input_tokens", "output_tokens", "estimated_input_tokens", "max_output_tokens", "day",
+              "period_start", "created_at", "expires_at", "released_at", "completed_at", "authorize_hash",
+              "complete_hash"]
+
+# The run a client's id names, with the names its API answer shows, in one statement of fixed text
+# (billing.sql). Found through RunKey, as Run.objects.for_public_id does: the key's run_created_at
+# prunes the other month partitions at execution time.
+RUN_FOR_COMPLETION = f"""
+    SELECT {columns(Run, "r")}, f.name, a.name, m.user_id, u.email
+    FROM usage_run r
+    JOIN usage_workflow f ON f.id = r.workflow_id
+    JOIN usage_agent a ON a.id = r.agent_id
+    JOIN billing_membership m ON m.id = r.member_id
+    JOIN billing_user u ON u.id = m.user_id
+    WHERE r.workspace_id = %s
+      AND r.id = (SELECT k.run_id FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)
+      AND r.created_at = (SELECT k.run_created_at FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)"""
+
+
+def _run_for_completion(*, workspace_id: int, public_id: str) -> Run | None:
+    row = sql_row(RUN_FOR_COMPLETION, [workspace_id, workspace_id, public_id, workspace_id, public_id])
+    if row is None:
+        return None
+    run = instance_from_row(Run, row)
+    workflow_name, agent_name, user_id, email = row[-4:]
+    run.workflow = Workflow.from_db(connection.alias, ["id", "name"], [run.workflow_id, workflow_name])
+    run.agent = Agent.from_db(connection.alias, ["id", "name"], [run.agent_id, agent_name])
+    run.member = Membership.from_db(connection.alias, ["id", "user_id"], [run.member_id, user_id])
+    run.member.user = User.from_db(connection.alias, ["id", "email"], [user_id, email])
+    return run
 
 
 def _refusal_error(refusal: Refusal) -> RunError:
@@ -167,8 +204,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     tokens were spent); above the reservation the run is flagged over_reservation."""
     now = now or timezone.now()
     # The rows the API answer names come in the same query (the queries bench counts statements).
-    run = _unique_or_none(Run.objects.select_related("workflow", "agent", "member__user")
-                          .for_public_id(workspace=workspace, public_id=public_id))
+    run = _run_for_completion(workspace_id=workspace.pk, public_id=public_id)
     if run is None:
         raise RunNotFound(f"No run {public_id!r} in this workspace.")
     if run.completed_at:
@@ -207,14 +243,12 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         wallet = wallet_lock(workspace.pk)
         # Conditional updates under the lock: the first completion wins; a replay updates nothing.
         # A run the sweeper already expired has its hold released: it is charged but not released twice.
-        # created_at names the run's partition (PostgreSQL reads one month, not all of them).
-        this_run = Run.objects.filter(pk=run.pk, created_at=run.created_at, completed_at__isnull=True)
-        was_open = this_run.filter(released_at__isnull=True).update(released_at=now, **changes)
-        if not was_open and not this_run.update(**changes):
+        was_open = _run_finish(run=run, changes={"released_at": now, **changes}, only_open=True)
+        if not was_open and not _run_finish(run=run, changes=changes, only_open=False):
             won = False
         else:
             won = True
-            RunNode.objects.bulk_create(node_rows)
+            rows_insert(RunNode, node_rows, fields=NODE_FIELDS)
             run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
             counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id, member_id=run.member_id,
                                            day=run.day, period_start=run.period_start)
@@ -232,6 +266,21 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         run.released_at = now
     run._prefetched_objects_cache = {"nodes": node_rows}
     return run
+
+
+NODE_FIELDS = ["run", "run_created_at", "position", "name", "model", "input_tokens", "output_tokens",
+               "input_nanos_per_token", "output_nanos_per_token", "token_credits", "tool_credits", "credits", "tools"]
+
+
+def _run_finish(*, run: Run, changes: dict, only_open: bool) -> bool:
+    """Write a completion's `changes` if the run is not completed yet (and, with `only_open`, still
+    holds its reservation). Conditional, under the wallet lock: the first completion wins and a
+    replay changes nothing. created_at names the run's partition (PostgreSQL reads one month)."""
+    assignments = ", ".join(f"{Run._meta.get_field(name).column} = %s" for name in changes)
+    condition = " AND released_at IS NULL" if only_open else ""
+    return bool(sql_execute(
+        f"UPDATE usage_run SET {assignments} WHERE id = %s AND created_at = %s AND completed_at IS NULL{condition}",
+        [*changes.values(), run.pk, run.created_at]))
 
 
 def _rollup_add(*, run: Run, node_rows: list[RunNode], day) -> None:
