@@ -114,12 +114,9 @@ def _apply(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, pur
                 idempotency_key=posting.key, run=run, purchase=purchase, created_at=at,
             )
         )
-    rows_insert(LedgerEntry, entries, fields=LEDGER_FIELDS)
+    rows_insert(LedgerEntry, entries)
     return entries
 
-
-LEDGER_FIELDS = ["workspace", "kind", "bucket", "amount", "bucket_balance_after", "balance_after", "actor", "reason",
-                 "idempotency_key", "run", "purchase", "created_at"]
 
 
 def entry_exists(key: str) -> bool:

@@ -86,19 +86,24 @@ def instance_from_row(model, row):
     return model.from_db(connection.alias, attnames, values)
 
 
-def rows_insert(model, instances: list, *, fields: list[str]) -> None:
-    """INSERT `instances` (their `fields`) in one statement and set each one's primary key from
-    RETURNING, as bulk_create does, without compiling a query."""
+@cache
+def _insert(model, vendor: str) -> tuple[str, str, str, list]:
+    meta = model._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
+    quote = connection.ops.quote_name
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
+    return head, "(" + placeholders(len(fields)) + ")", f" RETURNING {quote(meta.pk.column)}", fields
+
+
+def rows_insert(model, instances: list) -> None:
+    """INSERT `instances` (every field but the generated id) in one statement and set each one's id
+    from RETURNING, as bulk_create does, without compiling a query."""
     if not instances:
         return
-    meta = model._meta
-    concrete = [meta.get_field(name) for name in fields]
-    quote = connection.ops.quote_name
-    row = "(" + placeholders(len(concrete)) + ")"
+    head, row, returning, fields = _insert(model, connection.vendor)
+    sql = head + ", ".join([row] * len(instances)) + returning
     params = [field.get_db_prep_save(getattr(instance, field.attname), connection)
-              for instance in instances for field in concrete]
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in concrete)}) "
-           f"VALUES {', '.join([row] * len(instances))} RETURNING {quote(meta.pk.column)}")
+              for instance in instances for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = cursor.fetchall()

@@ -96,10 +96,10 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                                                         estimated_input_tokens=estimated_input_tokens or 0,
                                                         requested=max_output_tokens),
             )
-            rows_insert(Run, [run], fields=RUN_FIELDS)
+            rows_insert(Run, [run])
             # The exactly-once guard for the client's id, in the run's transaction (see RunKey).
             rows_insert(RunKey, [RunKey(workspace_id=workspace.pk, public_id=run.public_id, run_id=run.pk,
-                                        run_created_at=now)], fields=["workspace", "public_id", "run_id", "run_created_at"])
+                                        run_created_at=now)])
             hold_place(wallet=wallet, amount=reservation)
             counters_add(workspace_id=workspace.pk, keys=decision.counters.keys, reserved=reservation)
     except IntegrityError:
@@ -159,11 +159,6 @@ def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str
         workflow_id = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
     return workflow_id, agent_id, rate
 
-
-RUN_FIELDS = ["workspace", "public_id", "workflow", "agent", "member", "model", "status", "reserved", "credits",
-              "over_reservation", "input_tokens", "output_tokens", "estimated_input_tokens", "max_output_tokens", "day",
-              "period_start", "created_at", "expires_at", "released_at", "completed_at", "authorize_hash",
-              "complete_hash"]
 
 # The run a client's id names, with the names its API answer shows, in one statement of fixed text
 # (billing.sql). Found through RunKey, as Run.objects.for_public_id does: the key's run_created_at
@@ -248,7 +243,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
             won = False
         else:
             won = True
-            rows_insert(RunNode, node_rows, fields=NODE_FIELDS)
+            rows_insert(RunNode, node_rows)
             run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
             counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id, member_id=run.member_id,
                                            day=run.day, period_start=run.period_start)
@@ -266,10 +261,6 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         run.released_at = now
     run._prefetched_objects_cache = {"nodes": node_rows}
     return run
-
-
-NODE_FIELDS = ["run", "run_created_at", "position", "name", "model", "input_tokens", "output_tokens",
-               "input_nanos_per_token", "output_nanos_per_token", "token_credits", "tool_credits", "credits", "tools"]
 
 
 def _run_finish(*, run: Run, changes: dict, only_open: bool) -> bool:
