@@ -125,6 +125,7 @@ def test_a_stripe_period_waits_for_invoice_paid_then_rolls_after_the_grace(team)
 
 
 @pytest.mark.django_db
+@pytest.mark.needs_postgres  # the set-based chunk is PostgreSQL's; SQLite rolls one workspace at a time
 def test_it_resumes_after_a_crash_between_two_chunks():
     first = free_workspace("c1", utc(2026, 1, 5))
     second = free_workspace("c2", utc(2026, 1, 5))
