@@ -127,7 +127,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
 
 def _unique_or_none(queryset):
     """The one row of a lookup on a unique key, or None. Unlike .first(), no ORDER BY: the models'
-    default orderings would make PostgreSQL sort and Django compile more on every hot-path request."""
+    default orderings would make PostgreSQL sort for nothing."""
     rows = list(queryset.order_by()[:1])
     return rows[0] if rows else None
 
