@@ -118,7 +118,6 @@ def _apply(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, pur
     return entries
 
 
-
 def entry_exists(key: str) -> bool:
     return LedgerEntry.objects.filter(idempotency_key=key).exists()
 

@@ -65,6 +65,7 @@ def columns(model, alias: str) -> str:
 
 @cache
 def _reader(model, vendor: str) -> tuple[list[str], list[tuple]]:
+    # `vendor` is part of the cache key: the converters are the database's.
     fields = model._meta.concrete_fields
     converters = []
     for position, field in enumerate(fields):
@@ -88,6 +89,7 @@ def instance_from_row(model, row):
 
 @cache
 def _insert(model, vendor: str) -> tuple[str, str, str, list]:
+    # `vendor` is part of the cache key, as for _reader.
     meta = model._meta
     fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
     quote = connection.ops.quote_name
