@@ -14,6 +14,7 @@ from billing.money import nanos_display
 from billing.sql import aware, sql_row
 
 from .counters import RunCounters, counters_used
+from .models import Agent
 
 INSUFFICIENT_CREDITS = "insufficient_credits"
 BUDGET_EXHAUSTED = "budget_exhausted"
@@ -76,8 +77,11 @@ LIMIT_INPUTS = """
 def limit_inputs_read(*, membership: Membership, agent_id: int) -> LimitInputs:
     """Call under the wallet lock: in READ COMMITTED each statement sees what committed before it
     started, so nothing read here is older than the lock."""
+    row = sql_row(LIMIT_INPUTS, [membership.pk, agent_id])
+    if row is None:
+        raise Agent.DoesNotExist(f"No agent {agent_id}.")
     (period_start, custom_concurrent, plan_concurrent, monthly_limit, hard_limit_enabled, member_budget,
-     max_per_run, max_per_day, max_per_month) = sql_row(LIMIT_INPUTS, [membership.pk, agent_id])
+     max_per_run, max_per_day, max_per_month) = row
     return LimitInputs(
         period_start=aware(period_start),
         concurrent_runs=concurrent_runs_allowed(custom=custom_concurrent, plan=plan_concurrent),
