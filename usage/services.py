@@ -125,15 +125,8 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     return Authorization(run, replayed=False)
 
 
-def _unique_or_none(queryset):
-    """The one row of a lookup on a unique key, or None. Unlike .first(), no ORDER BY: the models'
-    default orderings would make PostgreSQL sort for nothing."""
-    rows = list(queryset.order_by()[:1])
-    return rows[0] if rows else None
-
-
 def _existing_run(workspace, public_id: str | None) -> Run | None:
-    return _unique_or_none(Run.objects.for_public_id(workspace=workspace, public_id=public_id)) if public_id else None
+    return _run_by_public_id(workspace_id=workspace.pk, public_id=public_id) if public_id else None
 
 
 # One statement of fixed text (billing.sql): the agent's and the workflow's ids (NULL until first
@@ -160,10 +153,10 @@ def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str
     return workflow_id, agent_id, rate
 
 
-# The run a client's id names, with the names its API answer shows, in one statement of fixed text
-# (billing.sql). Found through RunKey, as Run.objects.for_public_id does: the key's run_created_at
+# The run a client's id names (a completion, a replayed authorize), with the names its API answer
+# shows, in one statement of fixed text (billing.sql). Found through RunKey, as Run.objects.for_public_id does: the key's run_created_at
 # prunes the other month partitions at execution time.
-RUN_FOR_COMPLETION = f"""
+RUN_BY_PUBLIC_ID = f"""
     SELECT {columns(Run, "r")}, f.name, a.name, m.user_id, u.email
     FROM usage_run r
     JOIN usage_workflow f ON f.id = r.workflow_id
@@ -175,8 +168,8 @@ RUN_FOR_COMPLETION = f"""
       AND r.created_at = (SELECT k.run_created_at FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)"""
 
 
-def _run_for_completion(*, workspace_id: int, public_id: str) -> Run | None:
-    row = sql_row(RUN_FOR_COMPLETION, [workspace_id, workspace_id, public_id, workspace_id, public_id])
+def _run_by_public_id(*, workspace_id: int, public_id: str) -> Run | None:
+    row = sql_row(RUN_BY_PUBLIC_ID, [workspace_id, workspace_id, public_id, workspace_id, public_id])
     if row is None:
         return None
     run = instance_from_row(Run, row)
@@ -199,7 +192,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     tokens were spent); above the reservation the run is flagged over_reservation."""
     now = now or timezone.now()
     # The rows the API answer names come in the same query (the queries bench counts statements).
-    run = _run_for_completion(workspace_id=workspace.pk, public_id=public_id)
+    run = _run_by_public_id(workspace_id=workspace.pk, public_id=public_id)
     if run is None:
         raise RunNotFound(f"No run {public_id!r} in this workspace.")
     if run.completed_at:
