@@ -7,12 +7,56 @@ These helpers run hand-written statements through Django's own connection, so th
 caller's transaction and atomic blocks like any ORM call, and convert values both ways exactly as
 the ORM does, so the same text serves PostgreSQL and the embedded SQLite default.
 
+On PostgreSQL each statement is also prepared, once per connection (psycopg's prepared-statement
+cache, with server-side parameter binding): PostgreSQL then stops parsing and planning it on every
+execution, which cost about as much of its CPU as running the statements did (docs/performance.md).
+Django leaves preparing off for its own queries (connection poolers in transaction mode cannot keep
+prepared statements), so settings.DATABASE_PREPARE turns it off here too. psycopg forgets a
+connection's prepared statements after a rollback; the next use prepares again.
+
 Only the hot path uses them; everything else stays on the ORM."""
 
 from datetime import date, datetime, timezone as dt_timezone
 from functools import cache
+from types import SimpleNamespace
 
+from django.conf import settings
 from django.db import connection
+
+# A statement with more rows than this (a completion's nodes, a grants chunk) has a text of its own
+# for each row count: it is sent unprepared, so that it does not crowd the fixed ones out of
+# psycopg's cache (100 statements per connection).
+PREPARE_MAX_ROWS = 8
+
+
+def _cursor(*, prepare: bool = True):
+    """A cursor of the Django connection (its transaction, its query log, its error wrapping) that
+    prepares what it runs, where the database can."""
+    if not (prepare and settings.DATABASE_PREPARE and connection.vendor == "postgresql"):
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = _preparing_cursor_class()(connection.connection)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+@cache
+def _preparing_cursor_class():
+    # Imported on first use: the PostgreSQL backend needs psycopg, which SQLite does not.
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            super().execute(query, params, prepare=True, binary=binary)
+            if self._query is None:
+                # A prepared execution leaves no text where Django's query log (and so the tests'
+                # and the queries bench's statement counts) reads it.
+                self._query = SimpleNamespace(query=query.encode())
+            return self
+
+    return PreparingCursor
 
 
 def _param(value):
@@ -24,21 +68,21 @@ def _param(value):
     return value
 
 
-def sql_execute(sql: str, params=()) -> int:
+def sql_execute(sql: str, params=(), *, prepare: bool = True) -> int:
     """Run a statement; returns the number of rows it changed."""
-    with connection.cursor() as cursor:
+    with _cursor(prepare=prepare) as cursor:
         cursor.execute(sql, [_param(value) for value in params])
         return cursor.rowcount
 
 
 def sql_rows(sql: str, params=()) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, [_param(value) for value in params])
         return cursor.fetchall()
 
 
 def sql_row(sql: str, params=()) -> tuple | None:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, [_param(value) for value in params])
         return cursor.fetchone()
 
@@ -106,7 +150,7 @@ def rows_insert(model, instances: list) -> None:
     sql = head + ", ".join([row] * len(instances)) + returning
     params = [field.get_db_prep_save(getattr(instance, field.attname), connection)
               for instance in instances for field in fields]
-    with connection.cursor() as cursor:
+    with _cursor(prepare=len(instances) <= PREPARE_MAX_ROWS) as cursor:
         cursor.execute(sql, params)
         ids = cursor.fetchall()
     for instance, (pk,) in zip(instances, ids, strict=True):

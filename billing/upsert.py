@@ -5,6 +5,8 @@ must be incremented atomically by the database, so that two transactions never l
 
 from django.db import connection
 
+from .sql import PREPARE_MAX_ROWS, sql_execute
+
 
 def upsert_add(model, rows: list[dict], *, unique: list[str], add: list[str]) -> None:
     """For each row: insert it, or add its `add` columns to the existing row with the same `unique` columns."""
@@ -26,5 +28,4 @@ def upsert_add(model, rows: list[dict], *, unique: list[str], add: list[str]) ->
         + ", ".join([placeholders] * len(rows))
         + f" ON CONFLICT ({', '.join(quote(c) for c in columns[:len(unique)])}) DO UPDATE SET {updates}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    sql_execute(sql, params, prepare=len(rows) <= PREPARE_MAX_ROWS)

@@ -87,6 +87,12 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url("DATABASE_URL", str(VAR_DIR / "db.sqlite3"))}
+# The charge path's statements are prepared once per connection (billing/sql.py); Django's own queries
+# never are. Turn it off behind a connection pooler in transaction mode that cannot keep prepared
+# statements (PgBouncer before 1.21, or without max_prepared_statements).
+DATABASE_PREPARE = env_bool("DATABASE_PREPARE", True)
+if DATABASE_PREPARE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5  # psycopg's default; Django sets None
 # A streaming replica for read-only pages and exports (billing/replica.py, docs/scale.md).
 if env_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = database_from_url("DATABASE_REPLICA_URL", "")
