@@ -14,12 +14,15 @@ budget.
 constraint makes concurrent checks fire each alert once. Notifications (e-mail to owner and
 admins, the signed webhook) are Celery tasks enqueued on commit."""
 
+import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.access_versions import redis_client
 from billing.models import Workspace
 from billing.money import nanos_to_str
 
@@ -28,6 +31,8 @@ from .counters import WORKSPACE
 from .models import BudgetAlert, WorkspaceBudget, levels_reached
 from .selectors import ScopeUsage, budget_scopes, scope_labels
 from .webhooks import webhook_body
+
+logger = logging.getLogger(__name__)
 
 FIRED, RESOLVED = "fired", "resolved"
 
@@ -41,24 +46,69 @@ class AlertChange:
 
 
 ALERT_CHECK_DELAY_SECONDS = 2
+# With Redis: the workspaces whose thresholds are due for a check, and the mark that a drain of that
+# set is scheduled. The mark's lifetime only matters if a scheduled drain is lost (the periodic sweep
+# catches up meanwhile): a drain deletes it before it takes the set.
+DUE_KEY = "lf:alert-checks:due"
+ARMED_KEY = "lf:alert-checks:armed"
+ARMED_SECONDS = 30
+DRAIN_CHUNK = 100
 
 
 def alerts_check_later(*, workspace_id: int) -> None:
-    """After a charge commits, check the workspace's thresholds in a Celery task.
+    """After a charge commits, check the workspace's thresholds in a Celery task, within
+    ALERT_CHECK_DELAY_SECONDS.
 
-    Charges in quick succession share one check: the first schedules it ALERT_CHECK_DELAY_SECONDS
-    ahead and leaves a mark in the cache for as long; a charge that finds the mark adds nothing,
-    because it committed before the scheduled check runs, which therefore sees it. Publishing one
-    task per charge cost more CPU than the charge's own bookkeeping. With eager Celery (tests, the
-    demo seed) a check runs at once, so each charge gets its own. `robust`: the charge has
-    committed; if the cache or the broker is down, the periodic sweep catches up."""
+    Charges share checks: publishing one task per charge cost more CPU than the charge's own
+    bookkeeping. With Redis, the workspace joins a set of due workspaces, and whichever charge finds
+    no drain scheduled schedules one for all of them, ALERT_CHECK_DELAY_SECONDS ahead: one round
+    trip per charge, one task per interval for every workspace. Without Redis (one machine), the
+    first charge of a workspace schedules its check and leaves a mark in the cache for as long; a
+    charge that finds the mark adds nothing, because the scheduled check runs after it committed.
+    With eager Celery (tests, the demo seed) a check runs at once, so each charge gets its own.
+    `robust`: the charge has committed; if Redis or the broker is down, the periodic sweep catches up."""
     def schedule():
         if tasks.check_alerts.app.conf.task_always_eager:
             tasks.check_alerts.delay(workspace_id)
+        elif settings.REDIS_URL:
+            if _due_mark(workspace_id):
+                tasks.check_due_alerts.apply_async(countdown=ALERT_CHECK_DELAY_SECONDS)
         elif cache.add(f"lf:alert-check:{workspace_id}", 1, timeout=ALERT_CHECK_DELAY_SECONDS):
             tasks.check_alerts.apply_async((workspace_id,), countdown=ALERT_CHECK_DELAY_SECONDS)
 
     transaction.on_commit(schedule, robust=True)
+
+
+def _due_mark(workspace_id: int) -> bool:
+    """Add the workspace to the due set and set the drain's mark unless it is set, in one round trip
+    (Redis runs the two in this order). True when this call set it: the caller schedules the drain.
+    A workspace added while the mark is set is in the set before the scheduled drain deletes the
+    mark and takes the set, whatever the clocks say."""
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.sadd(DUE_KEY, workspace_id)
+    pipe.set(ARMED_KEY, 1, nx=True, ex=ARMED_SECONDS)
+    return bool(pipe.execute()[1])
+
+
+def alerts_check_due(*, chunk: int = DRAIN_CHUNK) -> int:
+    """The drain: check the thresholds of the workspaces marked due, up to `chunk` of them, and hand
+    any left to another task first, so that several workers share a large batch. Returns how many
+    were checked. One workspace's failure is logged and does not hold up the others' checks (the
+    periodic sweep checks it again); a workspace deleted meanwhile is skipped."""
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.delete(ARMED_KEY)  # a charge from now on schedules the next drain
+    pipe.spop(DUE_KEY, chunk)
+    due = sorted(int(workspace_id) for workspace_id in pipe.execute()[1])
+    if len(due) == chunk:
+        tasks.check_due_alerts.delay()
+    for workspace_id in due:
+        try:
+            alerts_check(workspace_id=workspace_id)
+        except Workspace.DoesNotExist:
+            continue
+        except Exception:
+            logger.exception("Alert check of workspace %s failed; the periodic sweep checks it again", workspace_id)
+    return len(due)
 
 
 def alerts_on_refusal(*, workspace, code: str, agent_id: int | None = None, membership_id: int | None = None) -> None:

@@ -22,6 +22,11 @@ def check_alerts(workspace_id: int):
 
 
 @shared_task
+def check_due_alerts():
+    alerts.alerts_check_due()
+
+
+@shared_task
 def sweep_alerts():
     """Periodic: catches what a lost check_alerts missed, and resolves alerts of ended periods."""
     for workspace_id in Workspace.objects.values_list("id", flat=True).iterator():

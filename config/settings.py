@@ -169,7 +169,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # at scale each queue gets its own pool (`celery -A config worker -Q documents`).
 JOB_QUEUES = {
     "payments": ("buying.tasks.*",),
-    "alerts": ("budgets.tasks.check_alerts", "budgets.tasks.send_alert_email", "budgets.tasks.deliver_alert_webhook"),
+    "alerts": ("budgets.tasks.check_alerts", "budgets.tasks.check_due_alerts", "budgets.tasks.send_alert_email",
+               "budgets.tasks.deliver_alert_webhook"),
     "documents": ("invoices.tasks.*",),
     "sweeps": ("usage.tasks.release_expired_reservations", "billing.tasks.run_period_grants",
                "budgets.tasks.sweep_alerts"),
