@@ -20,6 +20,7 @@ nothing, when the version differs from what the cached token was loaded under. W
 off, the check is a plain MGET of the counters.
 """
 
+import hashlib
 import itertools
 import math
 import os
@@ -107,30 +108,44 @@ def _decision(*, admitted: bool, limit: int, count: int, wait_ms: int) -> RateLi
                              retry_after=0 if admitted else reset)
 
 
-# --- Redis: one client per process (a connection pool), created on first use.
+# --- Redis: one client per process (a connection pool), created on first use. The script runs by
+# its SHA1 (EVALSHA), loaded on the first NOSCRIPT answer. Called directly rather than through
+# redis-py's Script object: its isinstance() check against redis-py's Pipeline (a typing.Protocol
+# subclass, so typing's slow path) took a tenth of the web workers' Python time under load
+# (docs/performance.md).
+SLIDING_WINDOW_SHA = hashlib.sha1(SLIDING_WINDOW_LUA.encode()).hexdigest()
 _client = None
-_script = None
 _client_lock = threading.Lock()
 
 
-def _redis_script():
-    global _client, _script
-    if _script is None:
+def _redis_client():
+    global _client
+    if _client is None:
         with _client_lock:
-            if _script is None:
+            if _client is None:
                 import redis
 
                 _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT_SECONDS,
                                                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS)
-                _script = _client.register_script(SLIDING_WINDOW_LUA)  # EVALSHA, loading it on NOSCRIPT
-    return _script
+    return _client
+
+
+def _sliding_window(keys: list[str], args: list) -> list:
+    from redis.exceptions import NoScriptError
+
+    client = _redis_client()
+    try:
+        return client.evalsha(SLIDING_WINDOW_SHA, len(keys), *keys, *args)
+    except NoScriptError:  # a new or flushed Redis server
+        client.script_load(SLIDING_WINDOW_LUA)
+        return client.evalsha(SLIDING_WINDOW_SHA, len(keys), *keys, *args)
 
 
 def reset_client() -> None:
     """Forget the client (after a fork, or when tests change REDIS_URL)."""
-    global _client, _script
+    global _client
     with _client_lock:
-        _client = _script = None
+        _client = None
 
 
 # A sorted-set member unique across processes and machines: a random prefix per process (re-drawn
@@ -153,8 +168,8 @@ def _redis_check(key: str, limit: int, window_ms: int, *, guard_keys: list[str] 
     import redis
 
     try:
-        admitted, count, wait_ms, version = _redis_script()(
-            keys=[key, *guard_keys], args=[limit, window_ms, _unique_member(), guard])
+        admitted, count, wait_ms, version = _sliding_window([key, *guard_keys],
+                                                            [limit, window_ms, _unique_member(), guard])
     except redis.RedisError as error:
         raise LimiterUnavailable(f"Rate limiter unavailable: {error}") from error
     if admitted == -1:
