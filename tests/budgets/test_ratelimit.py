@@ -64,6 +64,17 @@ def test_it_slides_rather_than_resetting_the_whole_window(redis_key):
     assert not rate_check(key=redis_key, limit=2, window_ms=2000).allowed
 
 
+@pytest.mark.needs_redis
+def test_it_keeps_counting_after_redis_lost_its_scripts(redis_key):
+    """A restarted Redis (or SCRIPT FLUSH) answers NOSCRIPT: the limiter loads the script again."""
+    import redis
+
+    assert rate_check(key=redis_key, limit=2).allowed
+    redis.Redis.from_url(settings.REDIS_URL).script_flush()
+    assert rate_check(key=redis_key, limit=2).allowed
+    assert not rate_check(key=redis_key, limit=2).allowed  # still one window: the count survived
+
+
 @pytest.mark.django_db
 @pytest.mark.needs_redis
 def test_it_limits_a_free_workspace_to_ten_requests_a_minute(outsider):
