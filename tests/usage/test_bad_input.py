@@ -111,3 +111,26 @@ def test_nul_bytes_in_api_json_strings_are_400(api):
     body = {"id": "r-\u0000", "workflow": "w", "agent": "a", "model": "gpt-4o"}
     _assert_api_error(api.post("/v1/runs", body), 400, "invalid_request")
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refused_body_leaves_nothing_behind_for_the_next_request(api):
+    """A thread validates every request with the same input serializer (usage.api.views._serializer):
+    what one body got wrong, or left out, must not show up in the next one's answer or charge."""
+    assert authorize(api, run_id="first").status_code == 201
+    bad_node = {"name": "answer", "model": "gpt-4o", "input_tokens": "20000", "output_tokens": 3000}
+    message = _assert_api_error(api.post("/v1/runs/first/complete", {"status": "succeeded", "nodes": [bad_node]}),
+                                400, "invalid_request")
+    assert "input_tokens" in message and "whole number" in message
+    done = api.post("/v1/runs/first/complete", TWO_NODES)
+    assert done.status_code == 200, done.content
+    assert [node["name"] for node in done.json()["nodes"]] == ["classify", "answer"]
+    assert done.json()["nodes"][1]["tools"] and not done.json()["nodes"][0]["tools"]
+
+    message = _assert_api_error(api.post("/v1/runs", {"id": "second", "workflow": "support", "model": "gpt-4o"}),
+                                400, "invalid_request")
+    assert "agent" in message
+    second = authorize(api, run_id="second", estimated_input_tokens=1000)
+    assert second.status_code == 201, second.content
+    third = api.post("/v1/runs", {"workflow": "support", "agent": "triage", "model": "gpt-4o"})
+    assert third.status_code == 201 and third.json()["id"] not in ("first", "second")  # no id left over

@@ -1,6 +1,8 @@
 """The v1 API: one view per operation; each validates with an input serializer, calls one service
 or selector, and answers with the SPEC section 7 shapes. Errors go through usage.api.errors."""
 
+import threading
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -258,10 +260,27 @@ class UsageExportView(WorkspaceAPIView):
         return csv_response(workspace=self.workspace, data=data)
 
 
+# One input serializer of each kind per thread, built on first use. DRF deep-copies a serializer's
+# declared fields into every new instance (so that an instance may change its own fields; these never
+# do), which cost about a tenth of a charge request's Python (docs/performance.md). Validation keeps
+# no state on a serializer or its fields (a list serializer validates every item with one child), so a
+# thread validates every request with the same one.
+_serializers = threading.local()
+
+
+def _serializer(serializer_class):
+    built = getattr(_serializers, "built", None)
+    if built is None:
+        built = _serializers.built = {}
+    if serializer_class not in built:
+        built[serializer_class] = serializer_class()
+    return built[serializer_class]
+
+
 def _validated(serializer_class, data) -> dict:
     if not isinstance(data, dict) and not hasattr(data, "getlist"):
         raise InvalidRequest("The body must be a JSON object.")
-    serializer = serializer_class(data=data)
+    serializer = _serializer(serializer_class)
     if hasattr(data, "getlist"):
         # Query strings are strict like bodies: a misspelt filter (`?form=`) must not be ignored.
         unknown = sorted(set(data) - set(serializer.fields))
@@ -272,6 +291,5 @@ def _validated(serializer_class, data) -> dict:
         empty = next((name for name in serializer.fields if name in data and data.get(name) == ""), None)
         if empty:
             raise InvalidRequest(f"`{empty}` is empty: leave the parameter out or give it a value.")
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return serializer.run_validation(data)
 
