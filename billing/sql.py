@@ -21,7 +21,7 @@ from functools import cache
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 # A statement with more rows than this (a completion's nodes, a grants chunk) has a text of its own
 # for each row count: it is sent unprepared, so that it does not crowd the fixed ones out of
@@ -29,17 +29,24 @@ from django.db import connection
 PREPARE_MAX_ROWS = 8
 
 
-def _cursor(*, prepare: bool = True):
+def _db():
+    """The default database's wrapper, looked up once per statement: every attribute read through
+    the `connection` proxy is a thread-local lookup, and a statement's parameters made dozens of
+    them (a tenth of a charge request's Python, docs/performance.md)."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _cursor(db, *, prepare: bool = True):
     """A cursor of the Django connection (its transaction, its query log, its error wrapping) that
     prepares what it runs, where the database can."""
-    if not (prepare and settings.DATABASE_PREPARE and connection.vendor == "postgresql"):
-        return connection.cursor()
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        cursor = _preparing_cursor_class()(connection.connection)
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    if not (prepare and settings.DATABASE_PREPARE and db.vendor == "postgresql"):
+        return db.cursor()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    with db.wrap_database_errors:
+        cursor = _preparing_cursor_class()(db.connection)
+    return db.make_debug_cursor(cursor) if db.queries_logged else db.make_cursor(cursor)
 
 
 @cache
@@ -59,31 +66,33 @@ def _preparing_cursor_class():
     return PreparingCursor
 
 
-def _param(value):
+def _params(db, params) -> list:
     # SQLite stores a datetime as naive UTC text; PostgreSQL takes the value as it is.
-    if isinstance(value, datetime):
-        return connection.ops.adapt_datetimefield_value(value)
-    if isinstance(value, date):
-        return connection.ops.adapt_datefield_value(value)
-    return value
+    ops = db.ops
+    return [ops.adapt_datetimefield_value(value) if isinstance(value, datetime)
+            else ops.adapt_datefield_value(value) if isinstance(value, date) else value
+            for value in params]
 
 
 def sql_execute(sql: str, params=(), *, prepare: bool = True) -> int:
     """Run a statement; returns the number of rows it changed."""
-    with _cursor(prepare=prepare) as cursor:
-        cursor.execute(sql, [_param(value) for value in params])
+    db = _db()
+    with _cursor(db, prepare=prepare) as cursor:
+        cursor.execute(sql, _params(db, params))
         return cursor.rowcount
 
 
 def sql_rows(sql: str, params=()) -> list[tuple]:
-    with _cursor() as cursor:
-        cursor.execute(sql, [_param(value) for value in params])
+    db = _db()
+    with _cursor(db) as cursor:
+        cursor.execute(sql, _params(db, params))
         return cursor.fetchall()
 
 
 def sql_row(sql: str, params=()) -> tuple | None:
-    with _cursor() as cursor:
-        cursor.execute(sql, [_param(value) for value in params])
+    db = _db()
+    with _cursor(db) as cursor:
+        cursor.execute(sql, _params(db, params))
         return cursor.fetchone()
 
 
@@ -123,12 +132,13 @@ def _reader(model, vendor: str) -> tuple[list[str], list[tuple]]:
 def instance_from_row(model, row):
     """A model instance from the values of `columns(model, ...)`, converted as the ORM converts them
     (an aware datetime from SQLite's text, a JSON value from its text)."""
-    attnames, converters = _reader(model, connection.vendor)
+    db = _db()
+    attnames, converters = _reader(model, db.vendor)
     values = list(row[:len(attnames)])
     for position, expression, functions in converters:
         for function in functions:
-            values[position] = function(values[position], expression, connection)
-    return model.from_db(connection.alias, attnames, values)
+            values[position] = function(values[position], expression, db)
+    return model.from_db(db.alias, attnames, values)
 
 
 @cache
@@ -146,14 +156,15 @@ def rows_insert(model, instances: list) -> None:
     from RETURNING, as bulk_create does, without compiling a query."""
     if not instances:
         return
-    head, row, returning, fields = _insert(model, connection.vendor)
+    db = _db()
+    head, row, returning, fields = _insert(model, db.vendor)
     sql = head + ", ".join([row] * len(instances)) + returning
-    params = [field.get_db_prep_save(getattr(instance, field.attname), connection)
+    params = [field.get_db_prep_save(getattr(instance, field.attname), db)
               for instance in instances for field in fields]
-    with _cursor(prepare=len(instances) <= PREPARE_MAX_ROWS) as cursor:
+    with _cursor(db, prepare=len(instances) <= PREPARE_MAX_ROWS) as cursor:
         cursor.execute(sql, params)
         ids = cursor.fetchall()
     for instance, (pk,) in zip(instances, ids, strict=True):
         instance.pk = pk
         instance._state.adding = False
-        instance._state.db = connection.alias
+        instance._state.db = db.alias

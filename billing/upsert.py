@@ -3,7 +3,7 @@
 The ORM's bulk_create(update_conflicts=True) can only overwrite a column with the new value; counters
 must be incremented atomically by the database, so that two transactions never lose an update."""
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from .sql import PREPARE_MAX_ROWS, sql_execute
 
@@ -12,6 +12,7 @@ def upsert_add(model, rows: list[dict], *, unique: list[str], add: list[str]) ->
     """For each row: insert it, or add its `add` columns to the existing row with the same `unique` columns."""
     if not rows:
         return
+    connection = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every value (billing.sql)
     meta = model._meta
     fields = [meta.get_field(name) for name in unique + add]
     columns = [field.column for field in fields]
