@@ -22,6 +22,13 @@ def _charge(team, run_id):
                  nodes=[NodeInput("n", "gpt-4o", 100_000, 10_000)])
 
 
+def _charge_each(teams, capture, *, rounds=1):
+    """Charge every team `rounds` times, each charge committed (its on-commit scheduling runs)."""
+    with capture(execute=True):
+        for n, each in enumerate(teams * rounds):
+            _charge(each, f"r{n}")
+
+
 def _with_budget(team, limit="0.75"):
     """A monthly budget that one charge takes past its 80% warning."""
     budget_set(workspace=team.workspace, monthly_limit=credits(limit), warning=True, critical=True, hard_limit=True,
@@ -47,6 +54,11 @@ def published(monkeypatch):
 
 
 @pytest.fixture
+def three_teams(team):
+    return [_with_budget(team), _with_budget(make_workspace(slug="beta")), _with_budget(make_workspace(slug="gamma"))]
+
+
+@pytest.fixture
 def due_set():
     """The real Redis set of due workspaces, empty before and after the test."""
     redis_client().delete(alerts.DUE_KEY, alerts.ARMED_KEY)
@@ -56,12 +68,10 @@ def due_set():
 
 @pytest.mark.needs_redis
 @pytest.mark.django_db
-def test_one_drain_checks_every_workspace_charged_in_quick_succession(team, published, due_set,
+def test_one_drain_checks_every_workspace_charged_in_quick_succession(three_teams, published, due_set,
                                                                         django_capture_on_commit_callbacks):
-    teams = [_with_budget(team), _with_budget(make_workspace(slug="beta")), _with_budget(make_workspace(slug="gamma"))]
-    with django_capture_on_commit_callbacks(execute=True):
-        for n, each in enumerate(teams * 2):
-            _charge(each, f"r{n}")
+    teams = three_teams
+    _charge_each(teams, django_capture_on_commit_callbacks, rounds=2)
     assert published == [("drain", alerts.ALERT_CHECK_DELAY_SECONDS)]  # six charges, one task
     assert due_set() == sorted(each.workspace.pk for each in teams)
     assert not any(_warned(each) for each in teams)  # nothing is checked before the drain runs
@@ -90,12 +100,10 @@ def test_a_charge_after_the_drain_took_the_set_schedules_the_next_one(team, publ
 
 @pytest.mark.needs_redis
 @pytest.mark.django_db
-def test_a_batch_larger_than_a_chunk_is_handed_on_to_another_task(team, published, due_set,
+def test_a_batch_larger_than_a_chunk_is_handed_on_to_another_task(three_teams, published, due_set,
                                                                     django_capture_on_commit_callbacks):
-    teams = [_with_budget(team), _with_budget(make_workspace(slug="beta")), _with_budget(make_workspace(slug="gamma"))]
-    with django_capture_on_commit_callbacks(execute=True):
-        for n, each in enumerate(teams):
-            _charge(each, f"r{n}")
+    teams = three_teams
+    _charge_each(teams, django_capture_on_commit_callbacks)
     assert alerts.alerts_check_due(chunk=2) == 2
     assert published[-1] == ("drain", 0)  # the rest, for another worker, before this one checks its two
     assert len(due_set()) == 1
