@@ -87,9 +87,10 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url("DATABASE_URL", str(VAR_DIR / "db.sqlite3"))}
-# The charge path's statements are prepared once per connection (billing/sql.py); Django's own queries
-# never are. Turn it off behind a connection pooler in transaction mode that cannot keep prepared
-# statements (PgBouncer before 1.21, or without max_prepared_statements).
+# The charge path's statements (billing/sql.py) and the period-grants job's are prepared once per
+# connection; Django's own queries never are (its cursors bind on the client). Turn it off behind a
+# connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21,
+# or without max_prepared_statements).
 DATABASE_PREPARE = env_bool("DATABASE_PREPARE", True)
 if DATABASE_PREPARE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5  # psycopg's default; Django sets None
