@@ -13,7 +13,7 @@ from django.utils import timezone
 from .models import LedgerEntry, Wallet, Workspace
 from .money import nanos_display
 from .recharge_trigger import wallet_watch
-from .sql import columns, for_update, instance_from_row, rows_insert, sql_execute, sql_row
+from .sql import columns, for_update, instance_from_row, rows_insert, sql_row, sql_write
 
 MONTHLY, PURCHASED = LedgerEntry.MONTHLY, LedgerEntry.PURCHASED
 
@@ -51,7 +51,7 @@ def _wallet_save(wallet: Wallet, *fields: str) -> None:
     does, as fixed SQL for the charge path)."""
     wallet.updated_at = timezone.now()
     fields += ("updated_at",)
-    sql_execute(f"UPDATE billing_wallet SET {', '.join(f'{name} = %s' for name in fields)} WHERE workspace_id = %s",
+    sql_write("billing_wallet", f"UPDATE billing_wallet SET {', '.join(f'{name} = %s' for name in fields)} WHERE workspace_id = %s",
                 [getattr(wallet, name) for name in fields] + [wallet.workspace_id])
 
 

@@ -5,7 +5,7 @@ must be incremented atomically by the database, so that two transactions never l
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from .sql import PREPARE_MAX_ROWS, sql_execute
+from .sql import PREPARE_MAX_ROWS, sql_write
 
 
 def upsert_add(model, rows: list[dict], *, unique: list[str], add: list[str]) -> None:
@@ -29,4 +29,4 @@ def upsert_add(model, rows: list[dict], *, unique: list[str], add: list[str]) ->
         + ", ".join([placeholders] * len(rows))
         + f" ON CONFLICT ({', '.join(quote(c) for c in columns[:len(unique)])}) DO UPDATE SET {updates}"
     )
-    sql_execute(sql, params, prepare=len(rows) <= PREPARE_MAX_ROWS)
+    sql_write(meta.db_table, sql, params, prepare=len(rows) <= PREPARE_MAX_ROWS)

@@ -19,7 +19,7 @@ from billing.models import Membership, User, Workspace
 from billing.edition import is_community
 from billing.money import NANOS_PER_CREDIT, nanos_display
 from billing.pricing import Rate, model_rate_sql, price_node, rate_from_columns, rates_at
-from billing.sql import columns, instance_from_row, rows_insert, sql_execute, sql_row
+from billing.sql import columns, instance_from_row, rows_insert, sql_execute, sql_row, writes_together
 from billing.upsert import upsert_add
 from budgets.alerts import alerts_check_later, alerts_on_refusal
 from budgets.counters import RunCounters, counters_add
@@ -97,11 +97,13 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                                                         requested=max_output_tokens),
             )
             rows_insert(Run, [run])
-            # The exactly-once guard for the client's id, in the run's transaction (see RunKey).
-            rows_insert(RunKey, [RunKey(workspace_id=workspace.pk, public_id=run.public_id, run_id=run.pk,
-                                        run_created_at=now)])
-            hold_place(wallet=wallet, amount=reservation)
-            counters_add(workspace_id=workspace.pk, keys=decision.counters.keys, reserved=reservation)
+            with writes_together():  # one statement on PostgreSQL (billing.sql)
+                # The exactly-once guard for the client's id, in the run's transaction (see RunKey). A
+                # taken id raises IntegrityError when the block sends its writes, as it did before.
+                rows_insert(RunKey, [RunKey(workspace_id=workspace.pk, public_id=run.public_id, run_id=run.pk,
+                                            run_created_at=now)])
+                hold_place(wallet=wallet, amount=reservation)
+                counters_add(workspace_id=workspace.pk, keys=decision.counters.keys, reserved=reservation)
     except IntegrityError:
         # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
         existing = _existing_run(workspace, public_id)
@@ -236,13 +238,14 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
             won = False
         else:
             won = True
-            rows_insert(RunNode, node_rows)
-            run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
-            counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id, member_id=run.member_id,
-                                           day=run.day, period_start=run.period_start)
-            counters_add(workspace_id=workspace.pk, keys=counters.keys, charged=cost,
-                         reserved=-run.reserved if was_open else 0)
-            _rollup_add(run=run, node_rows=node_rows, day=now.date())
+            with writes_together():  # the nodes, entries, wallet, counters and rollup: one statement
+                rows_insert(RunNode, node_rows)
+                run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
+                counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id,
+                                               member_id=run.member_id, day=run.day, period_start=run.period_start)
+                counters_add(workspace_id=workspace.pk, keys=counters.keys, charged=cost,
+                             reserved=-run.reserved if was_open else 0)
+                _rollup_add(run=run, node_rows=node_rows, day=now.date())
             alerts_check_later(workspace_id=workspace.pk)
     if not won:
         run.refresh_from_db()
