@@ -75,3 +75,12 @@ def test_nothing_is_prepared_with_DATABASE_PREPARE_off(team):
         run = _charge(team, "first")
     assert run.credits == credits("0.5")
     assert _prepared() == {}
+
+
+@pytest.mark.django_db
+def test_a_literal_percent_and_the_placeholders_read_as_the_orm_reads_them():
+    """The fixed statements number their %s placeholders themselves on PostgreSQL (billing.sql); %%
+    stays a literal percent sign there as on SQLite."""
+    from billing.sql import sql_row
+
+    assert sql_row("SELECT %s || '%%' || %s", ["50", "!"]) == ("50%!",)
