@@ -92,12 +92,12 @@ DATABASES = {"default": database_from_url("DATABASE_URL", str(VAR_DIR / "db.sqli
 # connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21,
 # or without max_prepared_statements).
 DATABASE_PREPARE = env_bool("DATABASE_PREPARE", True)
-if DATABASE_PREPARE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASE_PREPARE and DATABASES["default"]["ENGINE"] == "config.postgresql":
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5  # psycopg's default; Django sets None
 # A streaming replica for read-only pages and exports (billing/replica.py, docs/scale.md).
 if env_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = database_from_url("DATABASE_REPLICA_URL", "")
-    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+    if DATABASES["replica"]["ENGINE"] != "config.postgresql":
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured("Environment variable DATABASE_REPLICA_URL must be a postgres:// URL.")
