@@ -51,8 +51,9 @@ def _wallet_save(wallet: Wallet, *fields: str) -> None:
     does, as fixed SQL for the charge path)."""
     wallet.updated_at = timezone.now()
     fields += ("updated_at",)
-    sql_write("billing_wallet", f"UPDATE billing_wallet SET {', '.join(f'{name} = %s' for name in fields)} WHERE workspace_id = %s",
-                [getattr(wallet, name) for name in fields] + [wallet.workspace_id])
+    sql_write("billing_wallet",
+              f"UPDATE billing_wallet SET {', '.join(f'{name} = %s' for name in fields)} WHERE workspace_id = %s",
+              [getattr(wallet, name) for name in fields] + [wallet.workspace_id])
 
 
 def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purchase=None, at=None) -> list[LedgerEntry]:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timezone as dt_timezone
 from functools import cache, lru_cache
 from types import SimpleNamespace
+from typing import Callable, NamedTuple
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -259,15 +260,23 @@ def _batch_of(db):
     return batch if batch is not None and batch.db is db else None
 
 
+class _Write(NamedTuple):
+    table: str
+    sql: str
+    params: list
+    prepare: bool
+    on_ids: Callable[[list[tuple]], None] | None  # given the RETURNING rows (rows_insert)
+
+
 class _WriteBatch:
     def __init__(self, db):
         self.db = db
-        self.writes: list[tuple[str, str, list, bool, object]] = []  # table, sql, params, prepare, on_ids
+        self.writes: list[_Write] = []
 
     def add(self, table: str, sql: str, params: list, prepare: bool, on_ids=None) -> None:
-        if any(write[0] == table for write in self.writes):
+        if any(write.table == table for write in self.writes):
             self.send()
-        self.writes.append((table, sql, params, prepare, on_ids))
+        self.writes.append(_Write(table, sql, params, prepare, on_ids))
 
     def before_statement(self, execute, sql, params, many, context):
         # Django calls this around every statement of the connection, the batch's own included
@@ -280,23 +289,18 @@ class _WriteBatch:
         writes, self.writes = self.writes, []
         if not writes:
             return
+        returning = [i for i, write in enumerate(writes) if write.on_ids is not None]
         if len(writes) == 1:
-            sql, params = writes[0][1], writes[0][2]
+            sql, params = writes[0].sql, writes[0].params
         else:
-            # Each write a named subquery; the primary query returns the ids of those that RETURNING
-            # gives, tagged with their position. PostgreSQL runs every data-modifying subquery to
-            # completion whether it is read or not.
-            returning = [i for i, write in enumerate(writes) if write[4] is not None]
-            sql = ("WITH " + ", ".join(f"w{i} AS ({write[1]})" for i, write in enumerate(writes)) + " "
+            # Each write a named subquery; the primary query returns the RETURNING rows, tagged with
+            # their write's position. PostgreSQL runs every data-modifying subquery to completion
+            # whether it is read or not.
+            sql = ("WITH " + ", ".join(f"w{i} AS ({write.sql})" for i, write in enumerate(writes)) + " "
                    + (" UNION ALL ".join(f"SELECT {i}, * FROM w{i}" for i in returning) if returning else "SELECT 0"))
-            params = [value for write in writes for value in write[2]]
-        with _cursor(self.db, prepare=all(write[3] for write in writes)) as cursor:
+            params = [value for write in writes for value in write.params]
+        with _cursor(self.db, prepare=all(write.prepare for write in writes)) as cursor:
             cursor.execute(sql, params)
-            rows = cursor.fetchall() if any(write[4] is not None for write in writes) else []
-        if len(writes) == 1:
-            if writes[0][4] is not None:
-                writes[0][4](rows)
-            return
-        for i, write in enumerate(writes):
-            if write[4] is not None:
-                write[4]([row[1:] for row in rows if row[0] == i])
+            rows = cursor.fetchall() if returning else []
+        for i in returning:
+            writes[i].on_ids(rows if len(writes) == 1 else [row[1:] for row in rows if row[0] == i])
