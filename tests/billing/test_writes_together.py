@@ -24,6 +24,10 @@ def _grant(wallet, key: str, amount: int = credits(5)):
     return post(wallet=wallet, postings=[Posting(LedgerEntry.ADJUSTMENT, LedgerEntry.PURCHASED, amount, key, "test")])
 
 
+def _purchased(team) -> int:
+    return Wallet.objects.get(workspace=team.workspace).purchased
+
+
 def _counter(team) -> int | None:
     row = SpendCounter.objects.filter(workspace=team.workspace, scope_id=team.workspace.pk, span_start=PERIOD_START).first()
     return row.charged if row else None
@@ -32,7 +36,7 @@ def _counter(team) -> int | None:
 @pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_the_writes_of_a_block_go_as_one_statement_and_inserts_get_their_ids(team):
-    before = Wallet.objects.get(workspace=team.workspace).purchased
+    before = _purchased(team)
     with transaction.atomic():
         wallet = wallet_lock(team.workspace.pk)
         with CaptureQueriesContext(connection) as captured:
@@ -43,20 +47,20 @@ def test_the_writes_of_a_block_go_as_one_statement_and_inserts_get_their_ids(tea
                 assert entry.pk is None
     assert [q["sql"][:8] for q in captured.captured_queries] == ["WITH w0 "]
     assert LedgerEntry.objects.get(pk=entry.pk).idempotency_key == "together:1"
-    assert Wallet.objects.get(workspace=team.workspace).purchased == before + credits(5)
+    assert _purchased(team) == before + credits(5)
     assert _counter(team) == 7
 
 
 @pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_a_statement_in_the_block_sees_the_writes_made_before_it(team):
-    before = Wallet.objects.get(workspace=team.workspace).purchased
+    before = _purchased(team)
     with transaction.atomic():
         wallet = wallet_lock(team.workspace.pk)
         with writes_together():
             _grant(wallet, "together:2")
             # The ORM read is a statement of the connection: what waits is sent first.
-            assert Wallet.objects.get(workspace=team.workspace).purchased == before + credits(5)
+            assert _purchased(team) == before + credits(5)
             assert LedgerEntry.objects.filter(idempotency_key="together:2").exists()
 
 
@@ -76,14 +80,14 @@ def test_two_writes_to_one_row_in_a_block_both_count(team):
 def test_a_taken_key_raises_when_the_block_sends_and_nothing_of_the_transaction_stays(team):
     with transaction.atomic():
         _grant(wallet_lock(team.workspace.pk), "together:taken")
-    before = Wallet.objects.get(workspace=team.workspace).purchased
+    before = _purchased(team)
     with pytest.raises(IntegrityError):
         with transaction.atomic():
             wallet = wallet_lock(team.workspace.pk)
             counters_add(workspace_id=team.workspace.pk, keys=[_key(team)], charged=5)  # before the block
             with writes_together():
                 _grant(wallet, "together:taken")
-    assert Wallet.objects.get(workspace=team.workspace).purchased == before
+    assert _purchased(team) == before
     assert LedgerEntry.objects.filter(idempotency_key="together:taken").count() == 1
     assert _counter(team) is None
 
@@ -93,7 +97,7 @@ def test_a_taken_key_raises_when_the_block_sends_and_nothing_of_the_transaction_
 def test_a_block_ended_by_an_exception_lets_nothing_of_its_transaction_commit(team):
     """What waited is dropped; a caller that catches the exception inside the transaction must not
     commit what came before the block without it."""
-    before = Wallet.objects.get(workspace=team.workspace).purchased
+    before = _purchased(team)
     with transaction.atomic():
         wallet = wallet_lock(team.workspace.pk)
         counters_add(workspace_id=team.workspace.pk, keys=[_key(team)], charged=5)  # sent at once
@@ -104,7 +108,7 @@ def test_a_block_ended_by_an_exception_lets_nothing_of_its_transaction_commit(te
         except RuntimeError:
             pass
     assert _counter(team) is None
-    assert Wallet.objects.get(workspace=team.workspace).purchased == before
+    assert _purchased(team) == before
     assert not LedgerEntry.objects.filter(idempotency_key="together:dropped").exists()
 
 
