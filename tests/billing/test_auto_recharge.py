@@ -239,7 +239,8 @@ def test_the_forecast_reads_the_usage_daily_average(client, team, roomy_agent):
 
     api = Api(token_create(membership=team.membership(team.owner), name="owner").raw)
     assert api.get("/v1/billing/balance").json()["forecast"] == {
-        "daily_average": "0", "runs_out_on": None, "next_auto_recharge_on": None}  # no usage, no date
+        "daily_average": "0", "runs_out_on": None, "runs_out_beyond_horizon": False,
+        "next_auto_recharge_on": None}  # no usage, no date
     _run(team, "f1")
     body = api.get("/v1/billing/balance").json()["forecast"]
     from usage.selectors import usage_summary

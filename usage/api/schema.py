@@ -49,7 +49,9 @@ class RateLimit(s.Serializer):
 
 class Forecast(s.Serializer):
     daily_average = s.CharField(help_text="Credits charged per day on average this period.")
-    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that rate; null without usage.")
+    runs_out_on = s.DateField(allow_null=True, help_text="When available credits run out at that rate; null without "
+                                                          "usage or when that is more than a year away.")
+    runs_out_beyond_horizon = s.BooleanField(help_text="True when available credits last more than a year at that rate.")
     next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge next fires at that rate; null when off.")
 
 

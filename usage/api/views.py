@@ -99,9 +99,11 @@ class BalanceView(WorkspaceAPIView):
 
 
 def forecast_json(forecast) -> dict:
-    """Dates are omitted (null) when there is no usage this period."""
+    """Dates are omitted (null) when there is no usage this period, or when they lie beyond the
+    forecast's one-year horizon (then `runs_out_beyond_horizon` is true)."""
     return {"daily_average": nanos_to_str(forecast.daily_average),
             "runs_out_on": forecast.runs_out_on.isoformat() if forecast.runs_out_on else None,
+            "runs_out_beyond_horizon": forecast.beyond_horizon,
             "next_auto_recharge_on": forecast.next_auto_recharge_on.isoformat() if forecast.next_auto_recharge_on else None}
 
 
