@@ -134,3 +134,27 @@ def test_a_refused_body_leaves_nothing_behind_for_the_next_request(api):
     assert second.status_code == 201, second.content
     third = api.post("/v1/runs", {"workflow": "support", "agent": "triage", "model": "gpt-4o"})
     assert third.status_code == 201 and third.json()["id"] not in ("first", "second")  # no id left over
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/v1/runs", "/v1/runs/r-1/complete"])
+def test_it_refuses_a_form_body_on_the_api_before_any_work(api, team, path):
+    """A multipart or urlencoded POST was a 500: the NUL-byte check read the form, and the API view
+    then read the consumed body (issue 25)."""
+    from django.test import Client
+
+    from billing.models import Wallet
+
+    authorize(api)
+    before = Wallet.objects.get(workspace=team.workspace).balance
+    anonymous = Client().post(path, {"id": "r-2", "workflow": "w", "agent": "a", "model": "gpt-4o"})
+    assert "Content-Type: application/json" in _assert_api_error(anonymous, 400, "invalid_request")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    multipart = Client().post(path, {"id": "r-2", "status": "succeeded"}, **headers)
+    _assert_api_error(multipart, 400, "invalid_request")
+    urlencoded = Client().post(path, "id=r-2&status=succeeded", content_type="application/x-www-form-urlencoded",
+                               **headers)
+    _assert_api_error(urlencoded, 400, "invalid_request")
+    assert Run.objects.filter(public_id="r-2").count() == 0
+    assert Run.objects.get(public_id="r-1").completed_at is None
+    assert Wallet.objects.get(workspace=team.workspace).balance == before

@@ -14,6 +14,8 @@ from rest_framework.response import Response
 from budgets.ratelimit import LimiterUnavailable
 from usage.errors import RunError
 
+API_BODY_NOT_JSON = "Send the body as JSON with Content-Type: application/json."
+
 logger = logging.getLogger(__name__)
 
 
@@ -82,7 +84,7 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ParseError):
         return error_response(400, "invalid_request", f"The body is not valid JSON: {exc.detail}")
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return error_response(400, "invalid_request", "Send the body as JSON with Content-Type: application/json.")
+        return error_response(400, "invalid_request", API_BODY_NOT_JSON)
     if isinstance(exc, exceptions.MethodNotAllowed):
         return error_response(405, "method_not_allowed", str(exc.detail))
     if isinstance(exc, exceptions.PermissionDenied):
