@@ -6,7 +6,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 
 from billing.emails import email_send
-from billing.models import Membership, User
+from billing.models import Membership, User, email_canonical, email_plain_check
 
 
 class NewPasswordMixin:
@@ -30,14 +30,14 @@ class NewPasswordMixin:
 
 
 class SignupForm(NewPasswordMixin, forms.Form):
-    email = forms.EmailField(label="E-mail address", max_length=254)
+    email = forms.EmailField(label="E-mail address", max_length=254, validators=[email_plain_check])
     name = forms.CharField(label="Your name", max_length=150, required=False)
     password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
                                 help_text=password_validation.password_validators_help_text_html())
     password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
     def clean_email(self):
-        return User.objects.normalize_email(self.cleaned_data["email"]).strip().lower()
+        return email_canonical(self.cleaned_data["email"])
 
 
 class InvitationSignupForm(NewPasswordMixin, forms.Form):
@@ -53,7 +53,7 @@ class InvitationSignupForm(NewPasswordMixin, forms.Form):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="E-mail address", max_length=254)
+    email = forms.EmailField(label="E-mail address", max_length=254, validators=[email_plain_check])
     role = forms.ChoiceField(choices=[(Membership.MEMBER, "Member"), (Membership.ADMIN, "Admin")])
 
 
@@ -64,10 +64,16 @@ class TransferForm(forms.Form):
 class PasswordResetForm(DjangoPasswordResetForm):
     """Django's form, with two changes: people who never set a password (added by a script before
     invitations existed) may set one through the reset, and the e-mail is our text+HTML pair with a
-    link built from SITE_URL rather than the request's host."""
+    link built from SITE_URL rather than the request's host. It runs in the worker
+    (accounts.emails), never in the request.
+
+    The account is found by its canonical address, compared exactly: Django's own get_users keeps a
+    Unicode guard after a case-insensitive match, because the database's UPPER() maps a dotless
+    "admın" to "ADMIN" and would mail admin@ a reset asked for a look-alike. Exact equality of the
+    canonical forms is that guard."""
 
     def get_users(self, email):
-        return User.objects.filter(email__iexact=email.strip(), is_active=True)
+        return User.objects.filter(email=email_canonical(email), is_active=True)
 
     def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
                   html_email_template_name=None):

@@ -4,6 +4,7 @@ transaction)."""
 
 import re
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -11,35 +12,67 @@ from django.utils.text import slugify
 
 from billing.access_versions import access_versions_bump
 from billing.members import member_leave as _member_leave, member_remove as _member_remove
-from billing.models import Membership, User, Workspace
+from billing.models import Membership, User, Workspace, email_canonical
 from budgets.workspaces import workspace_create
 from usage.models import DeveloperToken
 
+from .tasks import send_password_reset
 
-class SignupThrottled(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__("Too many sign-ups from this address; try again later.")
+
+class Throttled(Exception):
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
         self.retry_after = retry_after
+
+
+class SignupThrottled(Throttled):
+    def __init__(self, retry_after: int):
+        super().__init__("Too many sign-ups from this address; try again later.", retry_after)
 
 
 class EmailTaken(ValueError):
     pass
 
 
-def signup_attempt_count(*, ip: str, limit: int, window_seconds: int = 3600) -> None:
-    """Count one sign-up attempt from `ip`; SignupThrottled past `limit` per fixed window. The
-    counter is a cache key (Redis in production), so every web process shares it."""
+def attempt_count(*, key: str, limit: int, window_seconds: int = 3600) -> int | None:
+    """Count one attempt under `key` in a fixed window; the seconds until the window ends once past
+    `limit`, else None. The counter is a cache key (Redis in production), so every web process
+    shares it."""
     now = int(timezone.now().timestamp())
     window = now // window_seconds
-    key = f"signup-attempts:{ip}:{window}"
+    key = f"attempts:{key}:{window}"
     cache.add(key, 0, timeout=window_seconds + 60)
     try:
         attempts = cache.incr(key)
     except ValueError:  # evicted between add and incr: start again
         cache.set(key, 1, timeout=window_seconds + 60)
         attempts = 1
-    if attempts > limit:
-        raise SignupThrottled(retry_after=max(1, (window + 1) * window_seconds - now))
+    return max(1, (window + 1) * window_seconds - now) if attempts > limit else None
+
+
+def signup_attempt_count(*, ip: str, limit: int, window_seconds: int = 3600) -> None:
+    """Count one sign-up attempt from `ip`; SignupThrottled past `limit` per fixed window."""
+    retry_after = attempt_count(key=f"signup:{ip}", limit=limit, window_seconds=window_seconds)
+    if retry_after:
+        raise SignupThrottled(retry_after=retry_after)
+
+
+def password_reset_request(*, email: str, ip: str) -> bool:
+    """Ask for a reset link for `email`: True when an e-mail job was queued.
+
+    The request does the same work for every address (two counters and one queued job), so its
+    answer and its time say nothing about who has an account: the worker looks the account up and
+    talks to the mail server (accounts.tasks.send_password_reset). Past the per-IP limit it raises
+    Throttled; past the per-address limit nothing is queued and the caller answers as usual, so a
+    stranger cannot flood one inbox and the answer still reveals nothing."""
+    retry_after = attempt_count(key=f"reset-ip:{ip}", limit=settings.PASSWORD_RESETS_PER_IP_PER_HOUR)
+    if retry_after:
+        raise Throttled("Too many password reset requests from your network; try again later.", retry_after)
+    address = email_canonical(email)
+    if attempt_count(key=f"reset-address:{address}", limit=settings.PASSWORD_RESETS_PER_ADDRESS_PER_HOUR):
+        return False
+    send_password_reset.delay(address)
+    return True
 
 
 def _personal_slug(email: str) -> str:
@@ -55,7 +88,7 @@ def account_signup(*, email: str, password: str, name: str = "") -> Workspace:
     """A new user (password already validated by the form) with a personal workspace on Free that
     receives its first period's credits at once. Exactly one personal workspace: the user row and
     the workspace commit together, and the e-mail is unique in the database."""
-    email = User.objects.normalize_email(email).strip().lower()
+    email = email_canonical(email)
     for _ in range(3):  # a slug taken by a concurrent sign-up: pick the next one
         try:
             with transaction.atomic():

@@ -20,8 +20,8 @@ from billing.models import Invitation, Membership, User
 from billing.tenancy import membership_for
 
 from .forms import InvitationSignupForm, PasswordResetForm, SignupForm, TransferForm
-from .services import (EmailTaken, SignupThrottled, account_signup, member_leave, member_remove,
-                       personal_workspace_create, signup_attempt_count)
+from .services import (EmailTaken, SignupThrottled, Throttled, account_signup, member_leave, member_remove,
+                       password_reset_request, personal_workspace_create, signup_attempt_count)
 
 
 def _client_ip(request) -> str:
@@ -184,6 +184,18 @@ def ownership_transfer_view(request, slug, membership_id):
 # --- Password reset and change: Django's views with the portal's templates ----------------------
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Django's page; the e-mail is queued (accounts.services.password_reset_request), so a known and
+    an unknown address get the same answer in the same time, also when the mail server is down."""
+
     form_class = PasswordResetForm
     template_name = "registration/password_reset_form.html"
     success_url = reverse_lazy("password_reset_done")
+
+    def form_valid(self, form):
+        try:
+            password_reset_request(email=form.cleaned_data["email"], ip=_client_ip(self.request))
+        except Throttled as error:
+            response = self.render_to_response(self.get_context_data(form=form, throttled=True), status=429)
+            response["Retry-After"] = str(error.retry_after)
+            return response
+        return redirect(self.success_url)

@@ -14,13 +14,15 @@ import secrets
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from .access_versions import access_versions_bump
 from .emails import email_send
-from .models import INVITATION_TTL, AuditEvent, Invitation, Membership, User, Workspace, invitation_expiry
+from .models import (INVITATION_TTL, AuditEvent, Invitation, Membership, User, Workspace, email_canonical,
+                     email_plain_check, invitation_expiry)
 
 INVITATION_SALT = "billing.invitation"
 INVITABLE_ROLES = (Membership.ADMIN, Membership.MEMBER)
@@ -123,9 +125,13 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Use
     invitation sends it again (with the new role)."""
     if role not in INVITABLE_ROLES:
         raise MembershipError("Choose admin or member.")
-    email = User.objects.normalize_email(email or "").strip().lower()
+    email = email_canonical(email)
     if not email:
         raise MembershipError("Enter an e-mail address.")
+    try:
+        email_plain_check(email)
+    except ValidationError as error:
+        raise MembershipError(error.messages[0]) from None
     now = timezone.now()
     with transaction.atomic():
         workspace = _lock(workspace)

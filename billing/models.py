@@ -4,11 +4,13 @@ Every amount of credits is a whole number of nanocredits (1 credit = 10**9) in a
 """
 
 import secrets
+import unicodedata
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -16,13 +18,41 @@ from django.utils import timezone
 from .money import NANOS_PER_CREDIT, nanos_display
 
 
+def email_canonical(address: str) -> str:
+    """The one spelling of an e-mail address that is stored, compared and looked up: NFKC-normalised
+    and case-folded, so that "Owner@X", "owner@x" and "owner@ｘ" are one account."""
+    return unicodedata.normalize("NFKC", address or "").strip().casefold()
+
+
+def email_plain_check(address: str) -> None:
+    """A Django validator: after email_canonical the address must be plain ASCII. Look-alike letters
+    survive NFKC and case-folding ("admın" with a dotless i, "İ" folding to "i" and a combining dot),
+    and a second account spelled like the first would receive its invitations and resets in the
+    eyes of a reader. Internationalised domains can be given in their ASCII (xn--) form."""
+    if not email_canonical(address).isascii():
+        raise ValidationError("Use the plain (ASCII) spelling of the address: it contains a letter that only "
+                              "looks like a Latin one.", code="not_plain")
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
+
+    @classmethod
+    def normalize_email(cls, email):
+        return email_canonical(email)
+
+    def get_by_natural_key(self, username):
+        """Sign-in finds the account by its canonical address ("Owner@Demo.test" signs in owner@demo.test)."""
+        return self.get(email=email_canonical(username))
 
     def _create_user(self, email, password, **extra):
         if not email:
             raise ValueError("An e-mail address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        try:
+            email_plain_check(email)
+        except ValidationError as error:
+            raise ValueError(error.messages[0]) from None
+        user = self.model(email=self.normalize_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user

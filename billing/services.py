@@ -4,13 +4,13 @@ in budgets/workspaces.py."""
 from django.db import transaction
 
 from .members import MemberLimitReached, member_cap_check
-from .models import AuditEvent, Membership, User, Workspace
+from .models import AuditEvent, Membership, User, Workspace, email_canonical
 
 __all__ = ["MemberLimitReached", "member_add", "memberships_for", "user_get_or_create"]
 
 
 def user_get_or_create(*, email: str, password: str | None = None, name: str = "") -> User:
-    email = User.objects.normalize_email(email).strip().lower()
+    email = email_canonical(email)
     user = User.objects.filter(email=email).first()
     if user is None:
         first, _, last = name.partition(" ")

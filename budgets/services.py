@@ -12,6 +12,7 @@ from billing.models import AuditEvent, Membership, User, Workspace, new_webhook_
 from billing.money import nanos_to_str
 from .models import Agent
 
+from . import tasks  # a module import: the tasks import this module back (send_webhook_test)
 from .alerts import alerts_check
 from .models import WorkspaceBudget
 from .webhooks import WebhookFailed, WebhookRefused, webhook_body, webhook_post, webhook_url_check
@@ -94,15 +95,33 @@ def agent_for_budget(*, workspace: Workspace, name: str) -> Agent:
     return agent
 
 
+def member_budget_refusal(*, target: Membership, actor: Membership | None) -> str:
+    """Why `actor` (the owner or an admin; None for staff and scripts) may not set `target`'s member
+    budget, or "" when it may. The owner and admins budget admins and members; nobody budgets the
+    owner (the workspace budget bounds the owner's runs, and an admin must not be able to stop the
+    person who pays), and nobody budgets themselves (an admin could lift the owner's cap on them)."""
+    if target.role == Membership.OWNER:
+        return "The owner has no member budget: the workspace budget bounds the owner's runs."
+    if actor is not None and actor.pk == target.pk:
+        return "Your own member budget is set by the owner or another admin."
+    return ""
+
+
 def member_budget_set(*, membership: Membership, monthly_budget: int | None, actor: User | None) -> Membership:
-    """A member's budget per billing period (nanocredits; None removes it)."""
+    """A member's budget per billing period (nanocredits; None removes it). The roles are read under
+    the row lock, so a role changed a moment ago is the one that counts."""
     _positive("monthly_budget", monthly_budget, optional=True)
     with transaction.atomic():
+        target = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+        acting = Membership.objects.filter(workspace_id=target.workspace_id, user=actor).first() if actor else None
+        refusal = member_budget_refusal(target=target, actor=acting)
+        if refusal:
+            raise BudgetInvalid("monthly_budget", refusal)
         Membership.objects.filter(pk=membership.pk).update(monthly_budget=monthly_budget)
         access_versions_bump(workspace_ids=[membership.workspace_id])  # cached API tokens carry the membership
         membership.monthly_budget = monthly_budget
         AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.budget_set",
-                                  detail={"email": membership.user.email, "monthly_budget": _credits(monthly_budget)})
+                                  detail={"email": target.user.email, "monthly_budget": _credits(monthly_budget)})
         alerts_check(workspace_id=membership.workspace_id)
     return membership
 
@@ -123,19 +142,43 @@ def member_role_set(*, membership: Membership, role: str, actor: User | None) ->
 
 
 def webhook_test_send(*, workspace: Workspace, actor: User | None) -> str:
-    """"Send test event" on the Alerts page: one signed `budget.test` delivery to the saved URL, now,
-    and a sentence for the page: the receiver's status, or why the URL was refused or unreachable.
-    Not retried and nothing recorded but an audit row: it is a check, not an alert."""
+    """"Send test event" on the Alerts page: queue one signed `budget.test` delivery to the saved URL.
+    The page request never waits on the receiver (a slow one would hold a web worker for the whole
+    timeout): the worker delivers it (webhook_test_deliver) and the Alerts page shows the outcome.
+    Not retried and nothing recorded but audit rows: it is a check, not an alert."""
     budget = WorkspaceBudget.objects.get(workspace=workspace)
     if not budget.webhook_url:
         return "No webhook URL is set: save one first."
-    AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.webhook_test",
-                              detail={"webhook_url": budget.webhook_url})
+    event = AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.webhook_test",
+                                      detail={"webhook_url": budget.webhook_url})
+    transaction.on_commit(lambda: tasks.send_webhook_test.delay(event.pk))
+    return "Test event queued: its outcome shows below in a few seconds (reload the page)."
+
+
+def webhook_test_deliver(*, request_id: int) -> str:
+    """Deliver the test event asked for by the audit row `request_id`, and record the receiver's
+    status (or why the URL was refused or unreachable) as a `budget.webhook_test_result` row."""
+    request = AuditEvent.objects.select_related("workspace").get(pk=request_id, action="budget.webhook_test")
+    workspace = request.workspace
+    budget = WorkspaceBudget.objects.get(workspace=workspace)
     body = webhook_body({"event": "budget.test", "workspace": workspace.slug, "at": timezone.now().isoformat()})
     try:
-        status = webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body)
+        outcome = f"Test event sent: the receiver answered HTTP " \
+                  f"{webhook_post(url=budget.webhook_url, secret=budget.webhook_secret, body=body)}."
     except WebhookRefused as error:
-        return f"Not sent: {error}"
+        outcome = f"Not sent: {error}"
     except WebhookFailed as error:
-        return f"The receiver could not be reached or failed: {error}"
-    return f"Test event sent: the receiver answered HTTP {status}."
+        outcome = f"The receiver could not be reached or failed: {error}"
+    AuditEvent.objects.create(workspace=workspace, action="budget.webhook_test_result",
+                              detail={"request": request_id, "outcome": outcome})
+    return outcome
+
+
+def webhook_test_last(*, workspace: Workspace) -> dict | None:
+    """The latest test event for the Alerts page: when it was asked for and its outcome (None while queued)."""
+    request = AuditEvent.objects.filter(workspace=workspace, action="budget.webhook_test").first()
+    if request is None:
+        return None
+    result = AuditEvent.objects.filter(workspace=workspace, action="budget.webhook_test_result",
+                                       detail__request=request.pk).first()
+    return {"at": request.created_at, "outcome": result.detail["outcome"] if result else None}

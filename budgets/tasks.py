@@ -6,9 +6,9 @@ from celery import shared_task
 
 from billing.models import Workspace
 
-# alerts enqueues these tasks and these tasks run alerts: each side imports the other module (not
-# names from it), which Python resolves whichever is imported first.
-from . import alerts
+# alerts and services enqueue these tasks and these tasks run them: each side imports the other
+# module (not names from it), which Python resolves whichever is imported first.
+from . import alerts, services
 from .emails import alert_email_send
 from .models import WorkspaceBudget
 from .webhooks import WebhookFailed, WebhookRefused, webhook_post
@@ -31,6 +31,12 @@ def sweep_alerts():
     """Periodic: catches what a lost check_alerts missed, and resolves alerts of ended periods."""
     for workspace_id in Workspace.objects.values_list("id", flat=True).iterator():
         alerts.alerts_check(workspace_id=workspace_id)
+
+
+@shared_task
+def send_webhook_test(request_id: int) -> str:
+    """"Send test event" on the Alerts page, delivered here instead of in the page request."""
+    return services.webhook_test_deliver(request_id=request_id)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=8)

@@ -18,8 +18,8 @@ from .counters import MEMBER
 from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm, MemberRoleForm
 from .models import BudgetAlert, WorkspaceBudget, budget_level, levels_reached
 from .selectors import day_used, period_spend, period_used
-from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_set, member_role_set,
-                       webhook_secret_rotate, webhook_test_send)
+from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_refusal, member_budget_set,
+                       member_role_set, webhook_secret_rotate, webhook_test_last, webhook_test_send)
 
 
 def _meter(used: int, limit: int | None) -> dict:
@@ -45,8 +45,7 @@ def alerts(request, slug):
         "webhook_url": budget.webhook_url})
     if request.method == "POST":
         if request.POST.get("action") == "test_webhook":
-            outcome = webhook_test_send(workspace=workspace, actor=request.user)
-            (messages.success if outcome.startswith("Test event sent") else messages.error)(request, outcome)
+            messages.info(request, webhook_test_send(workspace=workspace, actor=request.user))
             return redirect("budgets:alerts", slug=slug)
         if request.POST.get("action") == "rotate_secret":
             webhook_secret_rotate(workspace=workspace, actor=request.user)
@@ -78,7 +77,7 @@ def alerts(request, slug):
     history = BudgetAlert.objects.filter(workspace=workspace).order_by("-fired_at")[:20]
     return render(request, "budgets/alerts.html", {
         "form": form, "budget": budget, "meter": _meter(used, limit), "spend": spend, "levels": levels, "history": history,
-        "can_manage": membership.can_manage_billing,
+        "can_manage": membership.can_manage_billing, "webhook_test": webhook_test_last(workspace=workspace),
     })
 
 
@@ -179,8 +178,9 @@ def members(request, slug):
         # The owner manages everyone else; an admin manages members (not other admins, not the owner).
         manages = membership.can_manage_billing and not is_self and m.role != Membership.OWNER and (
             membership.role == Membership.OWNER or m.role == Membership.MEMBER)
+        budgets = membership.can_manage_billing and not member_budget_refusal(target=m, actor=membership)
         rows.append({"membership": m, "meter": _meter(used.get((MEMBER, m.pk), 0), m.monthly_budget),
-                     "error": errors.get(m.pk), "is_self": is_self, "manages": manages})
+                     "error": errors.get(m.pk), "is_self": is_self, "manages": manages, "budgets": budgets})
     return render(request, "budgets/members.html", {
         "rows": rows, "add_form": add_form, "can_manage": membership.can_manage_billing, "me": membership,
         "invitations": invitations_pending(workspace=workspace) if membership.can_manage_billing else [],

@@ -21,6 +21,8 @@ import requests
 from django.conf import settings
 from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress, get_ip_address
+from urllib3.exceptions import LocationParseError
+from urllib3.util import Url, parse_url
 
 SIGNATURE_HEADER = "X-LF-Signature"
 CONNECT_TIMEOUT_SECONDS = 5
@@ -53,24 +55,38 @@ def _allow_private() -> bool:
     return bool(getattr(settings, "ALERT_WEBHOOK_ALLOW_PRIVATE", False))
 
 
+def _as_sent(url: str) -> Url:
+    """The URL as the sender reads it: requests hands it to urllib3's parser, which differs from
+    urllib.parse on odd input (for `http://127.0.0.1:18299\\@example.com/` urllib.parse sees the host
+    example.com, urllib3 connects to 127.0.0.1). User info (`user@host`) is refused altogether: no
+    receiver needs it, and it is where the two parsers disagree."""
+    if "\\" in url or urlsplit(url).username is not None:
+        raise WebhookRefused("The webhook URL may not contain a user name, a password or a backslash (user@host).")
+    try:
+        sent = parse_url(url)
+    except LocationParseError:
+        raise WebhookRefused("The webhook URL is not a valid URL.") from None
+    if sent.auth is not None:
+        raise WebhookRefused("The webhook URL may not contain a user name, a password or a backslash (user@host).")
+    return sent
+
+
 def webhook_url_check(url: str) -> None:
-    """Refuse, when a URL is saved, what the sender would refuse: a scheme other than http(s), or a
-    host that is or resolves to a loopback, private, link-local, multicast, reserved or unspecified
-    address (IPv4 and IPv6; requests-hardened's filter decides). A name that does not resolve now is
-    accepted: the sender resolves it again, and checks it, at every delivery."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Refuse, when a URL is saved, what the sender would refuse: a scheme other than http(s), user
+    info, or a host that is or resolves to a loopback, private, link-local, multicast, reserved or
+    unspecified address (IPv4 and IPv6; requests-hardened's filter decides). A name that does not
+    resolve now is accepted: the sender resolves it again, and checks it, at every delivery."""
+    parts = _as_sent(url)
+    if parts.scheme not in ("http", "https") or not parts.host:
         raise WebhookRefused("The webhook URL must start with https:// (or http://) and name a host.")
     if _allow_private():
         return
+    host = parts.host.strip("[]")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise WebhookRefused("The webhook URL has an invalid port.") from None
-    try:
-        get_ip_address(parts.hostname, port, allow_loopback=False)
+        get_ip_address(host, port, allow_loopback=False)
     except InvalidIPAddress as error:
-        raise WebhookRefused(_refusal(parts.hostname, error)) from None
+        raise WebhookRefused(_refusal(host, error)) from None
     except (socket.gaierror, UnicodeError, ValueError):
         return
 
@@ -122,7 +138,7 @@ def webhook_post(*, url: str, secret: str, body: bytes) -> int:
     try:
         status = _send(delivery)
     except InvalidIPAddress as error:
-        raise WebhookRefused(_refusal(urlsplit(url).hostname or url, error)) from None
+        raise WebhookRefused(_refusal((_as_sent(url).host or url).strip("[]"), error)) from None
     except (requests.RequestException, OSError) as error:
         raise WebhookFailed(f"{url}: {error.__class__.__name__}: {error}") from error
     if status >= 500 or status == 429:

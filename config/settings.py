@@ -170,8 +170,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # at scale each queue gets its own pool (`celery -A config worker -Q documents`).
 JOB_QUEUES = {
     "payments": ("buying.tasks.*",),
+    "mail": ("accounts.tasks.*",),
     "alerts": ("budgets.tasks.check_alerts", "budgets.tasks.check_due_alerts", "budgets.tasks.send_alert_email",
-               "budgets.tasks.deliver_alert_webhook"),
+               "budgets.tasks.deliver_alert_webhook", "budgets.tasks.send_webhook_test"),
     "documents": ("invoices.tasks.*",),
     "sweeps": ("usage.tasks.release_expired_reservations", "billing.tasks.run_period_grants",
                "budgets.tasks.sweep_alerts"),
@@ -219,6 +220,10 @@ SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", False)
 # Sign-up attempts per client IP per hour (a Redis counter shared by every process).
 SIGNUP_ATTEMPTS_PER_HOUR = env_int("SIGNUP_ATTEMPTS_PER_HOUR", 10, minimum=1)
+# Password reset e-mails: per address (silently: the answer never says whether an account exists)
+# and per client IP (a 429 page).
+PASSWORD_RESETS_PER_ADDRESS_PER_HOUR = env_int("PASSWORD_RESETS_PER_ADDRESS_PER_HOUR", 3, minimum=1)
+PASSWORD_RESETS_PER_IP_PER_HOUR = env_int("PASSWORD_RESETS_PER_IP_PER_HOUR", 20, minimum=1)
 # Attach the invoice PDF to purchase and plan receipts (the link to the invoice is always there).
 RECEIPT_ATTACH_PDF = env_bool("RECEIPT_ATTACH_PDF", False)
 

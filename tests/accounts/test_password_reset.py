@@ -77,3 +77,60 @@ def test_the_pages_need_no_login_except_change(client):
     for name in ("password_reset", "password_reset_done", "password_reset_complete"):
         assert client.get(reverse(name)).status_code == 200
     assert client.get(reverse("password_change")).status_code == 302
+
+
+def test_a_reset_for_a_look_alike_address_mails_nobody(client, team):
+    """PostgreSQL's UPPER() maps the dotless "admın" to "ADMIN": a case-insensitive match alone would
+    mail admin@ a link asked for by whoever typed the look-alike."""
+    response = _request_reset(client, team.admin.email.replace("i", "ı"))
+    assert response.status_code == 302
+    assert mail.outbox == []
+
+
+def test_one_address_gets_at_most_three_reset_emails_an_hour_and_the_same_answer(client, team):
+    answers = {(r.status_code, r.url) for r in (_request_reset(client, team.member.email) for _ in range(12))}
+    assert answers == {(302, reverse("password_reset_done"))}
+    assert len(mail.outbox) == 3
+
+
+def test_one_network_is_throttled_after_its_hourly_resets(client, team, settings):
+    settings.PASSWORD_RESETS_PER_IP_PER_HOUR = 5
+    for n in range(5):
+        assert _request_reset(client, f"someone-{n}@example.com").status_code == 302
+    refused = _request_reset(client, team.member.email)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many reset requests" in refused.content.decode()
+    assert mail.outbox == []
+
+
+@pytest.mark.needs_redis
+def test_the_answer_is_the_same_for_a_known_and_an_unknown_address_with_the_mail_server_down(client, team, settings):
+    """The e-mail leaves through the queue: the request never talks to the mail server, so an SMTP
+    failure cannot tell a known address (it was a 500) from an unknown one (a 302)."""
+    import json
+    import socket
+
+    import redis
+
+    from config.celery import app
+
+    with socket.socket() as probe:  # a port with nothing listening: the mail server is down
+        probe.bind(("127.0.0.1", 0))
+        settings.EMAIL_PORT = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    try:
+        known = _request_reset(client, team.member.email)
+        unknown = _request_reset(client, "nobody@example.com")
+    finally:
+        app.conf.task_always_eager = eager
+    try:
+        assert (known.status_code, known.url) == (unknown.status_code, unknown.url) == (302, reverse("password_reset_done"))
+        queued = [json.loads(raw) for raw in broker.lrange("mail", 0, -1)]
+        resets = [m for m in queued if m["headers"]["task"] == "accounts.tasks.send_password_reset"]
+        assert sorted(json.loads(m["body"] if m["body"].startswith("[") else __import__("base64").b64decode(m["body"]))[0][0]
+                      for m in resets) == ["member@acme.test", "nobody@example.com"]
+    finally:
+        broker.delete("mail")

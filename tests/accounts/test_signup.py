@@ -84,3 +84,27 @@ def test_a_signed_in_user_without_a_workspace_can_start_a_personal_one(client, s
     assert Membership.objects.filter(user=lonely, role="owner", workspace__kind="personal").count() == 1
     client.post(URL)  # a second POST does not make a second workspace
     assert Membership.objects.filter(user=lonely).count() == 1
+
+
+@pytest.mark.parametrize("look_alike", ["admın@acme.test", "ADMİN@acme.test"])
+def test_it_refuses_an_address_spelled_with_look_alike_letters(client, signup_on, team, look_alike):
+    before = User.objects.count()
+    response = client.post(URL, {**GOOD, "email": look_alike})
+    assert response.status_code == 200
+    assert "plain (ASCII) spelling" in response.content.decode()
+    assert User.objects.count() == before
+
+
+def test_it_finds_a_compatibility_spelling_taken(client, signup_on, team):
+    """NFKC folds the long s (ſ) into a plain s, and case-folding the capitals: the same account."""
+    for same in ("owner@acme.teſt", "OWNER@ACME.TEST"):
+        response = client.post(URL, {**GOOD, "email": same})
+        assert "An account with this address exists" in response.content.decode(), same
+    assert User.objects.filter(email__startswith="owner@").count() == 1
+
+
+def test_an_invitation_to_a_look_alike_address_is_refused(team):
+    from billing.members import MembershipError, invitation_create
+
+    with pytest.raises(MembershipError, match="plain"):
+        invitation_create(workspace=team.workspace, email="admın@acme.test", role="member", actor=team.owner)

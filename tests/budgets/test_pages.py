@@ -152,3 +152,29 @@ def test_it_sets_the_same_settings_from_the_command_line(team, capsys):
         call_command("set_budget", "acme", "--monthly", "lots")
     with pytest.raises(CommandError, match="No workspace"):
         call_command("set_budget", "nope", "--monthly", "1")
+
+
+@pytest.mark.django_db
+def test_it_lets_an_admin_budget_members_and_other_admins_but_never_the_owner(client, team):
+    """An admin could set a member budget on the owner and so stop the owner's API runs (issue 25)."""
+    from billing.services import member_add, user_get_or_create
+
+    other_admin = member_add(workspace=team.workspace, user=user_get_or_create(email="second@acme.test"),
+                             role="admin")
+    _login(client, team.admin)
+    url = reverse("budgets:members", kwargs={"slug": "acme"})
+    owner, me = team.membership(team.owner), team.membership(team.admin)
+    response = client.post(url, {"action": "budget", "membership": owner.pk, "monthly_budget": "1"})
+    assert "The owner has no member budget" in response.content.decode()
+    response = client.post(url, {"action": "budget", "membership": me.pk, "monthly_budget": "1000"})
+    assert "Your own member budget is set by the owner or another admin" in response.content.decode()
+    for target in (other_admin, team.membership(team.member)):
+        assert client.post(url, {"action": "budget", "membership": target.pk, "monthly_budget": "5"}).status_code == 302
+        target.refresh_from_db()
+        assert target.monthly_budget == credits(5)
+    owner.refresh_from_db()
+    me.refresh_from_db()
+    assert owner.monthly_budget is None and me.monthly_budget is None
+    page = client.get(url).content.decode()
+    assert f'aria-label="Monthly budget of {team.owner.email}"' not in page
+    assert f'aria-label="Monthly budget of {team.member.email}"' in page

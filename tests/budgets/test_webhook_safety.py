@@ -97,6 +97,21 @@ def test_it_refuses_an_internal_webhook_url_on_the_alerts_form(client, team, url
     assert WorkspaceBudget.objects.get(workspace=team.workspace).webhook_url == ""
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["http://127.0.0.1:18299\\@example.com/", "https://user:secret@hooks.example.com/x",
+                                 "https://hooks.example.com@127.0.0.1/"])
+def test_it_refuses_a_webhook_url_with_user_info_on_the_alerts_form(client, team, url):
+    """urllib.parse reads the first as the host example.com; the HTTP library connects to 127.0.0.1.
+    User info is refused altogether, with a message that says so."""
+    client.login(email=team.owner.email, password=PASSWORD)
+    response = client.post("/w/acme/settings/billing/alerts/", {"webhook_url": url})
+    page = response.content.decode()
+    assert "may not contain a user name" in page or "Enter a valid URL" in page
+    assert WorkspaceBudget.objects.get(workspace=team.workspace).webhook_url == ""
+    with pytest.raises(WebhookRefused, match="user name"):
+        webhook_post(url=url, secret="s", body=b"{}")
+
+
 @pytest.mark.parametrize("url", INTERNAL_URLS)
 def test_it_refuses_to_send_to_an_internal_address(url):
     with pytest.raises(WebhookRefused):
@@ -157,26 +172,63 @@ def test_it_reads_a_bounded_amount_of_a_huge_answer(receiver, settings, monkeypa
 
 
 @pytest.mark.django_db
-def test_send_test_event_shows_the_receivers_status(client, team, receiver, settings):
+def test_send_test_event_shows_the_receivers_status(client, team, receiver, settings,
+                                                    django_capture_on_commit_callbacks):
     settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
     server = receiver()
     _set_url(team, server.url)
     client.login(email=team.admin.email, password=PASSWORD)
-    response = client.post("/w/acme/settings/billing/alerts/", {"action": "test_webhook"}, follow=True)
-    assert response.redirect_chain[0][1] == 302
+    with django_capture_on_commit_callbacks(execute=True):  # the worker delivers after the request commits
+        response = client.post("/w/acme/settings/billing/alerts/", {"action": "test_webhook"})
+    assert response.status_code == 302
+    response = client.get(response.url)
     assert "the receiver answered HTTP 204" in response.content.decode()
     assert b'"event":"budget.test"' in server.requests[0][2]
     assert AuditEvent.objects.filter(action="budget.webhook_test").count() == 1
 
 
 @pytest.mark.django_db
-def test_send_test_event_shows_why_a_url_is_refused(client, team, receiver):
+def test_send_test_event_shows_why_a_url_is_refused(client, team, receiver, django_capture_on_commit_callbacks):
     server = receiver()
     _set_url(team, server.url)  # saved before the check existed
     client.login(email=team.owner.email, password=PASSWORD)
-    response = client.post("/w/acme/settings/billing/alerts/", {"action": "test_webhook"}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/w/acme/settings/billing/alerts/", {"action": "test_webhook"})
+    response = client.get("/w/acme/settings/billing/alerts/")
     assert "Not sent:" in response.content.decode() and "internal address" in response.content.decode()
     assert server.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.needs_redis
+def test_send_test_event_is_delivered_by_the_worker_not_in_the_page_request(client, team, receiver, settings):
+    """A slow receiver held the page request (and a web worker) for the whole timeout (issue 25)."""
+    from budgets.tasks import send_webhook_test
+    from config.celery import app
+
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
+    server = receiver()
+    _set_url(team, server.url)
+    client.login(email=team.admin.email, password=PASSWORD)
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    try:
+        response = client.post("/w/acme/settings/billing/alerts/", {"action": "test_webhook"}, follow=True)
+    finally:
+        app.conf.task_always_eager = eager
+    page = response.content.decode()
+    assert "Test event queued" in page and "queued, not delivered yet" in page
+    assert server.requests == []
+    request = AuditEvent.objects.get(action="budget.webhook_test")
+    import redis
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        assert any(b"send_webhook_test" in raw for raw in broker.lrange("alerts", 0, -1))
+    finally:
+        broker.delete("alerts")
+    send_webhook_test(request.pk)  # what the worker runs
+    assert len(server.requests) == 1
+    assert "the receiver answered HTTP 204" in client.get("/w/acme/settings/billing/alerts/").content.decode()
 
 
 @pytest.mark.django_db
