@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 export DEBUG="${DEBUG:-false}"
 export BILLING_TEST_CHECKOUT="${BILLING_TEST_CHECKOUT:-true}"  # the demo pays through the built-in checkout
 export PORT="${PORT:-8000}"
+# Loopback only: the demo has known passwords and a staff superuser, and a request from another
+# machine that sends `Host: 127.0.0.1` would pass ALLOWED_HOSTS. HOST=0.0.0.0 serves the network.
+export HOST="${HOST:-127.0.0.1}"
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
 # Celery and kombu warn about things that are fine for a local demo (the file broker has no host,
 # the worker runs as root in a container); warnings from our own code still show.
@@ -21,13 +24,13 @@ PY=.venv/bin/python
 
 # Fail at once, before any work, if the port is taken: a server that cannot bind must not be
 # announced as running.
-if ! $PY - "$PORT" <<'PY'
+if ! $PY - "$HOST" "$PORT" <<'PY'
 import socket, sys
-port = int(sys.argv[1])
+host, port = sys.argv[1], int(sys.argv[2])
 with socket.socket() as probe:
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        probe.bind(("0.0.0.0", port))
+        probe.bind((host, port))
     except OSError:
         sys.exit(1)
 PY
@@ -59,7 +62,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 .venv/bin/celery --quiet -A config worker --loglevel=error --pool=solo --concurrency=1 & pids+=($!)
 .venv/bin/celery --quiet -A config beat --loglevel=error & pids+=($!)
-$PY manage.py runserver "0.0.0.0:$PORT" --noreload & server=$!; pids+=($server)
+$PY manage.py runserver "$HOST:$PORT" --noreload & server=$!; pids+=($server)
 up=""
 for _ in $(seq 60); do
   kill -0 "$server" 2>/dev/null || break

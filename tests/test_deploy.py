@@ -65,3 +65,14 @@ def test_pages_docs_and_admin_carry_the_content_security_policy(client, team):
         policy = client.get(path)["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
         assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+
+
+def test_make_run_serves_loopback_only_unless_host_says_otherwise():
+    """The demo has public passwords and a staff superuser: `make run` on 0.0.0.0 let anyone on the
+    network open the admin by sending `Host: 127.0.0.1` (issue 25). The port check binds the same
+    address as the server."""
+    script = (ROOT / "scripts" / "run.sh").read_text()
+    assert 'HOST="${HOST:-127.0.0.1}"' in script
+    assert re.search(r'runserver "\$HOST:\$PORT"', script)
+    assert 'probe.bind((host, port))' in script
+    assert "0.0.0.0:" not in script
