@@ -33,8 +33,9 @@ from django.utils import timezone
 
 from .access_versions import access_versions_bump
 from .ledger import MONTHLY, monthly_rollover
-from .models import AuditEvent, LedgerEntry, Plan, Workspace
+from .models import AuditEvent, LedgerEntry, Plan, Wallet, Workspace
 from .periods import add_months, monthly_period_containing
+from .recharge_trigger import wallet_watch
 
 STRIPE_GRACE = timedelta(hours=24)
 
@@ -199,7 +200,8 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
             return 0
         ids = [ws.pk for ws in workspaces]
         # Every writer of a wallet takes its lock; in id order, like every multi-wallet writer.
-        cursor.execute("SELECT workspace_id, monthly, purchased, reserved FROM billing_wallet "
+        cursor.execute("SELECT workspace_id, monthly, purchased, reserved, auto_recharge_threshold, "
+                       "auto_recharge_armed, auto_recharge_crossings FROM billing_wallet "
                        "WHERE workspace_id = ANY(%b) ORDER BY workspace_id FOR UPDATE", [ids])
         wallets = {row[0]: list(row[1:]) for row in cursor.fetchall()}
         events, entries, rows, scheduled, old_starts = [], [], [], [], {}
@@ -219,7 +221,7 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
         for ws in rows:
             if keys[ws.pk] in granted:
                 continue  # granted already (invoice.paid came first): the period still moves on
-            monthly, purchased, reserved = wallets[ws.pk]
+            monthly, purchased, reserved = wallets[ws.pk][:3]
             # billing.ledger.monthly_rollover's postings: what running runs hold does not expire.
             expiring = max(monthly - max(reserved, 0), 0)
             if expiring:
@@ -242,6 +244,13 @@ def period_chunk_roll(*, workspace_ids: list[int], now: datetime, plans: dict[st
                 [ws.custom_requests_per_minute for ws in scheduled], [ws.custom_concurrent_runs for ws in scheduled],
                 [ws.pk for ws in scheduled]])
         AuditEvent.objects.bulk_create(events)
+        # Auto-recharge's trigger watches every wallet write, these included (billing.recharge_trigger):
+        # only the few wallets with a threshold, after their rows were written.
+        for pk, (monthly, purchased, reserved, threshold, armed, crossings) in wallets.items():
+            if threshold is not None:
+                wallet_watch(Wallet(workspace_id=pk, monthly=monthly, purchased=purchased, reserved=reserved,
+                                    auto_recharge_threshold=threshold, auto_recharge_armed=armed,
+                                    auto_recharge_crossings=crossings))
         # Cached API tokens carry the workspace row. A large chunk moves the version of every
         # workspace at once (one counter instead of hundreds): each token then reloads once.
         if len(ids) > 50:

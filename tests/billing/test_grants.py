@@ -233,3 +233,28 @@ def test_concurrent_runs_grant_each_period_once():
     for ws in workspaces:
         assert len(grants_of(ws)) == 2
         assert state(ws).wallet.monthly == credits(50)
+
+
+@pytest.mark.django_db
+def test_a_chunk_arms_and_crosses_auto_recharge_as_one_workspace_at_a_time_does():
+    """The set-based roll skipped the auto-recharge trigger: a wallet the grant lifted above its
+    threshold stayed disarmed, and one the roll left below it never crossed (issue 25)."""
+    from billing.models import Wallet
+
+    def scenario(prefix):
+        rearm, cross = free_workspace(f"{prefix}a", utc(2026, 1, 1)), free_workspace(f"{prefix}c", utc(2026, 1, 1))
+        Wallet.objects.filter(workspace=rearm).update(auto_recharge_threshold=credits(40), auto_recharge_armed=False)
+        Wallet.objects.filter(workspace=cross).update(auto_recharge_threshold=credits(60), auto_recharge_armed=True)
+        return rearm, cross
+
+    def trigger(ws):
+        wallet = Wallet.objects.get(workspace=ws)
+        return wallet.auto_recharge_armed, wallet.auto_recharge_crossings
+
+    chunked = scenario("t")
+    period_grants_run(now=utc(2026, 2, 1))
+    single = scenario("u")
+    for ws in single:
+        grants.workspace_period_roll(workspace_id=ws.pk, now=utc(2026, 2, 1))
+    assert [trigger(ws) for ws in single] == [(True, 0), (False, 1)]
+    assert [trigger(ws) for ws in chunked] == [trigger(ws) for ws in single]
