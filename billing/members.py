@@ -11,6 +11,7 @@ a new nonce so only the newest link works.
 """
 
 import secrets
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core import signing
@@ -252,39 +253,84 @@ def invitations_pending(*, workspace: Workspace):
 
 # --- Membership changes --------------------------------------------------------------------------
 
-def _membership_end(*, membership: Membership, actor: User | None, action: str) -> Membership:
-    """Mark the membership removed. Pages, the API and caps stop seeing it at once (the default
-    manager hides it; token authentication refuses tokens of an ended membership). The caller in
+def _current(membership_id: int) -> Membership | None:
+    """A membership as it is now (None once ended). Read under the workspace lock: a role checked on
+    a row loaded before the lock may have changed meanwhile (a demoted admin, a promoted member)."""
+    return Membership.objects.select_related("user").filter(pk=membership_id).first()
+
+
+def _membership_end(*, membership: Membership, actor: User | None, action: str,
+                    refusal: Callable[[Membership], str] = lambda target: "") -> Membership:
+    """Mark the membership removed, when `refusal` (given the target as it is under the workspace
+    lock) has no objection. Pages, the API and caps stop seeing it at once (the default manager
+    hides it; token authentication refuses tokens of an ended membership). The caller in
     accounts.services also revokes the member's tokens in the same transaction."""
     now = timezone.now()
     with transaction.atomic():
         _lock(membership.workspace)
-        if not Membership.objects.filter(pk=membership.pk, removed_at__isnull=True).exclude(
-                role=Membership.OWNER).update(removed_at=now):
+        target = _current(membership.pk)
+        if target is None:
+            raise MembershipError("That person is no longer a member of this workspace.")
+        if target.role == Membership.OWNER:
             raise MembershipError("The owner cannot leave or be removed; transfer ownership first.")
+        reason = refusal(target)
+        if reason:
+            raise MembershipError(reason)
+        Membership.objects.filter(pk=target.pk).update(removed_at=now)
         AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action=action,
-                                  detail={"email": membership.user.email, "role": membership.role})
+                                  detail={"email": target.user.email, "role": target.role})
     membership.removed_at = now
     return membership
 
 
 def member_remove(*, membership: Membership, actor: Membership) -> Membership:
-    """The owner removes anyone else; an admin removes members (not other admins, not the owner)."""
+    """The owner removes anyone else; an admin removes members (not other admins, not the owner).
+    Both roles are read under the workspace lock."""
     if membership.pk == actor.pk:
         raise MembershipError("To leave the workspace, use Leave.")
-    if membership.role == Membership.OWNER:
-        raise MembershipError("The owner cannot be removed; the owner may transfer ownership first.")
-    if actor.role == Membership.ADMIN and membership.role == Membership.ADMIN:
-        raise MembershipError("Only the owner can remove an admin.")
-    if actor.role not in (Membership.OWNER, Membership.ADMIN):
-        raise MembershipError("Only the owner and admins can remove members.")
-    return _membership_end(membership=membership, actor=actor.user, action="member.remove")
+
+    def refusal(target: Membership) -> str:
+        acting = _current(actor.pk)
+        if acting is None or acting.role not in (Membership.OWNER, Membership.ADMIN):
+            return "Only the owner and admins can remove members."
+        if acting.role == Membership.ADMIN and target.role == Membership.ADMIN:
+            return "Only the owner can remove an admin."
+        return ""
+
+    return _membership_end(membership=membership, actor=actor.user, action="member.remove", refusal=refusal)
 
 
 def member_leave(*, membership: Membership) -> Membership:
     if membership.role == Membership.OWNER:
         raise MembershipError("The owner cannot leave; transfer ownership to another member first.")
     return _membership_end(membership=membership, actor=membership.user, action="member.leave")
+
+
+def member_role_set(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    """Make a member an admin or back. The owner changes anyone's role but their own (one owner per
+    workspace: ownership moves by transfer); an admin changes members' roles only; `actor` None is
+    staff or a script. The roles are read under the workspace lock."""
+    if role not in INVITABLE_ROLES:
+        raise MembershipError("Choose admin or member.")
+    with transaction.atomic():
+        _lock(membership.workspace)
+        target = _current(membership.pk)
+        if target is None:
+            raise MembershipError("That person is no longer a member of this workspace.")
+        if target.role == Membership.OWNER:
+            raise MembershipError("The owner's role cannot be changed.")
+        if actor is not None:
+            acting = Membership.objects.filter(workspace_id=target.workspace_id, user=actor).first()
+            if acting is None or acting.role not in (Membership.OWNER, Membership.ADMIN):
+                raise MembershipError("Only the owner and admins can change roles.")
+            if acting.role != Membership.OWNER and target.role == Membership.ADMIN:
+                raise MembershipError("Only the owner can change an admin's role.")
+        Membership.objects.filter(pk=target.pk).update(role=role)
+        access_versions_bump(workspace_ids=[target.workspace_id])  # cached API tokens carry the roles
+        AuditEvent.objects.create(workspace_id=target.workspace_id, actor=actor, action="member.role_set",
+                                  detail={"email": target.user.email, "from": target.role, "to": role})
+    membership.role = role
+    return membership
 
 
 def ownership_transfer(*, workspace: Workspace, new_owner: Membership, actor: User) -> Membership:

@@ -126,21 +126,6 @@ def member_budget_set(*, membership: Membership, monthly_budget: int | None, act
     return membership
 
 
-def member_role_set(*, membership: Membership, role: str, actor: User | None) -> Membership:
-    """Make a member an admin or back. The owner's role is not changed here (one owner per workspace)."""
-    if role not in (Membership.ADMIN, Membership.MEMBER):
-        raise BudgetInvalid("role", "Choose admin or member.")
-    if membership.role == Membership.OWNER:
-        raise BudgetInvalid("role", "The owner's role cannot be changed.")
-    with transaction.atomic():
-        Membership.objects.filter(pk=membership.pk).update(role=role)
-        access_versions_bump(workspace_ids=[membership.workspace_id])
-        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.role_set",
-                                  detail={"email": membership.user.email, "from": membership.role, "to": role})
-        membership.role = role
-    return membership
-
-
 def webhook_test_send(*, workspace: Workspace, actor: User | None) -> str:
     """"Send test event" on the Alerts page: queue one signed `budget.test` delivery to the saved URL.
     The page request never waits on the receiver (a slow one would hold a web worker for the whole

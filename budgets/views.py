@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from billing.models import Membership
-from billing.members import MemberLimitReached, MembershipError, invitation_create, invitations_pending
+from billing.members import (MemberLimitReached, MembershipError, invitation_create, invitations_pending,
+                             member_role_set)
 from billing.tenancy import membership_for
 from .models import Agent
 
@@ -19,7 +20,7 @@ from .forms import AgentBudgetForm, BudgetForm, MemberAddForm, MemberBudgetForm,
 from .models import BudgetAlert, WorkspaceBudget, budget_level, levels_reached
 from .selectors import day_used, period_spend, period_used
 from .services import (BudgetInvalid, agent_budget_set, budget_set, member_budget_refusal, member_budget_set,
-                       member_role_set, webhook_secret_rotate, webhook_test_last, webhook_test_send)
+                       webhook_secret_rotate, webhook_test_last, webhook_test_send)
 
 
 def _meter(used: int, limit: int | None) -> dict:
@@ -154,8 +155,6 @@ def members(request, slug):
                 target = get_object_or_404(Membership.objects.select_related("user"), pk=form.cleaned_data["membership"],
                                            workspace=workspace)
                 try:
-                    if action == "role" and membership.role != Membership.OWNER and target.role == Membership.ADMIN:
-                        raise BudgetInvalid("role", "Only the owner can change an admin's role.")
                     if action == "role":
                         member_role_set(membership=target, role=form.cleaned_data["role"], actor=request.user)
                         messages.success(request, f"{target.user.email} is now {target.get_role_display().lower()}.")
@@ -166,6 +165,8 @@ def members(request, slug):
                     return redirect("budgets:members", slug=slug)
                 except BudgetInvalid as error:
                     errors[int(target.pk)] = error.message
+                except MembershipError as error:
+                    errors[int(target.pk)] = str(error)
             else:
                 try:
                     errors[int(target_id)] = "; ".join(e for errs in form.errors.values() for e in errs)

@@ -10,8 +10,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from billing.access_versions import access_versions_bump
 from billing.ledger import LedgerError, credits_adjust
-from billing.models import LedgerEntry, Membership, Workspace
+from billing.models import AuditEvent, LedgerEntry, Membership, Workspace
+from billing.services import member_add
 from billing.money import nanos_display
 
 from .fields import CreditFieldsMixin, CreditsField, amount_cell
@@ -37,10 +39,31 @@ class MembershipAdminForm(forms.ModelForm):
         return cleaned
 
 
+def membership_staff_save(*, membership: Membership, form: forms.ModelForm, actor) -> Membership:
+    """A membership added or changed by staff in the admin, audited like every other change: a new
+    one goes through member_add (the plan's member cap, a `member.add` row); a change records the
+    fields before and after (`member.staff_change`) and moves the access version, since cached API
+    tokens carry the role and the budget."""
+    fields = [name for name in form.changed_data if name in ("role", "monthly_budget")]
+    if membership.pk is None:
+        membership.pk = member_add(workspace=membership.workspace, user=membership.user, role=membership.role,
+                                   actor=actor).pk
+        fields = ["monthly_budget"] if membership.monthly_budget is not None else []
+    if fields:
+        before = Membership.objects.values(*fields).get(pk=membership.pk)
+        membership.save(update_fields=fields)
+        access_versions_bump(workspace_ids=[membership.workspace_id])
+        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.staff_change",
+                                  detail={"email": membership.user.email, "before": before,
+                                          "after": {name: getattr(membership, name) for name in fields}})
+    return membership
+
+
 class MembershipInline(CreditFieldsMixin, admin.TabularInline):
     model = Membership
     form = MembershipAdminForm
     extra = 0
+    can_delete = False  # a membership ends on Settings -> Members (its tokens are revoked, its history kept)
     fields = ("user", "role", "monthly_budget", "created_at")
     readonly_fields = ("created_at",)
     autocomplete_fields = ("user",)
@@ -91,6 +114,13 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
     search_fields = ("slug", "name", "memberships__user__email")
     inlines = [MembershipInline]
     actions = ["adjust_credits"]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        for member_form in formset.forms:
+            if member_form.has_changed():
+                membership_staff_save(membership=member_form.save(commit=False), form=member_form, actor=request.user)
     readonly_fields = ("created_at",)
     # The wallet, plan, period, budget and latest ledger are the summary at the top of the page
     # (templates/admin/billing/workspace/change_form.html); the wallet is changed only by "Adjust credits".
@@ -180,3 +210,9 @@ class MembershipAdmin(CreditFieldsMixin, admin.ModelAdmin):
     @admin.display(description="Monthly budget")
     def budget_display(self, obj):
         return amount_cell("-" if obj.monthly_budget is None else nanos_display(obj.monthly_budget))
+
+    def save_model(self, request, obj, form, change):
+        membership_staff_save(membership=obj, form=form, actor=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a membership ends on Settings -> Members (its tokens are revoked, its history kept)

@@ -159,3 +159,29 @@ def test_an_outsider_gets_404_for_every_membership_route(client, team, outsider)
                 reverse("accounts:ownership_transfer", kwargs={"slug": "acme", "membership_id": member.pk})):
         assert client.post(url, {"confirm": "on"}).status_code == 404, url
     assert Membership.objects.filter(workspace=team.workspace).count() == 3
+
+
+def test_remove_reads_both_roles_under_the_workspace_lock(team):
+    """The roles were checked on rows loaded before the lock: an admin demoted meanwhile could still
+    remove a member, and a member promoted meanwhile could be removed by an admin (issue 25)."""
+    from billing.members import MembershipError, member_role_set
+    from accounts.services import member_remove
+
+    admin_as_loaded, member_as_loaded = team.membership(team.admin), team.membership(team.member)
+    member_role_set(membership=team.membership(team.admin), role="member", actor=team.owner)  # demoted meanwhile
+    with pytest.raises(MembershipError, match="Only the owner and admins"):
+        member_remove(membership=member_as_loaded, actor=admin_as_loaded)
+    member_role_set(membership=team.membership(team.admin), role="admin", actor=team.owner)
+    member_role_set(membership=team.membership(team.member), role="admin", actor=team.owner)  # promoted meanwhile
+    with pytest.raises(MembershipError, match="Only the owner can remove an admin"):
+        member_remove(membership=member_as_loaded, actor=team.membership(team.admin))
+    assert Membership.objects.filter(workspace=team.workspace).count() == 3
+
+
+def test_a_role_change_reads_the_actors_role_under_the_workspace_lock(team):
+    from billing.members import MembershipError, member_role_set
+
+    member_role_set(membership=team.membership(team.admin), role="member", actor=team.owner)  # demoted meanwhile
+    with pytest.raises(MembershipError, match="Only the owner and admins"):
+        member_role_set(membership=team.membership(team.member), role="admin", actor=team.admin)
+    assert team.membership(team.member).role == "member"

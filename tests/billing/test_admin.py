@@ -174,3 +174,28 @@ def test_adding_back_a_removed_member_is_a_form_error_that_says_how(staff_client
     assert "invite them again from Settings -&gt; Members" in page
     rows = Membership.all_objects.filter(workspace=team.workspace, user=team.member)
     assert [(row.removed_at is not None) for row in rows] == [True]  # nothing added, nothing restored
+
+
+@pytest.mark.django_db
+def test_a_membership_added_or_changed_by_staff_is_audited(staff_client, staff, team, outsider):
+    """Memberships saved in the admin wrote no audit event (issue 25): staff changes are as visible
+    as an owner's."""
+    from billing.models import AuditEvent, Membership
+
+    now = timezone.now()
+    response = staff_client.post(reverse("admin:billing_membership_add"), {
+        "workspace": team.workspace.pk, "user": outsider.pk, "role": "member", "monthly_budget": "12",
+        "created_at_0": now.strftime("%Y-%m-%d"), "created_at_1": now.strftime("%H:%M:%S"),
+    })
+    assert response.status_code == 302
+    added = Membership.objects.get(workspace=team.workspace, user=outsider)
+    assert AuditEvent.objects.filter(workspace=team.workspace, action="member.add", actor=staff,
+                                     detail__email=outsider.email).count() == 1
+    response = staff_client.post(reverse("admin:billing_membership_change", args=[added.pk]), {
+        "workspace": team.workspace.pk, "user": outsider.pk, "role": "admin", "monthly_budget": "12",
+        "created_at_0": now.strftime("%Y-%m-%d"), "created_at_1": now.strftime("%H:%M:%S"),
+    })
+    assert response.status_code == 302
+    change = AuditEvent.objects.filter(workspace=team.workspace, action="member.staff_change", actor=staff).first()
+    assert change.detail["before"] == {"role": "member"} and change.detail["after"] == {"role": "admin"}
+    assert Membership.objects.get(pk=added.pk).role == "admin"

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from billing.access_versions import access_versions_bump
 from billing.models import credits
-from budgets.services import member_budget_set, member_role_set
+from billing.members import member_role_set
+from budgets.services import member_budget_set
 from usage.api import token_cache
 from usage.models import DeveloperToken, hash_token
 from usage.tokens import token_create, token_revoke
