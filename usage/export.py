@@ -18,6 +18,7 @@ from django.db import connections
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.db.models import Max, Min, Sum
+from psycopg import sql
 
 from billing.models import Workspace
 from billing.replica import current_read_alias
@@ -101,8 +102,6 @@ def _copy_windows(workspace: Workspace, filters: RunFilter, using: str = "defaul
 
 
 def _copy_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
-    from psycopg import sql
-
     connection = connections[using]
     connection.ensure_connection()
     for low, high in _copy_windows(workspace, filters, using):
