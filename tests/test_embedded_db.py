@@ -56,7 +56,7 @@ def test_the_tests_fall_back_to_the_embedded_server_and_stop_it_at_the_end(tmp_p
     """No PostgreSQL at DATABASE_URL: the test settings start the embedded one under VAR_DIR (never
     SQLite, never a skip), and it stops when the process ends. Under CI=true it is an error instead."""
     code = ("import django; django.setup(); from django.conf import settings; from django.db import connection; "
-            "connection.ensure_connection(); print(settings.DATABASES['default']['HOST'], connection.vendor)")
+            "connection.ensure_connection(); print(settings.DATABASES['default']['HOST'], connection.display_name)")
 
     def test_process(ci: str):
         env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/lf_nowhere", "VAR_DIR": str(tmp_path),
@@ -69,6 +69,6 @@ def test_the_tests_fall_back_to_the_embedded_server_and_stop_it_at_the_end(tmp_p
     assert not (tmp_path / "test-postgres").exists()
     fell_back = test_process("")
     assert fell_back.returncode == 0, fell_back.stderr
-    assert fell_back.stdout.split() == [str(tmp_path / "test-postgres"), "postgresql"]
+    assert fell_back.stdout.split() == [str(tmp_path / "test-postgres"), "PostgreSQL"]
     assert (tmp_path / "test-postgres" / "PG_VERSION").exists()
     assert not (tmp_path / "test-postgres" / "postmaster.pid").exists()  # stopped when the process ended
