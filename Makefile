@@ -26,5 +26,8 @@ test: venv system-deps
 bench: venv
 	$(PY) -m bench all
 
+# The embedded PostgreSQL servers (make run's, the tests') stop before their data goes.
 clean:
+	-test ! -x $(PY) || $(PY) -m config.embedded_db stop var/postgres
+	-test ! -x $(PY) || $(PY) -m config.embedded_db stop var/test-postgres
 	rm -rf $(VENV) var .pytest_cache

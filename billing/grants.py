@@ -115,10 +115,10 @@ def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, 
 
 
 # The chunk's writes: one statement each, whatever the chunk's size (arrays, not one row per statement;
-# Django's bulk_create spent most of the job preparing values row by row). PostgreSQL only: on other
-# databases the job rolls one workspace at a time. Each UPDATE also names its rows by `= ANY(ids)`:
-# joined to unnest() alone, PostgreSQL hashes the whole table for every chunk. Parameters go in binary
-# (%b): as text, psycopg quotes every array element in Python, 2.2 ms for 500 timestamps.
+# Django's bulk_create spent most of the job preparing values row by row). Each UPDATE also names its
+# rows by `= ANY(ids)`: joined to unnest() alone, PostgreSQL hashes the whole table for every chunk.
+# Parameters go in binary (%b): as text, psycopg quotes every array element in Python, 2.2 ms for 500
+# timestamps.
 _LEDGER_INSERT = """
     INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after, reason,
         idempotency_key, created_at)
@@ -297,10 +297,8 @@ def period_grants_run(*, now: datetime, chunk: int = 500, progress: Callable[[st
             break
         report.due += len(ids)
         try:
-            if connection.vendor != "postgresql":
-                raise NotImplementedError  # the set-based statements use PostgreSQL arrays
             rolled = period_chunk_roll(workspace_ids=ids, now=now, plans=plans)
-        except (DatabaseError, NotImplementedError):
+        except DatabaseError:
             # A deadlock with another writer, or a key taken meanwhile: the chunk rolled back whole;
             # do it one workspace at a time (each still exactly once).
             rolled = sum(workspace_period_roll(workspace_id=pk, now=now, plans=plans) for pk in ids)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from .models import LedgerEntry, Wallet, Workspace
 from .money import nanos_display
 from .recharge_trigger import wallet_watch
-from .sql import columns, for_update, instance_from_row, rows_insert, sql_row, sql_write
+from .sql import columns, instance_from_row, rows_insert, sql_row, sql_write
 
 MONTHLY, PURCHASED = LedgerEntry.MONTHLY, LedgerEntry.PURCHASED
 
@@ -39,7 +39,7 @@ class Posting:
 def wallet_lock(workspace_id: int) -> Wallet:
     """The wallet row, locked until the surrounding transaction ends. Fixed SQL (billing.sql): every
     run takes this lock twice."""
-    row = sql_row(f"SELECT {columns(Wallet, 'w')} FROM billing_wallet w WHERE w.workspace_id = %s{for_update()}",
+    row = sql_row(f"SELECT {columns(Wallet, 'w')} FROM billing_wallet w WHERE w.workspace_id = %s FOR UPDATE",
                   [workspace_id])
     if row is None:
         raise Wallet.DoesNotExist(f"No wallet for workspace {workspace_id}.")

@@ -5,9 +5,9 @@ authorize and complete a run that compiling cost several times what the database
 them (about 1 ms of CPU for a lookup with joins, against 0.1 ms for the same statement as text).
 These helpers run hand-written statements through Django's own connection, so they join the
 caller's transaction and atomic blocks like any ORM call, and convert values both ways exactly as
-the ORM does, so the same text serves PostgreSQL and the embedded SQLite default.
+the ORM does.
 
-On PostgreSQL each statement is also prepared, once per connection (psycopg's prepared-statement
+Each statement is also prepared, once per connection (psycopg's prepared-statement
 cache, with server-side parameter binding): PostgreSQL then stops parsing and planning it on every
 execution, which cost about as much of its CPU as running the statements did (docs/performance.md).
 Django leaves preparing off for its own queries (connection poolers in transaction mode cannot keep
@@ -23,13 +23,14 @@ import itertools
 import re
 import threading
 from contextlib import contextmanager
-from datetime import date, datetime, timezone as dt_timezone
 from functools import cache, lru_cache
 from types import SimpleNamespace
 from typing import Callable, NamedTuple
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.postgresql.base import CursorMixin
+from psycopg import RawCursor
 
 # A statement with more rows than this (a completion's nodes, a grants chunk) has a text of its own
 # for each row count: it is sent unprepared, so that it does not crowd the fixed ones out of
@@ -46,36 +47,28 @@ def _db():
 
 def _cursor(db, *, prepare: bool = True):
     """A cursor of the Django connection (its transaction, its query log, its error wrapping) that
-    prepares what it runs, where the database can."""
-    if not (prepare and settings.DATABASE_PREPARE and db.vendor == "postgresql"):
+    prepares what it runs (unless DATABASE_PREPARE is off)."""
+    if not (prepare and settings.DATABASE_PREPARE):
         return db.cursor()
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
     with db.wrap_database_errors:
-        cursor = _preparing_cursor_class()(db.connection)
+        cursor = PreparingCursor(db.connection)
     return db.make_debug_cursor(cursor) if db.queries_logged else db.make_cursor(cursor)
 
 
-@cache
-def _preparing_cursor_class():
-    # Imported on first use: the PostgreSQL backend needs psycopg, which SQLite does not.
-    from django.db.backends.postgresql.base import CursorMixin
-    from psycopg import RawCursor
+class PreparingCursor(CursorMixin, RawCursor):
+    """Server-side binding of the statement's own $1, $2 ... placeholders (a raw cursor), our
+    %s texts numbered once each by `_numbered`."""
 
-    class PreparingCursor(CursorMixin, RawCursor):
-        """Server-side binding of the statement's own $1, $2 ... placeholders (a raw cursor), our
-        %s texts numbered once each by `_numbered`."""
-
-        def execute(self, query, params=None, *, prepare=None, binary=None):
-            super().execute(_numbered(query), params, prepare=True, binary=binary)
-            if self._query is None:
-                # A prepared execution leaves no text where Django's query log (and so the tests'
-                # and the queries bench's statement counts) reads it.
-                self._query = SimpleNamespace(query=query.encode())
-            return self
-
-    return PreparingCursor
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        super().execute(_numbered(query), params, prepare=True, binary=binary)
+        if self._query is None:
+            # A prepared execution leaves no text where Django's query log (and so the tests'
+            # and the queries bench's statement counts) reads it.
+            self._query = SimpleNamespace(query=query.encode())
+        return self
 
 
 @lru_cache(maxsize=512)
@@ -90,19 +83,10 @@ def _numbered(query: str) -> str:
 _PLACEHOLDER = re.compile("%%|%s")
 
 
-def _params(db, params) -> list:
-    # SQLite stores a datetime as naive UTC text; PostgreSQL takes the value as it is.
-    ops = db.ops
-    return [ops.adapt_datetimefield_value(value) if isinstance(value, datetime)
-            else ops.adapt_datefield_value(value) if isinstance(value, date) else value
-            for value in params]
-
-
 def sql_execute(sql: str, params=(), *, prepare: bool = True) -> int:
     """Run a statement; returns the number of rows it changed."""
-    db = _db()
-    with _cursor(db, prepare=prepare) as cursor:
-        cursor.execute(sql, _params(db, params))
+    with _cursor(_db(), prepare=prepare) as cursor:
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 
@@ -110,7 +94,6 @@ def sql_write(table: str, sql: str, params=(), *, prepare: bool = True) -> None:
     """A write to `table` whose row count nobody reads: inside `writes_together()` it waits to go to
     the database with the block's other writes."""
     db = _db()
-    params = _params(db, params)
     batch = _batch_of(db)
     if batch is not None:
         batch.add(table, sql, params, prepare)
@@ -120,27 +103,15 @@ def sql_write(table: str, sql: str, params=(), *, prepare: bool = True) -> None:
 
 
 def sql_rows(sql: str, params=()) -> list[tuple]:
-    db = _db()
-    with _cursor(db) as cursor:
-        cursor.execute(sql, _params(db, params))
+    with _cursor(_db()) as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
 def sql_row(sql: str, params=()) -> tuple | None:
-    db = _db()
-    with _cursor(db) as cursor:
-        cursor.execute(sql, _params(db, params))
+    with _cursor(_db()) as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchone()
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """A datetime column read without the ORM: PostgreSQL returns it aware, SQLite naive in UTC."""
-    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=dt_timezone.utc)
-
-
-def for_update() -> str:
-    """The row-lock clause, where the database has one (SQLite serializes its writers instead)."""
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
 
 
 def placeholders(count: int) -> str:
@@ -154,8 +125,7 @@ def columns(model, alias: str) -> str:
 
 
 @cache
-def _reader(model, vendor: str) -> tuple[list[str], list[tuple]]:
-    # `vendor` is part of the cache key: the converters are the database's.
+def _reader(model) -> tuple[list[str], list[tuple]]:
     fields = model._meta.concrete_fields
     converters = []
     for position, field in enumerate(fields):
@@ -168,9 +138,9 @@ def _reader(model, vendor: str) -> tuple[list[str], list[tuple]]:
 
 def instance_from_row(model, row):
     """A model instance from the values of `columns(model, ...)`, converted as the ORM converts them
-    (an aware datetime from SQLite's text, a JSON value from its text)."""
+    (a JSON value from its text)."""
     db = _db()
-    attnames, converters = _reader(model, db.vendor)
+    attnames, converters = _reader(model)
     values = list(row[:len(attnames)])
     for position, expression, functions in converters:
         for function in functions:
@@ -179,8 +149,7 @@ def instance_from_row(model, row):
 
 
 @cache
-def _insert(model, vendor: str) -> tuple[str, str, str, list]:
-    # `vendor` is part of the cache key, as for _reader.
+def _insert(model) -> tuple[str, str, str, list]:
     meta = model._meta
     fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
     quote = connection.ops.quote_name
@@ -194,7 +163,7 @@ def rows_insert(model, instances: list) -> None:
     if not instances:
         return
     db = _db()
-    head, row, returning, fields = _insert(model, db.vendor)
+    head, row, returning, fields = _insert(model)
     sql = head + ", ".join([row] * len(instances)) + returning
     params = [field.get_db_prep_save(getattr(instance, field.attname), db)
               for instance in instances for field in fields]
@@ -222,7 +191,7 @@ _local = threading.local()  # the open batch of this thread (Django's connection
 
 @contextmanager
 def writes_together():
-    """Inside an atomic block on PostgreSQL, the writes made in this block through `sql_write` and
+    """Inside an atomic block, the writes made in this block through `sql_write` and
     `rows_insert` wait, and go to the database as ONE statement (a WITH of data-modifying
     statements) when the block ends. A statement costs the web process and PostgreSQL about 0.1 ms
     of CPU each whatever it does, more than these writes do (docs/performance.md), and a run's
@@ -236,10 +205,10 @@ def writes_together():
     block ends by an exception, what waited is dropped and the transaction is marked for rollback,
     so it can never commit without them.
 
-    Elsewhere (SQLite, outside an atomic block, or nested in a batch) it changes nothing: each write
-    runs when it is made, or with the outer batch."""
+    Elsewhere (outside an atomic block, or nested in a batch) it changes nothing: each write runs
+    when it is made, or with the outer batch."""
     db = _db()
-    if db.vendor != "postgresql" or not db.in_atomic_block or getattr(_local, "batch", None) is not None:
+    if not db.in_atomic_block or getattr(_local, "batch", None) is not None:
         yield
         return
     batch = _local.batch = _WriteBatch(db)

@@ -1,4 +1,4 @@
-"""INSERT ... ON CONFLICT DO UPDATE that adds to counters, in one statement (PostgreSQL and SQLite).
+"""INSERT ... ON CONFLICT DO UPDATE that adds to counters, in one statement.
 
 The ORM's bulk_create(update_conflicts=True) can only overwrite a column with the new value; counters
 must be incremented atomically by the database, so that two transactions never lose an update."""

@@ -7,7 +7,7 @@ amounts in one statement."""
 from dataclasses import dataclass
 from datetime import datetime, time, timezone as dt_timezone
 
-from billing.sql import aware, placeholders, sql_rows
+from billing.sql import placeholders, sql_rows
 from billing.upsert import upsert_add
 
 from .models import SpendCounter
@@ -62,7 +62,7 @@ def counters_used(*, workspace_id: int, keys: list[CounterKey]) -> dict[CounterK
         f"AND span_start IN ({placeholders(len(span_starts))})",
         [workspace_id, *scope_ids, *span_starts])
     for scope, scope_id, span, span_start, charged, reserved in rows:
-        key = CounterKey(scope, scope_id, span, aware(span_start))
+        key = CounterKey(scope, scope_id, span, span_start)
         if key in used:
             used[key] = charged + reserved
     return used

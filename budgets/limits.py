@@ -11,7 +11,7 @@ from datetime import datetime
 
 from billing.models import Membership, Wallet, concurrent_runs_allowed
 from billing.money import nanos_display
-from billing.sql import aware, sql_row
+from billing.sql import sql_row
 
 from .counters import RunCounters, counters_used
 from .models import Agent
@@ -83,7 +83,7 @@ def limit_inputs_read(*, membership: Membership, agent_id: int) -> LimitInputs:
     (period_start, custom_concurrent, plan_concurrent, monthly_limit, hard_limit_enabled, member_budget,
      max_per_run, max_per_day, max_per_month) = row
     return LimitInputs(
-        period_start=aware(period_start),
+        period_start=period_start,
         concurrent_runs=concurrent_runs_allowed(custom=custom_concurrent, plan=plan_concurrent),
         workspace_limit=monthly_limit if hard_limit_enabled else None,
         member_budget=member_budget, agent_max_per_run=max_per_run, agent_max_per_day=max_per_day,

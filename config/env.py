@@ -59,37 +59,31 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def database_from_url(name: str, default_sqlite_path: str) -> dict:
-    """DATABASE_URL as a Django DATABASES entry: postgres://user:pw@host:port/db or sqlite:///path."""
-    raw = env_str(name)
-    if not raw:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": default_sqlite_path}
+def database_from_url(name: str, default: str) -> dict:
+    """DATABASE_URL as a Django DATABASES entry: postgres://user:pw@host:port/db, or a Unix socket as
+    libpq writes it, postgres://user@/db?host=/socket/dir. `default` (a URL) when it is unset."""
+    raw = env_str(name) or default
     url = urlparse(raw)
-    if url.scheme in ("postgres", "postgresql", "pgsql"):
-        if not url.path.strip("/"):
-            raise _bad(name, raw, "a database name in postgres://user@host:port/NAME")
-        try:
-            port = url.port
-        except ValueError:
-            raise _bad(name, raw, "a numeric port") from None
-        options = {key: values[-1] for key, values in parse_qs(url.query).items()}
-        return {
-            "ENGINE": "config.postgresql",  # Django's, with a cheaper health check (config/postgresql/base.py)
-            "NAME": unquote(url.path.lstrip("/")),
-            "USER": unquote(url.username or ""),
-            "PASSWORD": unquote(url.password or ""),
-            "HOST": url.hostname or "",
-            "PORT": str(port or ""),
-            "OPTIONS": options,
-            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-            "CONN_HEALTH_CHECKS": True,
-        }
-    if url.scheme == "sqlite":
-        path = raw[len("sqlite:///"):] if raw.startswith("sqlite:///") else ""
-        if not path:
-            raise _bad(name, raw, "sqlite:///path/to/file.sqlite3")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
-    raise _bad(name, raw, "a postgres:// or sqlite:/// URL")
+    if url.scheme not in ("postgres", "postgresql", "pgsql"):
+        raise _bad(name, raw, "a postgres:// URL")
+    if not url.path.strip("/"):
+        raise _bad(name, raw, "a database name in postgres://user@host:port/NAME")
+    try:
+        port = url.port
+    except ValueError:
+        raise _bad(name, raw, "a numeric port") from None
+    options = {key: values[-1] for key, values in parse_qs(url.query).items()}
+    return {
+        "ENGINE": "config.postgresql",  # Django's, with a cheaper health check (config/postgresql/base.py)
+        "NAME": unquote(url.path.lstrip("/")),
+        "USER": unquote(url.username or ""),
+        "PASSWORD": unquote(url.password or ""),
+        "HOST": url.hostname or options.pop("host", ""),
+        "PORT": str(port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+    }
 
 
 def redis_url(name: str) -> str:

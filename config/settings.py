@@ -5,11 +5,12 @@ from pathlib import Path
 
 from kombu import Queue
 
+from .embedded_db import embedded_url
 from .env import database_from_url, env_bool, env_choice, env_int, env_list, env_str, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file, embedded broker queue and beat schedule live here
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded PostgreSQL, embedded broker queue and beat schedule live here
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
@@ -86,21 +87,18 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": database_from_url("DATABASE_URL", str(VAR_DIR / "db.sqlite3"))}
+# Without DATABASE_URL: the embedded PostgreSQL that `make run` starts in var/postgres (config/embedded_db.py).
+DATABASES = {"default": database_from_url("DATABASE_URL", embedded_url(VAR_DIR / "postgres"))}
 # The charge path's statements (billing/sql.py) and the period-grants job's are prepared once per
 # connection; Django's own queries never are (its cursors bind on the client). Turn it off behind a
 # connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21,
 # or without max_prepared_statements).
 DATABASE_PREPARE = env_bool("DATABASE_PREPARE", True)
-if DATABASE_PREPARE and DATABASES["default"]["ENGINE"] == "config.postgresql":
+if DATABASE_PREPARE:
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5  # psycopg's default; Django sets None
 # A streaming replica for read-only pages and exports (billing/replica.py, docs/scale.md).
 if env_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = database_from_url("DATABASE_REPLICA_URL", "")
-    if DATABASES["replica"]["ENGINE"] != "config.postgresql":
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("Environment variable DATABASE_REPLICA_URL must be a postgres:// URL.")
     DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)  # a dead replica costs 2 s, then a retry pause
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["billing.replica.ReplicaRouter"]

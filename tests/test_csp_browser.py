@@ -14,7 +14,6 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_pages_swagger_and_admin_work_under_the_csp(live_server, team, tmp_path):
     from playwright.sync_api import sync_playwright

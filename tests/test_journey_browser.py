@@ -29,7 +29,6 @@ def _figure(page, testid) -> Decimal:
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_buys_a_pack_invoices_it_and_prices_a_run_the_same_everywhere(live_server, team):
     from playwright.sync_api import sync_playwright

@@ -7,17 +7,18 @@ of the run's nodes on that model (tool charges included), so the column sums to 
 charges for the same days. Text cells starting with = + - @, tab or CR get a leading apostrophe
 (spreadsheet formula injection).
 
-Two paths produce identical bytes: on PostgreSQL the rows are formatted in SQL and streamed by
-`COPY (...) TO STDOUT` (the export bench compares against raw COPY); elsewhere (SQLite) a Python
-path iterates a server-side cursor in chunks. Memory stays flat either way."""
+The rows are formatted in SQL and streamed by `COPY (...) TO STDOUT` (the export bench compares
+against raw COPY), so memory stays flat. The SQL formats each cell as billing.money and
+billing.spreadsheet do in Python (the tests hold the two to the same bytes)."""
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
 
 from django.db import connections
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.db.models import Max, Min, Sum
+from psycopg import sql
 
 from billing.models import Workspace
 from billing.replica import current_read_alias
@@ -50,32 +51,12 @@ def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "defau
 
 
 def csv_cell(text: str) -> str:
-    """A text cell quoted exactly as PostgreSQL's COPY ... CSV quotes it (so both paths give the
-    same bytes): when it holds a comma, a quote, CR or LF, is empty (COPY's NULL is the empty
+    """A text cell quoted exactly as PostgreSQL's COPY ... CSV quotes it (so the rollup rows read
+    like the COPY rows): when it holds a comma, a quote, CR or LF, is empty (COPY's NULL is the empty
     string) or is the end-of-data marker."""
     if text == "" or text == "\\." or any(ch in text for ch in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text
-
-
-def _python_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
-    lines = []
-    for row in _rows_queryset(workspace, filters, using).iterator(chunk_size=CHUNK_ROWS):
-        lines.append(",".join((
-            _iso_utc(row["run__completed_at"]),
-            csv_cell(neutralise(row["run__workflow__name"])), csv_cell(neutralise(row["run__agent__name"])),
-            csv_cell(neutralise(row["model_id"])), str(row["input_tokens"]), str(row["output_tokens"]),
-            nanos_to_str(row["credits"]), csv_cell(neutralise(row["run__status"])),
-        )))
-        if len(lines) == CHUNK_ROWS:
-            yield ("\n".join(lines) + "\n").encode()
-            lines = []
-    if lines:
-        yield ("\n".join(lines) + "\n").encode()
-
-
-def _iso_utc(moment) -> str:
-    return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sql_text(expression: str) -> str:
@@ -121,13 +102,11 @@ def _copy_windows(workspace: Workspace, filters: RunFilter, using: str = "defaul
 
 
 def _copy_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
-    from psycopg import sql
-
     connection = connections[using]
     connection.ensure_connection()
     for low, high in _copy_windows(workspace, filters, using):
-        # The ORM writes the grouping query with its filters (one definition of the rows for both
-        # paths); the outer SELECT formats each cell exactly as the Python path does.
+        # The ORM writes the grouping query with its filters; the outer SELECT formats each cell
+        # exactly as billing.money and billing.spreadsheet do in Python.
         rows = _rows_queryset(workspace, filters, using).filter(run__completed_at__gte=low, run__completed_at__lt=high)
         grouped, params = rows.query.sql_with_params()
         outer = (
@@ -170,16 +149,15 @@ def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, usin
                          "daily_total")) + "\n").encode()
 
 
-def export_rows(*, workspace: Workspace, filters: RunFilter, fast: bool | None = None,
-                kept_from: date | None = None, using: str = "default") -> Iterator[bytes]:
+def export_rows(*, workspace: Workspace, filters: RunFilter, kept_from: date | None = None,
+                using: str = "default") -> Iterator[bytes]:
     """The CSV as a stream of byte chunks, header first, read from database `using` (the
     request's read alias: the stream runs after the view returned). Before kept_from (retention)
     the rows are the daily rollups; see _rollup_rows."""
     yield (",".join(HEADER) + "\n").encode()
     if kept_from:
         yield from _rollup_rows(workspace, filters, kept_from, using)
-    use_copy = connections[using].vendor == "postgresql" if fast is None else fast
-    yield from (_copy_rows if use_copy else _python_rows)(workspace, filters, using)
+    yield from _copy_rows(workspace, filters, using)
 
 
 def csv_response(*, workspace, data) -> StreamingHttpResponse:

@@ -1,4 +1,4 @@
-"""Month partitions for runs and run nodes on PostgreSQL, created ahead and retired whole.
+"""Month partitions for runs and run nodes, created ahead and retired whole.
 
 usage_run is partitioned by RANGE (created_at) and usage_runnode by RANGE (run_created_at), one
 partition per UTC month (`usage_run_p2026_11`), plus a DEFAULT partition that catches a row whose
@@ -10,12 +10,9 @@ Retention (run_detail_retire) drops whole months: `DROP TABLE` of one partition 
 operation, not a DELETE, so it takes milliseconds whatever the month holds. It never touches the
 ledger, invoices, the daily rollups or RunKey.
 
-SQLite keeps plain tables; creation is a no-op there and retention deletes the month's rows.
-
 django-postgres-extra was considered: its partitioned models need its own database backend
-(psqlextra.backend), which the SQLite default cannot use, so the two databases would run different
-model code. pg_partman needs a server extension in every environment. A beat job and plain DDL
-keep one schema on both."""
+(psqlextra.backend) in place of the project's (config/postgresql). pg_partman needs a server
+extension in every environment. A beat job and plain DDL need neither."""
 
 import logging
 import time
@@ -24,7 +21,7 @@ from datetime import date, datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from .models import DroppedRunMonth, Run
@@ -50,10 +47,6 @@ def _utc(month: date) -> datetime:
 
 def partition_name(table: str, month: date) -> str:
     return f"{table}_p{month.year:04d}_{month.month:02d}"
-
-
-def is_partitioned() -> bool:
-    return connection.vendor == "postgresql"
 
 
 # --- The one-time conversion (migration usage 0005) ---------------------------------------------
@@ -138,8 +131,6 @@ def partitions_create_ahead(*, months: int | None = None, now: datetime | None =
     """Create the partitions of this month and the next `months` (default
     RUN_PARTITIONS_AHEAD_MONTHS) for runs and nodes, and of any month found in a default
     partition. Idempotent; the Celery beat job calls it daily. Returns the partitions created."""
-    if not is_partitioned():
-        return []
     months = settings.RUN_PARTITIONS_AHEAD_MONTHS if months is None else months
     this_month = month_start((now or timezone.now()).astimezone(dt_timezone.utc).date())
     created = []
@@ -158,8 +149,6 @@ def partitions_create_ahead(*, months: int | None = None, now: datetime | None =
 
 def partitions_create_between(*, first: date, last: date) -> list[str]:
     """Partitions for every month from first to last (inclusive), e.g. before loading history."""
-    if not is_partitioned():
-        return []
     created, month = [], month_start(first)
     with transaction.atomic(), connection.cursor() as cursor:
         while month <= last:
@@ -172,8 +161,6 @@ def partitions_create_between(*, first: date, last: date) -> list[str]:
 
 def run_partitions() -> list[tuple[date, int]]:
     """The month partitions of usage_run, oldest first, with their estimated row counts."""
-    if not is_partitioned():
-        return []
     with connection.cursor() as cursor:
         cursor.execute("SELECT c.relname, c.reltuples::bigint FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                        "WHERE i.inhparent = 'usage_run'::regclass AND c.relname ~ '^usage_run_p[0-9]{4}_[0-9]{2}$'")
@@ -205,15 +192,7 @@ def run_detail_retire(*, now: datetime | None = None, months: int | None = None)
     invoices, rollups and RunKey rows are never touched."""
     cutoff = retention_cutoff(now=now, months=months)
     partitions_create_ahead(months=0, now=now)  # rows parked in a default partition go to their month first
-    if is_partitioned():
-        candidates = [month for month, _ in run_partitions() if month < cutoff]
-    else:
-        oldest = Run.objects.order_by().aggregate(first=Min("created_at"))["first"]
-        candidates = []
-        month = month_start(oldest.astimezone(dt_timezone.utc).date()) if oldest else cutoff
-        while month < cutoff:
-            candidates.append(month)
-            month = month_add(month, 1)
+    candidates = [month for month, _ in run_partitions() if month < cutoff]
     retired = []
     for month in candidates:
         runs = Run.objects.order_by().filter(created_at__gte=_utc(month), created_at__lt=_utc(month_add(month, 1)))
@@ -221,17 +200,12 @@ def run_detail_retire(*, now: datetime | None = None, months: int | None = None)
             logger.warning("Run detail of %s is kept: some of its runs are still open", month)
             continue
         totals = runs.aggregate(n=Count("id"), c=Sum("credits"))
-        if not is_partitioned() and not totals["n"]:
-            continue
         with transaction.atomic():
             DroppedRunMonth.objects.create(month=month, runs=totals["n"] or 0, credits=totals["c"] or 0)
             started = time.perf_counter()
-            if is_partitioned():
-                with connection.cursor() as cursor:
-                    for table, _ in reversed(PARTITIONED):  # nodes first
-                        cursor.execute(f"DROP TABLE {partition_name(table, month)}")
-            else:
-                runs.delete()  # nodes cascade; ledger entries keep their run_id (DO_NOTHING, no constraint)
+            with connection.cursor() as cursor:
+                for table, _ in reversed(PARTITIONED):  # nodes first
+                    cursor.execute(f"DROP TABLE {partition_name(table, month)}")
             elapsed = time.perf_counter() - started
         retired.append(RetiredMonth(month, totals["n"] or 0, totals["c"] or 0, elapsed))
         logger.info("Dropped run detail of %s (%s runs) in %.3fs", month, totals["n"], elapsed)

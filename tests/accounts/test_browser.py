@@ -34,7 +34,6 @@ def _api(url, token, body=None) -> int:
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_invited_person_joins_uses_the_team_and_is_removed(live_server, team, settings):
     from playwright.sync_api import sync_playwright

@@ -10,7 +10,7 @@ from billing.models import Invitation, Membership, Plan, User, Workspace
 from tests.concurrency import run_at_once
 from tests.factories import make_workspace
 
-pytestmark = [pytest.mark.needs_postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def test_a_link_used_from_eight_tabs_at_once_makes_one_membership():

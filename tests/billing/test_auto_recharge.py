@@ -160,7 +160,6 @@ def test_requires_action_pauses_at_once_and_emails_a_link(client, team):
     assert "paused" in overview and "authentication needed" in overview
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_runs_crossing_together_buy_exactly_one_recharge(team, roomy_agent):
     ws = team.workspace

@@ -25,7 +25,6 @@ def _login(page, base, user):
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_owner_turns_on_auto_recharge_and_sees_the_balance_refill_after_a_run(live_server, team, settings):
     from playwright.sync_api import sync_playwright

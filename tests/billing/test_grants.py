@@ -125,7 +125,6 @@ def test_a_stripe_period_waits_for_invoice_paid_then_rolls_after_the_grace(team)
 
 
 @pytest.mark.django_db
-@pytest.mark.needs_postgres  # the set-based chunk is PostgreSQL's; SQLite rolls one workspace at a time
 def test_it_resumes_after_a_crash_between_two_chunks():
     first = free_workspace("c1", utc(2026, 1, 5))
     second = free_workspace("c2", utc(2026, 1, 5))
@@ -224,7 +223,6 @@ def test_the_celery_task_runs_the_same_job():
     assert len(grants_of(ws)) == 2
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_runs_grant_each_period_once():
     workspaces = [free_workspace(f"p{n}", utc(2026, 1, 1)) for n in range(12)]

@@ -14,7 +14,6 @@ from usage.models import Agent, Run
 from usage.services import run_authorize
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_grants_exactly_ten_of_fifty_concurrent_reservations():
     owner = user_get_or_create(email="race@example.com", password="pw-race-123")

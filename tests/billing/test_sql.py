@@ -27,7 +27,6 @@ def _charge(team, run_id):
     return run_complete(workspace=team.workspace, public_id=run_id, status="succeeded", nodes=NODE)
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_each_statement_is_prepared_once_and_then_only_executed(team):
     connection.close()  # a new connection: nothing prepared yet
@@ -45,7 +44,6 @@ def test_each_statement_is_prepared_once_and_then_only_executed(team):
     assert len(after_two) >= 10
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_refusal_between_two_charges_leaves_the_money_right(team):
     """A refusal rolls back, and psycopg then drops every prepared statement of the connection: the
@@ -67,7 +65,6 @@ def test_a_refusal_between_two_charges_leaves_the_money_right(team):
     assert _prepared()  # prepared again
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_nothing_is_prepared_with_DATABASE_PREPARE_off(team):
     connection.close()
@@ -79,8 +76,8 @@ def test_nothing_is_prepared_with_DATABASE_PREPARE_off(team):
 
 @pytest.mark.django_db
 def test_a_literal_percent_and_the_placeholders_read_as_the_orm_reads_them():
-    """The fixed statements number their %s placeholders themselves on PostgreSQL (billing.sql); %%
-    stays a literal percent sign there as on SQLite."""
+    """The fixed statements number their %s placeholders themselves (billing.sql); %% stays a
+    literal percent sign, as in the ORM's statements."""
     from billing.sql import sql_row
 
     assert sql_row("SELECT %s || '%%' || %s", ["50", "!"]) == ("50%!",)

@@ -33,7 +33,6 @@ def _counter(team) -> int | None:
     return row.charged if row else None
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_the_writes_of_a_block_go_as_one_statement_and_inserts_get_their_ids(team):
     before = _purchased(team)
@@ -51,7 +50,6 @@ def test_the_writes_of_a_block_go_as_one_statement_and_inserts_get_their_ids(tea
     assert _counter(team) == 7
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_a_statement_in_the_block_sees_the_writes_made_before_it(team):
     before = _purchased(team)
@@ -64,7 +62,6 @@ def test_a_statement_in_the_block_sees_the_writes_made_before_it(team):
             assert LedgerEntry.objects.filter(idempotency_key="together:2").exists()
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_two_writes_to_one_row_in_a_block_both_count(team):
     with transaction.atomic():
@@ -75,7 +72,6 @@ def test_two_writes_to_one_row_in_a_block_both_count(team):
     assert _counter(team) == 7
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_a_taken_key_raises_when_the_block_sends_and_nothing_of_the_transaction_stays(team):
     with transaction.atomic():
@@ -92,7 +88,6 @@ def test_a_taken_key_raises_when_the_block_sends_and_nothing_of_the_transaction_
     assert _counter(team) is None
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db
 def test_a_block_ended_by_an_exception_lets_nothing_of_its_transaction_commit(team):
     """What waited is dropped; a caller that catches the exception inside the transaction must not

@@ -198,7 +198,6 @@ def test_it_resolves_alerts_in_a_new_period(team, django_capture_on_commit_callb
     assert active_alerts(workspace=workspace) == []
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_sends_each_alert_once_under_concurrent_checks(team, webhook_calls):
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(monthly_limit=credits(100),

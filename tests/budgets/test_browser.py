@@ -13,7 +13,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_renders_the_budget_pages(live_server, team, settings):
     from pathlib import Path

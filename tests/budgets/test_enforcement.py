@@ -41,7 +41,6 @@ def _expect_seven(outcomes: list[str], code: str, workspace) -> None:
     assert wallet.reserved == credits(70) and wallet.running_runs == 7
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_exactly_seven_runs_through_an_agent_day_budget(team):
     Agent.objects.create(workspace=team.workspace, name="bot", max_per_run=credits(10), max_per_day=credits(70))
@@ -49,7 +48,6 @@ def test_it_lets_exactly_seven_runs_through_an_agent_day_budget(team):
     _expect_seven(outcomes, "agent_daily_budget_exceeded", team.workspace)
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_exactly_seven_runs_through_the_workspace_hard_limit(team):
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(monthly_limit=credits(70))
@@ -58,7 +56,6 @@ def test_it_lets_exactly_seven_runs_through_the_workspace_hard_limit(team):
     _expect_seven(outcomes, "budget_exhausted", team.workspace)
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_exactly_seven_runs_through_a_member_budget(team):
     Membership.objects.filter(workspace=team.workspace, user=team.member).update(monthly_budget=credits(70))

@@ -101,7 +101,6 @@ def test_a_rolled_back_payment_leaves_no_gap(team):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.needs_postgres
 def test_it_gives_30_concurrent_purchases_30_consecutive_numbers(monkeypatch):
     monkeypatch.setattr("invoices.services.invoice_pdf_schedule", lambda **kwargs: None)  # numbering only
     team = make_workspace(slug="busy")

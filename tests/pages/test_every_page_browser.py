@@ -157,7 +157,6 @@ PERSONAS = ("anonymous", "owner", "admin", "member", "staff")
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_every_page_as_every_persona_fits_and_passes_axe_at_both_widths(live_server, demo, settings):
     """One demo, one browser, every (persona, width, page): the problems of all of them in one report."""

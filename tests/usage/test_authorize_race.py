@@ -38,7 +38,6 @@ def _authorize_while_locked(membership, change, **kwargs) -> InThread:
     return waiting
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_a_waiting_run_when_the_budget_was_lowered_meanwhile(team):
     budget_set(workspace=team.workspace, monthly_limit=credits(100), warning=True, critical=True, hard_limit=True,
@@ -61,7 +60,6 @@ def test_it_refuses_a_waiting_run_when_the_budget_was_lowered_meanwhile(team):
     assert wallet.reserved == 0 and wallet.running_runs == 0
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_a_waiting_run_when_the_agent_limit_was_lowered_meanwhile(team):
     from usage.models import Agent
@@ -77,7 +75,6 @@ def test_it_refuses_a_waiting_run_when_the_agent_limit_was_lowered_meanwhile(tea
     assert refusal.value.code == "agent_daily_budget_exceeded"
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_counts_a_waiting_run_in_the_period_that_started_meanwhile():
     team = make_workspace(now=timezone.now() - timedelta(days=40))  # its first period is over

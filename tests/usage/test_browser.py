@@ -16,7 +16,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 
 
 @pytest.mark.browser
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_shows_the_usage_page_and_a_run_page(live_server, team, settings):
     from playwright.sync_api import sync_playwright

@@ -8,7 +8,6 @@ from usage.models import DailyUsage
 from .conftest import TWO_NODES, Api, authorize
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_ten_concurrent_replays_of_a_complete_charge_once_and_answer_alike(team):
     from usage.tokens import token_create

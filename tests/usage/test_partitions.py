@@ -40,7 +40,6 @@ def _charged_run(membership, public_id: str, at: datetime) -> Run:
                         now=at + timedelta(seconds=5))
 
 
-@pytest.mark.needs_postgres
 def test_it_stores_runs_and_nodes_in_their_month_partition(team):
     run = _charged_run(team.membership(team.member), "r-now", timezone.now())
     month = month_start(run.created_at.date())
@@ -48,7 +47,6 @@ def test_it_stores_runs_and_nodes_in_their_month_partition(team):
     assert _partition_of("usage_runnode", RunNode.objects.get(run_id=run.pk).pk) == partition_name("usage_runnode", month)
 
 
-@pytest.mark.needs_postgres
 def test_it_creates_months_ahead_and_moves_rows_parked_in_the_default_partition(team):
     far = timezone.now() + timedelta(days=400)  # beyond the months created ahead: the default partition
     run = _charged_run(team.membership(team.member), "r-far", far)
@@ -65,7 +63,6 @@ def test_it_creates_months_ahead_and_moves_rows_parked_in_the_default_partition(
         assert cursor.fetchone()[0] is not None
 
 
-@pytest.mark.needs_postgres
 def test_a_month_export_reads_only_the_partitions_it_can_hold(team):
     from usage.export import _rows_queryset
     from usage.filters import RunFilter
@@ -79,7 +76,6 @@ def test_a_month_export_reads_only_the_partitions_it_can_hold(team):
     assert partition_name("usage_runnode", start) in plan and partition_name("usage_runnode", month_add(start, 2)) not in plan
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_replays_across_a_month_boundary_authorize_and_charge_once(team):
     """Twins of one client id land on both sides of midnight at a month's end: without RunKey each
@@ -280,7 +276,6 @@ def test_the_overview_and_activity_list_charges_of_dropped_runs(client, team, ag
 
 # --- Migrating a database with data from the plain tables -------------------------------------
 
-@pytest.mark.needs_postgres
 def test_it_migrates_plain_runs_and_nodes_with_data_into_partitions(db):
     """A database at the previous migration, with runs and nodes in plain tables, migrates forward:
     every row lands in its month partition, keys and node months are filled in, ids continue."""

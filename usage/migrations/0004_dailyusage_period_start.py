@@ -22,31 +22,7 @@ GROUP BY 1, 2, 3, 4, 5, 6;
 
 
 def rebuild(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(REBUILD)
-        return
-    # Other databases (the SQLite demo): the same rows, in Python.
-    DailyUsage = apps.get_model("usage", "DailyUsage")
-    Run = apps.get_model("usage", "Run")
-    DailyUsage.objects.all().delete()
-    rows = {}
-    for run in Run.objects.filter(completed_at__isnull=False).prefetch_related("nodes"):
-        key = (run.workspace_id, run.completed_at.date(), run.agent_id, run.member_id, run.period_start)
-        per_model = {}
-        for node in run.nodes.all():
-            totals = per_model.setdefault(node.model_id, [0, 0, 0, 0])
-            totals[0] += node.credits
-            totals[1] += node.input_tokens
-            totals[2] += node.output_tokens
-        per_model.setdefault(run.model_id, [0, 0, 0, 0])[3] = 1
-        for model_id, totals in per_model.items():
-            row = rows.setdefault(key + (model_id,), [0, 0, 0, 0])
-            for i in range(4):
-                row[i] += totals[i]
-    DailyUsage.objects.bulk_create([
-        DailyUsage(workspace_id=ws, day=day, agent_id=agent, member_id=member, period_start=period, model_id=model,
-                   credits=c, input_tokens=i, output_tokens=o, runs=r)
-        for (ws, day, agent, member, period, model), (c, i, o, r) in rows.items()])
+    schema_editor.execute(REBUILD)
 
 
 class Migration(migrations.Migration):

@@ -16,10 +16,7 @@ def nodes_backfill(apps, schema_editor):
 
 
 def tables_partition(apps, schema_editor):
-    """PostgreSQL only: rebuild runs and nodes as tables partitioned by month, rows included.
-    SQLite keeps plain tables."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
+    """Rebuild runs and nodes as tables partitioned by month, rows included."""
     from usage.partitions import table_convert_to_partitioned
 
     table_convert_to_partitioned(schema_editor, table="usage_run", column="created_at")
