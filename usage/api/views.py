@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from billing.models import AIModel, Wallet
 from billing.replica import current_read_alias, reads_from_replica
 from billing.money import nanos_to_str, rate_str
-from billing.pricing import model_rates_at, tool_rates_at
+from billing.pricing import TokenCounts, model_rates_at, tool_rates_at
 from budgets.selectors import budget_status
 from budgets.ratelimit import limiter_check
 from usage.bounds import MAX_RANGE_DAYS
@@ -136,6 +136,7 @@ class RunsView(WorkspaceAPIView):
         authorization = run_authorize(
             membership=self.membership, workflow=data["workflow"], agent=data["agent"], model=data["model"],
             public_id=data.get("id"), estimated_input_tokens=data.get("estimated_input_tokens"),
+            estimated_cached_input_tokens=data.get("estimated_cached_input_tokens"),
             max_output_tokens=data.get("max_output_tokens"), body_hash=request_hash(data),
         )
         # A replay answers exactly as the first call did, 201 included (see docs/api.md).
@@ -173,12 +174,22 @@ class RunCompleteView(WorkspaceAPIView):
     )
     def post(self, request, run_id):
         data = _validated(CompleteIn, request.data)
-        nodes = [NodeInput(node["name"], node["model"], node["input_tokens"], node["output_tokens"],
-                           tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])))
-                 for node in data["nodes"]]
+        nodes = [node_input(node) for node in data["nodes"]]
         run = run_complete(workspace=self.workspace, public_id=run_id, status=data["status"], nodes=nodes,
                            body_hash=request_hash(data))
         return Response(run_out(run))
+
+
+def node_input(node: dict) -> NodeInput:
+    """A validated node (serializers.NodeIn): its token fields, or the classes its provider usage
+    object maps to."""
+    counts = node.get("counts") or TokenCounts(node["input_tokens"], node["output_tokens"],
+                                               node.get("cached_input_tokens", 0), node.get("cache_write_tokens", 0),
+                                               node.get("reasoning_tokens", 0))
+    return NodeInput(node["name"], node["model"], counts.input, counts.output,
+                     tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])),
+                     cached_input_tokens=counts.cached_input, cache_write_tokens=counts.cache_write,
+                     reasoning_tokens=counts.reasoning)
 
 
 class RunDetailView(WorkspaceAPIView):
