@@ -72,7 +72,13 @@ class ModelRate(s.Serializer):
     id = s.CharField()
     name = s.CharField()
     input_per_million = s.CharField()
+    cached_input_per_million = s.CharField(help_text="Input tokens read from the provider's prompt cache; "
+                                                     "the input rate when the model has none of its own.")
+    cache_write_per_million = s.CharField(help_text="Input tokens written to the prompt cache; the input rate "
+                                                    "when the model has none of its own.")
     output_per_million = s.CharField()
+    reasoning_per_million = s.CharField(help_text="Output tokens spent on reasoning; the output rate when the "
+                                                  "model has none of its own.")
 
 
 class ToolRate(s.Serializer):
@@ -85,6 +91,7 @@ class Rates(s.Serializer):
     models = ModelRate(many=True)
     tools = ToolRate(many=True)
     unit = s.CharField()
+    classes = s.CharField()
 
 
 class Authorization(s.Serializer):
@@ -106,6 +113,9 @@ class NodeCost(s.Serializer):
     model = s.CharField()
     input_tokens = s.IntegerField()
     output_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField(help_text="Of input_tokens, read from the prompt cache.")
+    cache_write_tokens = s.IntegerField(help_text="Of input_tokens, written to the prompt cache.")
+    reasoning_tokens = s.IntegerField(help_text="Of output_tokens, spent on reasoning.")
     token_credits = s.CharField()
     tool_credits = s.CharField()
     credits = s.CharField()

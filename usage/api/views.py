@@ -105,6 +105,10 @@ def forecast_json(forecast) -> dict:
             "next_auto_recharge_on": forecast.next_auto_recharge_on.isoformat() if forecast.next_auto_recharge_on else None}
 
 
+CLASSES_NOTE = ("cached input and cache write tokens are parts of the input tokens, reasoning tokens a part of the "
+                "output tokens; a class without a rate of its own is listed, and priced, at its parent's rate")
+
+
 class RatesView(WorkspaceAPIView):
     @extend_schema(summary="Model and tool rates in force", tags=["billing"],
                    responses=OpenApiResponse(schema.Rates, examples=[docs.RATES_EXAMPLE]))
@@ -113,11 +117,15 @@ class RatesView(WorkspaceAPIView):
         names = dict(AIModel.objects.values_list("id", "name"))
         models = [{"id": model_id, "name": names.get(model_id, model_id),
                    "input_per_million": rate_str(rate.input_nanos_per_token),
-                   "output_per_million": rate_str(rate.output_nanos_per_token)}
+                   "cached_input_per_million": rate_str(rate.cached_input_nanos_per_token),
+                   "cache_write_per_million": rate_str(rate.cache_write_nanos_per_token),
+                   "output_per_million": rate_str(rate.output_nanos_per_token),
+                   "reasoning_per_million": rate_str(rate.reasoning_nanos_per_token)}
                   for model_id, rate in sorted(model_rates_at(at=now).items())]
         tools = [{"name": name, "per_call": nanos_to_str(nanos)} for name, nanos in sorted(tool_rates_at(at=now).items())]
         return Response({"at": now.isoformat().replace("+00:00", "Z"), "models": models, "tools": tools,
-                         "unit": "credits per 1M tokens; tools in credits per call"})
+                         "unit": "credits per 1M tokens; tools in credits per call",
+                         "classes": CLASSES_NOTE})
 
 
 class RunsView(WorkspaceAPIView):
