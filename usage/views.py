@@ -18,7 +18,7 @@ from billing.replica import reads_from_replica
 
 from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart
-from .export import csv_response
+from .export import COLUMN_SETS, csv_response
 from .models import Run
 from .filters import RunFilter
 from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_from, detail_notice, encode_cursor,
@@ -122,7 +122,11 @@ def export_csv(request, slug):
         errors = "; ".join(f"{'from' if name == 'from_' else name}: {message}"
                            for name, messages_ in form.errors.items() for message in messages_)
         return HttpResponseBadRequest(f"Invalid filters: {errors}\n", content_type="text/plain")
-    return csv_response(workspace=membership.workspace, data={**form.cleaned_data, "period": request.GET.get("period")})
+    columns = request.GET.get("columns", "default")
+    if columns not in COLUMN_SETS:
+        return HttpResponseBadRequest(f"Invalid columns: choose {' or '.join(COLUMN_SETS)}.\n", content_type="text/plain")
+    return csv_response(workspace=membership.workspace,
+                        data={**form.cleaned_data, "period": request.GET.get("period"), "columns": columns})
 
 
 @require_safe

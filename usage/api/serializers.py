@@ -10,6 +10,7 @@ from rest_framework import serializers
 from billing.money import nanos_to_str
 from usage.models import Run
 from usage.bounds import date_in_bounds
+from usage.export import COLUMN_SETS
 from usage.provider_usage import FORMATS, UsageObjectError, usage_counts
 from usage.services import MAX_NODES, MAX_TOKENS
 
@@ -212,6 +213,10 @@ class UsageQuery(RangeQuery):
 class ExportQuery(UsageQuery):
     period = serializers.ChoiceField(required=False, choices=["current"],
                                      help_text="`current`: the runs authorized in this billing period.")
+    columns = serializers.ChoiceField(required=False, choices=list(COLUMN_SETS),
+                                      help_text="`detailed` appends run_id, member, cached_input_tokens, "
+                                                "cache_write_tokens, reasoning_tokens, token_credits and tool_credits "
+                                                "to the default columns.")
 
 
 def credits_str(nanos: int) -> str:
