@@ -170,10 +170,19 @@ class ModelRateResource(VersionOnlyResourceMixin, resources.ModelResource):
         export_order = fields
         report_skipped = True
 
+    CLASS_COLUMNS = {"cached_input_rate_per_million": "cached_input_nanos_per_token",
+                     "cache_write_rate_per_million": "cache_write_nanos_per_token",
+                     "reasoning_rate_per_million": "reasoning_nanos_per_token"}
+
     def skip_row(self, instance, original, row, import_validation_errors=None):
         if import_validation_errors:
             return False
         current = model_rate_current(model=instance.model)
+        # A file without a class column (one written before token classes) keeps the class rates
+        # in force; an empty cell in a present column prices the class at its parent's rate.
+        for column, attribute in self.CLASS_COLUMNS.items():
+            if column not in row and current is not None:
+                setattr(instance, attribute, getattr(current, attribute))
         compared = ("input_nanos_per_token", "output_nanos_per_token", *CLASS_FIELDS)
         return current is not None and all(getattr(current, name) == getattr(instance, name) for name in compared)
 
