@@ -99,6 +99,8 @@ class StrictSerializer(serializers.Serializer):
 
 
 class AuthorizeIn(StrictSerializer):
+    """Authorize a run. A field this object does not list is refused with 400 naming it."""
+
     # The id goes into URLs (/v1/runs/<id>/complete, /w/<slug>/runs/<id>/): no slashes or spaces.
     id = RunIdField(RUN_ID_PATTERN, required=False, max_length=100,
                                 error_messages={"invalid": "may contain letters, digits and . _ : - only."},
@@ -122,6 +124,8 @@ class AuthorizeOut(serializers.Serializer):
 
 
 class ToolIn(StrictSerializer):
+    """The calls of one tool in a node."""
+
     name = NameField(max_length=64)
     calls = StrictIntegerField(max_value=MAX_TOKENS)
 
@@ -130,9 +134,12 @@ TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_w
 
 
 class NodeIn(StrictSerializer):
-    """A node's tokens: the token fields, or a provider's usage object with its usage_format (issue
-    28). Without classes a node validates to exactly what it did before them (the idempotency hash
-    of a completion replayed across the upgrade stays the same)."""
+    """One node: its model and its tokens, either as token fields (input_tokens and output_tokens;
+    optionally cached_input_tokens and cache_write_tokens, parts of input_tokens, and reasoning_tokens,
+    a part of output_tokens) or as usage_format with the provider's own usage object."""
+
+    # Without classes a node validates to exactly what it did before them (issue 28), so the
+    # idempotency hash of a completion replayed across the upgrade stays the same.
 
     name = NameField()
     model = NameField(max_length=64)
@@ -167,6 +174,8 @@ class NodeIn(StrictSerializer):
 
 
 class CompleteIn(StrictSerializer):
+    """Complete a run: its final status and its nodes."""
+
     status = serializers.ChoiceField(choices=list(Run.FINAL_STATUSES))
     nodes = NodeIn(many=True, max_length=MAX_NODES,
                    error_messages={"max_length": f"A run has at most {MAX_NODES} nodes."})

@@ -178,7 +178,7 @@ class RunCompleteView(WorkspaceAPIView):
         responses={200: OpenApiResponse(schema.RunOut, examples=[docs.RUN_EXAMPLE]),
                    404: OpenApiResponse(schema.Error, "No such run in this workspace"),
                    409: OpenApiResponse(schema.Error, "Completed before with a different body")},
-        examples=[docs.COMPLETE_REQUEST],
+        examples=[docs.COMPLETE_REQUEST, docs.COMPLETE_CLASSES_REQUEST],
     )
     def post(self, request, run_id):
         data = _validated(CompleteIn, request.data)
