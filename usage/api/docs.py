@@ -166,7 +166,9 @@ USAGE_EXAMPLE = OpenApiExample(
            "definitions": {"available": "...", "this_period": "...", "daily_average": "...", "projected": "..."},
            "daily": [{"date": "2025-03-01", "credits": "200"}, {"date": "2025-03-02", "credits": "179.5"}],
            "by_model": [{"model": "gpt-4o", "credits": "379.5", "input_tokens": 1000000, "output_tokens": 100000,
-                         "runs": 12}],
+                         "cached_input_tokens": 600000, "cache_write_tokens": 0, "reasoning_tokens": 0, "runs": 12}],
+           "prompt_caching": {"input_tokens": 1000000, "cached_input_tokens": 600000, "cache_write_tokens": 0,
+                              "cached_percent": 60, "saved": "1.5"},
            "by_agent": [{"agent": "triage-bot", "credits": "379.5", "input_tokens": 1000000,
                          "output_tokens": 100000, "runs": 12}]},
 )

@@ -167,7 +167,20 @@ class ModelUsage(s.Serializer):
     credits = s.CharField()
     input_tokens = s.IntegerField()
     output_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField(help_text="Of input_tokens, read from the prompt cache.")
+    cache_write_tokens = s.IntegerField(help_text="Of input_tokens, written to the prompt cache.")
+    reasoning_tokens = s.IntegerField(help_text="Of output_tokens, spent on reasoning.")
     runs = s.IntegerField()
+
+
+class PromptCaching(s.Serializer):
+    input_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField()
+    cache_write_tokens = s.IntegerField()
+    cached_percent = s.IntegerField(allow_null=True, help_text="Cached share of the input tokens, rounded down; "
+                                                               "null without input tokens.")
+    saved = s.CharField(help_text="Credits caching saved: the cached and written tokens at the plain input rate, "
+                                  "minus what they were charged (negative when writes cost more than reads saved).")
 
 
 class AgentUsage(s.Serializer):
@@ -193,6 +206,7 @@ class UsageFrom(RetentionNotice):
     daily = DayCredits(many=True)
     by_model = ModelUsage(many=True)
     by_agent = AgentUsage(many=True)
+    prompt_caching = PromptCaching(help_text="Prompt caching over the range, under the filters.")
 
     def get_fields(self):
         fields = super().get_fields()

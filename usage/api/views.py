@@ -261,10 +261,19 @@ def usage_out(summary) -> dict:
                         "projected": summary.definitions["projected"]},
         "daily": [{"date": day.isoformat(), "credits": nanos_to_str(credits)} for day, credits in summary.daily],
         "by_model": [{"model": row.key, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
-                      "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_model],
+                      "output_tokens": row.output_tokens, "cached_input_tokens": row.cached_input_tokens,
+                      "cache_write_tokens": row.cache_write_tokens, "reasoning_tokens": row.reasoning_tokens,
+                      "runs": row.runs} for row in summary.by_model],
+        "prompt_caching": caching_out(summary.caching),
         "by_agent": [{"agent": row.label, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
                       "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_agent],
     }
+
+
+def caching_out(caching) -> dict:
+    return {"input_tokens": caching.input_tokens, "cached_input_tokens": caching.cached_input_tokens,
+            "cache_write_tokens": caching.cache_write_tokens, "cached_percent": caching.cached_percent,
+            "saved": nanos_to_str(caching.saved)}
 
 
 class UsageExportView(WorkspaceAPIView):
