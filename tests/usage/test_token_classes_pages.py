@@ -80,3 +80,10 @@ def test_the_savings_advisor_prices_cached_tokens_at_the_cached_rates():
     assert savings.actual == credits("0.6")  # all cached: 0.6 per 1M, not the input rate of 6
     # The cheapest paid model keeps the tokens cached: gemini-2.0-flash at 0.038 per 1M.
     assert (savings.cheapest_model, savings.cheapest) == ("gemini-2.0-flash", credits("0.038"))
+
+
+@pytest.mark.django_db
+def test_the_usage_page_offers_the_detailed_export_with_its_filters(client, team):
+    client.login(email=team.member.email, password=PASSWORD)
+    page = client.get(f"/w/{team.workspace.slug}/settings/billing/usage/", {"model": "gpt-4o"}).content.decode()
+    assert "model=gpt-4o&amp;columns=detailed" in page and 'data-testid="export-detailed"' in page
