@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from billing.models import Wallet, credits
+from operations.reconcile import reconcile_workspace
 from usage.api.serializers import CompleteIn
 from usage.api.views import _validated
 from usage.models import Run, RunNode
@@ -60,6 +61,7 @@ def test_it_charges_a_node_with_all_four_classes_exactly(api, team):
     node = RunNode.objects.get()
     assert (node.cached_input_nanos_per_token, node.cache_write_nanos_per_token, node.reasoning_nanos_per_token) == (
         3000, 37500, 150000)
+    assert reconcile_workspace(workspace=team.workspace) == []
     # The run's API answer carries the classes per node.
     detail = api.get("/v1/runs/r-1").json()["nodes"][0]
     assert (detail["cached_input_tokens"], detail["cache_write_tokens"], detail["reasoning_tokens"]) == (
@@ -146,6 +148,7 @@ def test_a_provider_usage_object_is_charged_what_the_same_tokens_as_classes_are(
     node = by_usage.json()["nodes"][0]
     for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
         assert node[name] == classes.get(name, 0), name
+    assert reconcile_workspace(workspace=team.workspace) == []
 
 
 @pytest.mark.django_db
