@@ -61,6 +61,7 @@ def reset_business_data() -> None:
     from django.apps import apps
 
     importlib.import_module("billing.migrations.0003_seed_catalog").seed(apps, None)
+    importlib.import_module("billing.migrations.0009_token_classes").seed_class_rates(apps, None)
     import redis
 
     redis.Redis.from_url(BENCH_REDIS).flushdb()

@@ -152,6 +152,11 @@ class ModelRate(models.Model):
     # nanocredits per token == credits per 1M tokens * 1000 (exact for rates with <= 3 decimals)
     input_nanos_per_token = models.BigIntegerField()
     output_nanos_per_token = models.BigIntegerField()
+    # Token classes (issue 28), the same unit. NULL: the class is priced at its parent's rate
+    # (cached input and cache write at the input rate, reasoning at the output rate).
+    cached_input_nanos_per_token = models.BigIntegerField(null=True, blank=True)
+    cache_write_nanos_per_token = models.BigIntegerField(null=True, blank=True)
+    reasoning_nanos_per_token = models.BigIntegerField(null=True, blank=True)
     effective_from = models.DateTimeField(default=timezone.now, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 

@@ -10,25 +10,55 @@ from .sql import placeholders, sql_rows
 
 @dataclass(frozen=True)
 class Rate:
+    """A model's rates in nanocredits per token. A token class without a rate of its own (None) is
+    priced at its parent's rate: cached input and cache write at the input rate, reasoning at the
+    output rate (issue 28)."""
+
     model_id: str
     input_nanos_per_token: int
     output_nanos_per_token: int
+    cached_input_nanos: int | None = None
+    cache_write_nanos: int | None = None
+    reasoning_nanos: int | None = None
+
+    @property
+    def cached_input_nanos_per_token(self) -> int:
+        return self.input_nanos_per_token if self.cached_input_nanos is None else self.cached_input_nanos
+
+    @property
+    def cache_write_nanos_per_token(self) -> int:
+        return self.input_nanos_per_token if self.cache_write_nanos is None else self.cache_write_nanos
+
+    @property
+    def reasoning_nanos_per_token(self) -> int:
+        return self.output_nanos_per_token if self.reasoning_nanos is None else self.reasoning_nanos
+
+
+def _rate(model_id: str, row, community: bool) -> Rate:
+    """A Rate from (input, output, cached input, cache write, reasoning) as stored."""
+    return Rate(model_id, 0, 0, 0, 0, 0) if community else Rate(model_id, *row)
+
+
+# The class columns of billing_modelrate, in the order Rate takes them after input and output.
+CLASS_COLUMNS = ("cached_input_nanos_per_token", "cache_write_nanos_per_token", "reasoning_nanos_per_token")
 
 
 def model_rate_sql(column: str) -> str:
     """The rate of one model in force at a time, as a scalar subquery of fixed text (billing.sql) for
-    the charge path to add to a statement it makes anyway: `column` is input_nanos_per_token or
-    output_nanos_per_token; its parameters are the model id, then the time. Read the pair back with
-    rate_from_columns."""
+    the charge path to add to a statement it makes anyway: `column` is a column of billing_modelrate;
+    its parameters are the model id, then the time. Read the columns back with rate_from_columns."""
     return (f"(SELECT r.{column} FROM billing_modelrate r WHERE r.model_id = %s AND r.effective_from <= %s "
             "ORDER BY r.effective_from DESC LIMIT 1)")
 
 
-def rate_from_columns(*, model_id: str, rate_in: int | None, rate_out: int | None) -> Rate | None:
-    """The Rate that two model_rate_sql subqueries read, or None when the model has no rate in force."""
+def rate_from_columns(*, model_id: str, rate_in: int | None, rate_out: int | None,
+                      cached_in: int | None = None) -> Rate | None:
+    """The Rate that model_rate_sql subqueries read, or None when the model has no rate in force.
+    Authorize reads the input, output and cached input rates only (what max_output_tokens needs);
+    complete prices with rates_at, which reads every class."""
     if rate_in is None or rate_out is None:
         return None
-    return Rate(model_id, 0, 0) if is_community() else Rate(model_id, rate_in, rate_out)
+    return _rate(model_id, (rate_in, rate_out, cached_in), is_community())
 
 
 def model_rates_at(*, at: datetime, model_ids=None) -> dict[str, Rate]:
@@ -37,9 +67,11 @@ def model_rates_at(*, at: datetime, model_ids=None) -> dict[str, Rate]:
     query = ModelRate.objects.filter(effective_from__lte=at).order_by("model_id", "-effective_from")
     if model_ids is not None:
         query = query.filter(model_id__in=list(model_ids))
-    for model_id, rate_in, rate_out in query.values_list("model_id", "input_nanos_per_token", "output_nanos_per_token"):
+    community = is_community()
+    for model_id, *row in query.values_list("model_id", "input_nanos_per_token", "output_nanos_per_token",
+                                            *CLASS_COLUMNS):
         if model_id not in rates:
-            rates[model_id] = Rate(model_id, 0, 0) if is_community() else Rate(model_id, rate_in, rate_out)
+            rates[model_id] = _rate(model_id, row, community)
     return rates
 
 
@@ -60,11 +92,12 @@ def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[s
     model_ids, tools = sorted(model_ids), sorted(tools)
     parts, params = [], []
     if model_ids:
-        parts.append("SELECT 'model', model_id, input_nanos_per_token, output_nanos_per_token, effective_from "
+        parts.append("SELECT 'model', model_id, effective_from, input_nanos_per_token, output_nanos_per_token, "
+                     f"{', '.join(CLASS_COLUMNS)} "
                      f"FROM billing_modelrate WHERE effective_from <= %s AND model_id IN ({placeholders(len(model_ids))})")
         params += [at, *model_ids]
     if tools:
-        parts.append("SELECT 'tool', tool, nanos_per_call, 0, effective_from "
+        parts.append("SELECT 'tool', tool, effective_from, nanos_per_call, 0, NULL, NULL, NULL "
                      f"FROM billing_toolrate WHERE effective_from <= %s AND tool IN ({placeholders(len(tools))})")
         params += [at, *tools]
     models: dict[str, Rate] = {}
@@ -72,12 +105,12 @@ def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[s
     if not parts:
         return models, tool_rates
     community = is_community()
-    for kind, name, first, second, _ in sorted(sql_rows(" UNION ALL ".join(parts), params), key=lambda row: row[4],
-                                               reverse=True):
+    for kind, name, _, *row in sorted(sql_rows(" UNION ALL ".join(parts), params), key=lambda row: row[2],
+                                      reverse=True):
         if kind == "model" and name not in models:
-            models[name] = Rate(name, 0, 0) if community else Rate(name, first, second)
+            models[name] = _rate(name, row, community)
         elif kind == "tool" and name not in tool_rates:
-            tool_rates[name] = 0 if community else first
+            tool_rates[name] = 0 if community else row[0]
     return models, tool_rates
 
 
@@ -92,18 +125,56 @@ class NodePrice:
         return self.token_credits + self.tool_credits
 
 
-def price_tokens(*, rate: Rate, input_tokens: int, output_tokens: int) -> int:
-    return input_tokens * rate.input_nanos_per_token + output_tokens * rate.output_nanos_per_token
+@dataclass(frozen=True)
+class TokenCounts:
+    """A node's tokens by class (issue 28). cached_input and cache_write are parts of input,
+    reasoning a part of output: `check` says which rule a count breaks."""
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def check(self) -> str | None:
+        if self.cached_input + self.cache_write > self.input:
+            return (f"cached_input_tokens + cache_write_tokens ({self.cached_input + self.cache_write:,}) exceed "
+                    f"input_tokens ({self.input:,}); they are parts of the input tokens.")
+        if self.reasoning > self.output:
+            return (f"reasoning_tokens ({self.reasoning:,}) exceed output_tokens ({self.output:,}); they are part of "
+                    "the output tokens.")
+        return None
+
+
+def price_tokens(*, rate: Rate, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
+                 cache_write_tokens: int = 0, reasoning_tokens: int = 0) -> int:
+    """Token credits in nanocredits, exact: (input - cached - write) x input + cached x cached rate +
+    write x write rate + (output - reasoning) x output + reasoning x reasoning rate. Without classes
+    it is input x input + output x output, as before them."""
+    plain_input = input_tokens - cached_input_tokens - cache_write_tokens
+    plain_output = output_tokens - reasoning_tokens
+    return (plain_input * rate.input_nanos_per_token + cached_input_tokens * rate.cached_input_nanos_per_token
+            + cache_write_tokens * rate.cache_write_nanos_per_token + plain_output * rate.output_nanos_per_token
+            + reasoning_tokens * rate.reasoning_nanos_per_token)
+
+
+def price_counts(*, rate: Rate, counts: TokenCounts) -> int:
+    return price_tokens(rate=rate, input_tokens=counts.input, output_tokens=counts.output,
+                        cached_input_tokens=counts.cached_input, cache_write_tokens=counts.cache_write,
+                        reasoning_tokens=counts.reasoning)
 
 
 def price_node(*, rate: Rate, input_tokens: int, output_tokens: int, tool_calls: list[tuple[str, int]],
-               tool_rates: dict[str, int]) -> NodePrice:
+               tool_rates: dict[str, int], cached_input_tokens: int = 0, cache_write_tokens: int = 0,
+               reasoning_tokens: int = 0) -> NodePrice:
     tools = []
     for name, calls in tool_calls:
         per_call = tool_rates.get(name, 0)
         tools.append({"name": name, "calls": calls, "nanos_per_call": per_call, "credits": calls * per_call})
     return NodePrice(
-        token_credits=price_tokens(rate=rate, input_tokens=input_tokens, output_tokens=output_tokens),
+        token_credits=price_tokens(rate=rate, input_tokens=input_tokens, output_tokens=output_tokens,
+                                   cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens,
+                                   reasoning_tokens=reasoning_tokens),
         tool_credits=sum(tool["credits"] for tool in tools),
         tools=tools,
     )

@@ -41,8 +41,9 @@ def _seed_catalog():
 
     from django.apps import apps
 
-    # The data migration's own function: idempotent (update_or_create).
+    # The data migrations' own functions: idempotent (update_or_create; class rates only where unset).
     importlib.import_module("billing.migrations.0003_seed_catalog").seed(apps, None)
+    importlib.import_module("billing.migrations.0009_token_classes").seed_class_rates(apps, None)
 
 
 @pytest.fixture(scope="session")

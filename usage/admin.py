@@ -63,8 +63,9 @@ class RunNodeInline(admin.TabularInline):
     model = RunNode
     extra = 0
     can_delete = False
-    fields = ("position", "name", "model", "input_tokens", "output_tokens", "token_credits_display",
-              "tool_credits_display", "credits_display", "tools")
+    fields = ("position", "name", "model", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+              "output_tokens", "reasoning_tokens", "token_credits_display", "tool_credits_display", "credits_display",
+              "tools")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):

@@ -30,10 +30,18 @@ from .filters import CHARGED, RunFilter, day_bounds
 from .selectors import detail_kept_from, detail_notice
 
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
+# `?columns=detailed` (issue 28) appends these to the default columns, which keep their places.
+DETAILED = ["run_id", "member", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "token_credits",
+            "tool_credits"]
+COLUMN_SETS = ("default", "detailed")
 CHUNK_ROWS = 2000
 
 
-def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "default"):
+def header(detailed: bool = False) -> list[str]:
+    return HEADER + DETAILED if detailed else HEADER
+
+
+def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "default", detailed: bool = False):
     """RunNode grouped by run and model, for runs that were charged (completed_at set)."""
     nodes = RunNode.objects.using(using).filter(run__workspace=workspace, run__completed_at__isnull=False)
     nodes = filters.apply(nodes, date_field=CHARGED, run="run__")
@@ -42,10 +50,15 @@ def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "defau
         # A run starts before it is charged: the bound on the partition keys lets PostgreSQL skip
         # every later month of runs and of nodes (partition pruning).
         nodes = nodes.filter(run__created_at__lt=high, run_created_at__lt=high)
+    extra_values = ["run__public_id", "run__member__user__email"] if detailed else []
+    extra_sums = dict(cached_input_tokens=Sum("cached_input_tokens"), cache_write_tokens=Sum("cache_write_tokens"),
+                      reasoning_tokens=Sum("reasoning_tokens"), token_credits=Sum("token_credits"),
+                      tool_credits=Sum("tool_credits")) if detailed else {}
     return (
         nodes.values("run_id", "model_id", "run__completed_at", "run__workflow__name", "run__agent__name",
-                     "run__status")
-        .annotate(input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), credits=Sum("credits"))
+                     "run__status", *extra_values)
+        .annotate(input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), credits=Sum("credits"),
+                  **extra_sums)
         .order_by("run__completed_at", "run_id", "model_id")
     )
 
@@ -77,6 +90,8 @@ def _sql_credits(expression: str) -> str:
 
 # The inner (ORM-built) query's columns, in values()-then-annotate() order, renamed positionally.
 _COPY_COLUMNS = "c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_input, c_output, c_credits"
+_COPY_DETAILED_COLUMNS = ("c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_public_id, c_member, "
+                          "c_input, c_output, c_credits, c_cached, c_write, c_reasoning, c_token_credits, c_tool_credits")
 
 
 FIRST_WINDOW = timedelta(days=1)
@@ -101,19 +116,24 @@ def _copy_windows(workspace: Workspace, filters: RunFilter, using: str = "defaul
     return windows
 
 
-def _copy_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator[bytes]:
+def _copy_rows(workspace: Workspace, filters: RunFilter, using: str, detailed: bool = False) -> Iterator[bytes]:
     connection = connections[using]
     connection.ensure_connection()
     for low, high in _copy_windows(workspace, filters, using):
-        # The ORM writes the grouping query with its filters; the outer SELECT formats each cell
-        # exactly as billing.money and billing.spreadsheet do in Python.
-        rows = _rows_queryset(workspace, filters, using).filter(run__completed_at__gte=low, run__completed_at__lt=high)
+        # The ORM writes the grouping query with its filters (one definition of the rows for both
+        # paths); the outer SELECT formats each cell exactly as the Python path does.
+        rows = _rows_queryset(workspace, filters, using, detailed).filter(run__completed_at__gte=low,
+                                                                          run__completed_at__lt=high)
         grouped, params = rows.query.sql_with_params()
+        extra = (f", {_sql_text('g.c_public_id')}, {_sql_text('g.c_member')}, g.c_cached::bigint, g.c_write::bigint, "
+                 f"g.c_reasoning::bigint, {_sql_credits('g.c_token_credits::bigint')}, "
+                 f"{_sql_credits('g.c_tool_credits::bigint')}") if detailed else ""
         outer = (
             "SELECT to_char(g.c_completed AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
             f"{_sql_text('g.c_workflow')}, {_sql_text('g.c_agent')}, {_sql_text('g.c_model')}, "
-            f"g.c_input::bigint, g.c_output::bigint, {_sql_credits('g.c_credits::bigint')}, {_sql_text('g.c_status')} "
-            f"FROM ({connection.ops.compose_sql(grouped, params)}) AS g({_COPY_COLUMNS}) "
+            f"g.c_input::bigint, g.c_output::bigint, {_sql_credits('g.c_credits::bigint')}, {_sql_text('g.c_status')}"
+            f"{extra} FROM ({connection.ops.compose_sql(grouped, params)}) "
+            f"AS g({_COPY_DETAILED_COLUMNS if detailed else _COPY_COLUMNS}) "
             "ORDER BY g.c_completed, g.c_run, g.c_model"
         )
         with connection.connection.cursor() as cursor:
@@ -122,13 +142,14 @@ def _copy_rows(workspace: Workspace, filters: RunFilter, using: str) -> Iterator
                     yield bytes(data)
 
 
-def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, using: str) -> Iterator[bytes]:
+def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, using: str,
+                 detailed: bool = False) -> Iterator[bytes]:
     """Days whose run detail retention dropped: one row per day, agent and model from the daily
     rollups, status `daily_total`, date as YYYY-MM-DD and workflow empty (rollups do not keep it).
     The credits column still sums to the ledger's charges. Rollups carry no status, so a status
-    filter leaves them out (and the current period is always within the kept detail)."""
-    from .models import DailyUsage
-
+    filter leaves them out (and the current period is always within the kept detail). Detailed:
+    one row per member too, run_id empty, the token classes from the rollups, and token_credits
+    and tool_credits empty (rollups keep only their sum, in credits)."""
     if filters.status or filters.period_start or (filters.start and filters.start >= kept_from):
         return
     rows = DailyUsage.objects.using(using).filter(workspace=workspace, day__lt=kept_from)
@@ -140,31 +161,40 @@ def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, usin
         rows = rows.filter(agent__name=filters.agent)
     if filters.model:
         rows = rows.filter(model_id=filters.model)
-    grouped = (rows.values("day", "agent__name", "model_id")
-               .annotate(i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("credits"))
-               .order_by("day", "agent__name", "model_id"))
+    keys = ["day", "agent__name", "model_id"] + (["member__user__email"] if detailed else [])
+    sums = dict(i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("credits"))
+    if detailed:
+        sums.update(ci=Sum("cached_input_tokens"), cw=Sum("cache_write_tokens"), r=Sum("reasoning_tokens"))
+    grouped = rows.values(*keys).annotate(**sums).order_by(*keys)
     for row in grouped.iterator(chunk_size=CHUNK_ROWS):
-        yield (",".join((row["day"].isoformat(), csv_cell(""), csv_cell(neutralise(row["agent__name"])),
-                         csv_cell(neutralise(row["model_id"])), str(row["i"]), str(row["o"]), nanos_to_str(row["c"]),
-                         "daily_total")) + "\n").encode()
+        cells = [row["day"].isoformat(), csv_cell(""), csv_cell(neutralise(row["agent__name"])),
+                 csv_cell(neutralise(row["model_id"])), str(row["i"]), str(row["o"]), nanos_to_str(row["c"]),
+                 "daily_total"]
+        if detailed:
+            cells += [csv_cell(""), csv_cell(neutralise(row["member__user__email"])), str(row["ci"]), str(row["cw"]),
+                      str(row["r"]), csv_cell(""), csv_cell("")]
+        yield (",".join(cells) + "\n").encode()
 
 
 def export_rows(*, workspace: Workspace, filters: RunFilter, kept_from: date | None = None,
-                using: str = "default") -> Iterator[bytes]:
+                using: str = "default", detailed: bool = False) -> Iterator[bytes]:
     """The CSV as a stream of byte chunks, header first, read from database `using` (the
     request's read alias: the stream runs after the view returned). Before kept_from (retention)
-    the rows are the daily rollups; see _rollup_rows."""
-    yield (",".join(HEADER) + "\n").encode()
+    the rows are the daily rollups; see _rollup_rows. `detailed` appends the DETAILED columns."""
+    yield (",".join(header(detailed)) + "\n").encode()
     if kept_from:
-        yield from _rollup_rows(workspace, filters, kept_from, using)
-    yield from _copy_rows(workspace, filters, using)
+        yield from _rollup_rows(workspace, filters, kept_from, using, detailed)
+    yield from _copy_rows(workspace, filters, using, detailed)
 
 
 def csv_response(*, workspace, data) -> StreamingHttpResponse:
+    """`data["columns"]`: "detailed" for the detailed export, else the default columns."""
     filters = RunFilter.from_data(data, workspace=workspace)
     kept_from = detail_kept_from()
     response = StreamingHttpResponse(export_rows(workspace=workspace, filters=filters, kept_from=kept_from,
-                                                 using=current_read_alias()), content_type="text/csv")
+                                                 using=current_read_alias(),
+                                                 detailed=data.get("columns") == "detailed"),
+                                     content_type="text/csv")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"

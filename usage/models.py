@@ -157,11 +157,30 @@ class RunNode(models.Model):
     output_tokens = models.BigIntegerField()
     input_nanos_per_token = models.BigIntegerField()  # the rate used
     output_nanos_per_token = models.BigIntegerField()
+    # Token classes (issue 28): cached_input_tokens + cache_write_tokens <= input_tokens and
+    # reasoning_tokens <= output_tokens (subsets, never extra tokens). 0 on nodes that sent none.
+    cached_input_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_tokens = models.BigIntegerField(default=0, db_default=0)
+    reasoning_tokens = models.BigIntegerField(default=0, db_default=0)
+    # The class rates used, after the fallback to the parent's rate; NULL on nodes charged before
+    # token classes existed (they had none).
+    cached_input_nanos_per_token = models.BigIntegerField(null=True, blank=True)
+    cache_write_nanos_per_token = models.BigIntegerField(null=True, blank=True)
+    reasoning_nanos_per_token = models.BigIntegerField(null=True, blank=True)
     token_credits = models.BigIntegerField()
     tool_credits = models.BigIntegerField(default=0)
     credits = models.BigIntegerField()  # token_credits + tool_credits
     # [{"name": "web_search", "calls": 3, "nanos_per_call": 10000000, "credits": 30000000}]
     tools = models.JSONField(default=list, blank=True)
+
+    @property
+    def cache_saving(self) -> int:
+        """Nanocredits prompt caching saved on this node: its cached and written tokens at the plain
+        input rate, minus what they were charged (negative when cache writes cost more than reads saved)."""
+        plain = self.input_nanos_per_token
+        cached = plain if self.cached_input_nanos_per_token is None else self.cached_input_nanos_per_token
+        write = plain if self.cache_write_nanos_per_token is None else self.cache_write_nanos_per_token
+        return self.cached_input_tokens * (plain - cached) + self.cache_write_tokens * (plain - write)
 
     class Meta:
         ordering = ["run", "position"]
@@ -181,6 +200,12 @@ class DailyUsage(models.Model):
     credits = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
+    # Token classes (issue 28), subsets of input_tokens and output_tokens as on RunNode.
+    cached_input_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_tokens = models.BigIntegerField(default=0, db_default=0)
+    reasoning_tokens = models.BigIntegerField(default=0, db_default=0)
+    # Nanocredits prompt caching saved (RunNode.cache_saving summed); may be negative.
+    cache_saving = models.BigIntegerField(default=0, db_default=0)
     runs = models.IntegerField(default=0)  # a run counts once, in the row of its authorized model
     # The billing period the runs were authorized in (Run.period_start), so "this period" tables
     # equal the period counters; null only on rows written before the column existed.

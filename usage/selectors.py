@@ -10,11 +10,11 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from billing.models import AIModel, Wallet, Workspace
-from billing.pricing import model_rates_at, price_tokens
+from billing.pricing import TokenCounts, model_rates_at, price_counts
 from budgets.selectors import period_spend
 
 from .filters import CHARGED, STARTED, RunFilter
@@ -38,6 +38,31 @@ class Spend:
     input_tokens: int
     output_tokens: int
     runs: int
+    # Token classes (issue 28): parts of input_tokens and output_tokens.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_saving: int = 0  # nanocredits prompt caching saved (RunNode.cache_saving summed)
+
+
+@dataclass
+class Caching:
+    """Prompt caching over some spend: how much of the input came from the cache, and the credits
+    that saved (the same tokens at the plain input rate, minus what they were charged)."""
+
+    input_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    saved: int  # nanocredits; negative when cache writes cost more than the reads saved
+
+    @property
+    def cached_percent(self) -> int | None:
+        return None if not self.input_tokens else self.cached_input_tokens * 100 // self.input_tokens
+
+    @classmethod
+    def of(cls, spends: list["Spend"]) -> "Caching":
+        return cls(sum(s.input_tokens for s in spends), sum(s.cached_input_tokens for s in spends),
+                   sum(s.cache_write_tokens for s in spends), sum(s.cache_saving for s in spends))
 
 
 @dataclass
@@ -48,6 +73,7 @@ class Savings:
     cheapest: int  # the same tokens on the cheapest paid model
     input_tokens: int
     output_tokens: int
+    caching: "Caching | None" = None  # what prompt caching saved on these tokens (issue 28)
 
     @property
     def saving(self) -> int:
@@ -70,6 +96,11 @@ class UsageSummary:
     by_model: list[Spend] = field(default_factory=list)
     by_agent: list[Spend] = field(default_factory=list)
     definitions: dict = field(default_factory=lambda: DEFINITIONS)
+
+    @property
+    def caching(self) -> Caching:
+        """Prompt caching over [start, end] under the filters (the by-model rows summed)."""
+        return Caching.of(self.by_model)
 
 
 def default_range(workspace: Workspace, *, today: date | None = None) -> tuple[date, date]:
@@ -135,6 +166,7 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
             RunNode.objects.filter(run__workspace=workspace, run__completed_at__isnull=False),
             date_field=CHARGED, run="run__")
         runs = Count("run_id", distinct=True)
+        saving = Sum(_NODE_CACHE_SAVING)
         column = 1
     else:
         rows = DailyUsage.objects.filter(workspace=workspace)
@@ -147,11 +179,26 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
         if filters.model:
             rows = rows.filter(model_id=filters.model)
         runs = Sum("runs")
+        saving = Sum("cache_saving")
         column = 0
     values = {f"g_{name}": (F(_GROUPS[name][column]) if isinstance(_GROUPS[name][column], str) else _GROUPS[name][column])
               for name in group}
     return rows.values(**values).annotate(c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"),
-                                          r=runs).order_by()
+                                          ci=Sum("cached_input_tokens"), cw=Sum("cache_write_tokens"),
+                                          rs=Sum("reasoning_tokens"), cs=saving, r=runs).order_by()
+
+
+# RunNode.cache_saving in SQL (the rollups store it; the status filter reads nodes).
+_NODE_CACHE_SAVING = (
+    F("cached_input_tokens") * (F("input_nanos_per_token")
+                                - Coalesce(F("cached_input_nanos_per_token"), F("input_nanos_per_token")))
+    + F("cache_write_tokens") * (F("input_nanos_per_token")
+                                 - Coalesce(F("cache_write_nanos_per_token"), F("input_nanos_per_token"))))
+
+
+def _spend(key: str, label: str, row: dict) -> Spend:
+    return Spend(key, label, row["c"], row["i"], row["o"], row["r"], row["ci"] or 0, row["cw"] or 0, row["rs"] or 0,
+                 row["cs"] or 0)
 
 
 def daily_series(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None
@@ -165,31 +212,37 @@ def daily_series(*, workspace: Workspace, start: date, end: date, filters: RunFi
 def spend_by_model(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None) -> list[Spend]:
     names = dict(AIModel.objects.values_list("id", "name"))
     rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["model"])
-    return sorted((Spend(row["g_model"], names.get(row["g_model"], row["g_model"]), row["c"], row["i"], row["o"], row["r"])
-                   for row in rows), key=lambda spend: (-spend.credits, spend.key))
+    return sorted((_spend(row["g_model"], names.get(row["g_model"], row["g_model"]), row) for row in rows),
+                  key=lambda spend: (-spend.credits, spend.key))
 
 
 def spend_by_agent(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None) -> list[Spend]:
     rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["agent", "agent_name"])
-    return sorted((Spend(str(row["g_agent"]), row["g_agent_name"], row["c"], row["i"], row["o"], row["r"])
-                   for row in rows), key=lambda spend: (-spend.credits, spend.label))
+    return sorted((_spend(str(row["g_agent"]), row["g_agent_name"], row) for row in rows),
+                  key=lambda spend: (-spend.credits, spend.label))
+
+
+def _counts(spend: Spend) -> TokenCounts:
+    return TokenCounts(spend.input_tokens, spend.output_tokens, spend.cached_input_tokens, spend.cache_write_tokens,
+                       spend.reasoning_tokens)
 
 
 def savings_for(*, by_model: list[Spend], at: datetime | None = None) -> Savings:
-    """This period's tokens at today's rates: on the models used vs all on the cheapest paid model.
-    Free (BYOK, zero-rate) models are left out: their cost is paid to the provider, not to us."""
+    """This period's tokens at today's rates: on the models used vs all on the cheapest paid model,
+    each token class at its own rate (cached tokens stay cached on the other model). Free (BYOK,
+    zero-rate) models are left out: their cost is paid to the provider, not to us."""
     rates = model_rates_at(at=at or timezone.now())
     names = dict(AIModel.objects.values_list("id", "name"))
-    actual = sum(price_tokens(rate=rates[s.key], input_tokens=s.input_tokens, output_tokens=s.output_tokens)
-                 for s in by_model if s.key in rates)
-    total_in = sum(s.input_tokens for s in by_model)
-    total_out = sum(s.output_tokens for s in by_model)
+    actual = sum(price_counts(rate=rates[s.key], counts=_counts(s)) for s in by_model if s.key in rates)
+    total = TokenCounts(*(sum(getattr(_counts(s), name) for s in by_model)
+                          for name in ("input", "output", "cached_input", "cache_write", "reasoning")))
+    caching = Caching.of(by_model)
     paid = [rate for rate in rates.values() if rate.input_nanos_per_token or rate.output_nanos_per_token]
     if not paid:
-        return Savings(None, "", actual, actual, total_in, total_out)
-    cheapest = min(paid, key=lambda r: (price_tokens(rate=r, input_tokens=total_in, output_tokens=total_out), r.model_id))
+        return Savings(None, "", actual, actual, total.input, total.output, caching)
+    cheapest = min(paid, key=lambda r: (price_counts(rate=r, counts=total), r.model_id))
     return Savings(cheapest.model_id, names.get(cheapest.model_id, cheapest.model_id), actual,
-                   price_tokens(rate=cheapest, input_tokens=total_in, output_tokens=total_out), total_in, total_out)
+                   price_counts(rate=cheapest, counts=total), total.input, total.output, caching)
 
 
 # --- The runs table: keyset pagination on (created_at, id), newest first; never a COUNT.

@@ -18,7 +18,7 @@ from billing.ledger import hold_place, hold_release, run_charge_post, wallet_loc
 from billing.models import Membership, User, Workspace
 from billing.edition import is_community
 from billing.money import NANOS_PER_CREDIT, nanos_display
-from billing.pricing import Rate, model_rate_sql, price_node, rate_from_columns, rates_at
+from billing.pricing import Rate, TokenCounts, model_rate_sql, price_node, rate_from_columns, rates_at
 from billing.sql import columns, instance_from_row, rows_insert, sql_execute, sql_row, writes_together
 from billing.upsert import upsert_add
 from budgets.alerts import alerts_check_later, alerts_on_refusal
@@ -45,6 +45,15 @@ class NodeInput:
     input_tokens: int
     output_tokens: int
     tools: tuple[tuple[str, int], ...] = ()
+    # Token classes (issue 28): parts of input_tokens (cached, cache write) and of output_tokens.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def counts(self) -> TokenCounts:
+        return TokenCounts(self.input_tokens, self.output_tokens, self.cached_input_tokens, self.cache_write_tokens,
+                           self.reasoning_tokens)
 
 
 @dataclass
@@ -59,20 +68,26 @@ def _replay(run: Run, body_hash: str, field: str) -> Run:
     return run
 
 
-def max_output_tokens_for(*, reserved: int, rate, estimated_input_tokens: int, requested: int | None) -> int | None:
-    """What the reservation can pay for at the model's output rate after the estimated input."""
+def max_output_tokens_for(*, reserved: int, rate, estimated_input_tokens: int, requested: int | None,
+                          estimated_cached_input_tokens: int = 0) -> int | None:
+    """What the reservation can pay for at the model's output rate after the estimated input, of
+    which estimated_cached_input_tokens at the cached input rate."""
     if rate.output_nanos_per_token == 0:
         return requested
-    affordable = max(reserved - estimated_input_tokens * rate.input_nanos_per_token, 0) // rate.output_nanos_per_token
+    input_cost = ((estimated_input_tokens - estimated_cached_input_tokens) * rate.input_nanos_per_token
+                  + estimated_cached_input_tokens * rate.cached_input_nanos_per_token)
+    affordable = max(reserved - input_cost, 0) // rate.output_nanos_per_token
     return affordable if requested is None else min(requested, affordable)
 
 
 def run_authorize(*, membership: Membership, workflow: str, agent: str, model: str, public_id: str | None = None,
                   estimated_input_tokens: int | None = None, max_output_tokens: int | None = None,
-                  body_hash: str = "", now=None) -> Authorization:
+                  estimated_cached_input_tokens: int | None = None, body_hash: str = "", now=None) -> Authorization:
     """Reserve credits for a run, or refuse it with the code of the limit that binds.
 
     The reservation is min(agent max per run, available, every remaining budget)."""
+    if estimated_cached_input_tokens and estimated_cached_input_tokens > (estimated_input_tokens or 0):
+        raise InvalidRequest("estimated_cached_input_tokens is a part of estimated_input_tokens and cannot exceed it.")
     workspace = membership.workspace
     now = now or timezone.now()
     workflow_id, agent_id, rate = _workflow_agent_and_rate(workspace=workspace, workflow=workflow, agent=agent,
@@ -94,6 +109,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                 expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS), authorize_hash=body_hash,
                 max_output_tokens=max_output_tokens_for(reserved=reservation, rate=rate,
                                                         estimated_input_tokens=estimated_input_tokens or 0,
+                                                        estimated_cached_input_tokens=estimated_cached_input_tokens or 0,
                                                         requested=max_output_tokens),
             )
             rows_insert(Run, [run])
@@ -135,7 +151,8 @@ def _existing_run(workspace, public_id: str | None) -> Run | None:
 # use) and the model's rate in force. The one-row FROM keeps the rate when the agent is new.
 AGENT_WORKFLOW_RATE = f"""
     SELECT a.id, (SELECT f.id FROM usage_workflow f WHERE f.workspace_id = %s AND f.name = %s),
-           {model_rate_sql("input_nanos_per_token")}, {model_rate_sql("output_nanos_per_token")}
+           {model_rate_sql("input_nanos_per_token")}, {model_rate_sql("output_nanos_per_token")},
+           {model_rate_sql("cached_input_nanos_per_token")}
     FROM (SELECT 1 AS one) AS one LEFT JOIN usage_agent a ON a.workspace_id = %s AND a.name = %s"""
 
 
@@ -143,9 +160,9 @@ def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str
     """The workflow's and the agent's ids and the model's rate in force at `at`, in one query. The
     workflow and agent are created on first use, but never for an unknown model: a refused request
     changes nothing."""
-    agent_id, workflow_id, rate_in, rate_out = sql_row(AGENT_WORKFLOW_RATE,
-                                                       [workspace.pk, workflow, model, at, model, at, workspace.pk, agent])
-    rate = rate_from_columns(model_id=model, rate_in=rate_in, rate_out=rate_out)
+    agent_id, workflow_id, rate_in, rate_out, cached_in = sql_row(
+        AGENT_WORKFLOW_RATE, [workspace.pk, workflow, model, at, model, at, model, at, workspace.pk, agent])
+    rate = rate_from_columns(model_id=model, rate_in=rate_in, rate_out=rate_out, cached_in=cached_in)
     if rate is None:
         raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
     if agent_id is None:
@@ -203,6 +220,10 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         raise InvalidRequest(f"status must be one of {', '.join(Run.FINAL_STATUSES)}.")
     if len(nodes) > MAX_NODES:
         raise InvalidRequest(f"A run has at most {MAX_NODES} nodes.")
+    for position, node in enumerate(nodes):
+        broken = node.counts.check()
+        if broken:  # refused before anything is priced or written (issue 28)
+            raise InvalidRequest(f"nodes.{position}: {broken}")
     tool_names = {name for node in nodes for name, _ in node.tools}
     rates, tool_rates = rates_at(at=run.created_at, model_ids={node.model for node in nodes}, tools=tool_names)
     unknown = sorted({node.model for node in nodes} - rates.keys())
@@ -212,11 +233,16 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     for position, node in enumerate(nodes):
         rate = rates[node.model]
         price = price_node(rate=rate, input_tokens=node.input_tokens, output_tokens=node.output_tokens,
-                           tool_calls=list(node.tools), tool_rates=tool_rates)
+                           cached_input_tokens=node.cached_input_tokens, cache_write_tokens=node.cache_write_tokens,
+                           reasoning_tokens=node.reasoning_tokens, tool_calls=list(node.tools), tool_rates=tool_rates)
         node_rows.append(RunNode(
             run=run, run_created_at=run.created_at, position=position, name=node.name, model_id=node.model,
             input_tokens=node.input_tokens, output_tokens=node.output_tokens, input_nanos_per_token=rate.input_nanos_per_token,
-            output_nanos_per_token=rate.output_nanos_per_token, token_credits=price.token_credits,
+            output_nanos_per_token=rate.output_nanos_per_token, cached_input_tokens=node.cached_input_tokens,
+            cache_write_tokens=node.cache_write_tokens, reasoning_tokens=node.reasoning_tokens,
+            cached_input_nanos_per_token=rate.cached_input_nanos_per_token,
+            cache_write_nanos_per_token=rate.cache_write_nanos_per_token,
+            reasoning_nanos_per_token=rate.reasoning_nanos_per_token, token_credits=price.token_credits,
             tool_credits=price.tool_credits, credits=price.credits, tools=price.tools,
         ))
     cost = sum(row.credits for row in node_rows)
@@ -270,21 +296,24 @@ def _run_finish(*, run: Run, changes: dict, only_open: bool) -> bool:
         [*changes.values(), run.pk, run.created_at]))
 
 
+ROLLUP_SUMS = ("credits", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+               "reasoning_tokens", "cache_saving")
+
+
 def _rollup_add(*, run: Run, node_rows: list[RunNode], day) -> None:
     per_model: dict[str, dict] = {}
     for row in node_rows:
-        totals = per_model.setdefault(row.model_id, {"credits": 0, "input_tokens": 0, "output_tokens": 0, "runs": 0})
-        totals["credits"] += row.credits
-        totals["input_tokens"] += row.input_tokens
-        totals["output_tokens"] += row.output_tokens
-    per_model.setdefault(run.model_id, {"credits": 0, "input_tokens": 0, "output_tokens": 0, "runs": 0})["runs"] = 1
+        totals = per_model.setdefault(row.model_id, dict.fromkeys(ROLLUP_SUMS + ("runs",), 0))
+        for name in ROLLUP_SUMS:
+            totals[name] += getattr(row, name)
+    per_model.setdefault(run.model_id, dict.fromkeys(ROLLUP_SUMS + ("runs",), 0))["runs"] = 1
     upsert_add(
         DailyUsage,
         [{"workspace": run.workspace_id, "day": day, "agent": run.agent_id, "model": model_id,
           "member": run.member_id, "period_start": run.period_start, **totals}
          for model_id, totals in sorted(per_model.items())],
         unique=["workspace", "day", "agent", "model", "member", "period_start"],
-        add=["credits", "input_tokens", "output_tokens", "runs"],
+        add=[*ROLLUP_SUMS, "runs"],
     )
 
 

@@ -18,7 +18,7 @@ from billing.replica import reads_from_replica
 
 from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart
-from .export import csv_response
+from .export import COLUMN_SETS, csv_response
 from .models import Run
 from .filters import RunFilter
 from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_from, detail_notice, encode_cursor,
@@ -122,7 +122,11 @@ def export_csv(request, slug):
         errors = "; ".join(f"{'from' if name == 'from_' else name}: {message}"
                            for name, messages_ in form.errors.items() for message in messages_)
         return HttpResponseBadRequest(f"Invalid filters: {errors}\n", content_type="text/plain")
-    return csv_response(workspace=membership.workspace, data={**form.cleaned_data, "period": request.GET.get("period")})
+    columns = request.GET.get("columns", "default")
+    if columns not in COLUMN_SETS:
+        return HttpResponseBadRequest(f"Invalid columns: choose {' or '.join(COLUMN_SETS)}.\n", content_type="text/plain")
+    return csv_response(workspace=membership.workspace,
+                        data={**form.cleaned_data, "period": request.GET.get("period"), "columns": columns})
 
 
 @require_safe
@@ -144,21 +148,29 @@ def run(request, slug, run_id):
     actual_tokens = sum(node.token_credits for node in nodes)
     alternatives = []
     for model_id, rate in rates.items():
-        cost = sum(price_tokens(rate=rate, input_tokens=n.input_tokens, output_tokens=n.output_tokens) for n in nodes)
+        cost = sum(price_tokens(rate=rate, input_tokens=n.input_tokens, output_tokens=n.output_tokens,
+                                cached_input_tokens=n.cached_input_tokens, cache_write_tokens=n.cache_write_tokens,
+                                reasoning_tokens=n.reasoning_tokens) for n in nodes)
         alternatives.append({"model": model_id, "name": names.get(model_id, model_id), "token_credits": cost,
                              "credits": cost + tool_credits, "difference": cost - actual_tokens,
                              "used": any(n.model_id == model_id for n in nodes)})
     alternatives.sort(key=lambda a: (a["credits"], a["model"]))
     rates_used = {}
     for node in nodes:
-        rates_used.setdefault((node.model_id, node.input_nanos_per_token, node.output_nanos_per_token), node)
+        rates_used.setdefault((node.model_id, node.input_nanos_per_token, node.output_nanos_per_token,
+                               node.cached_input_nanos_per_token, node.cache_write_nanos_per_token), node)
     tools_used = {}
     for node in nodes:
         for tool in node.tools:
             tools_used.setdefault(tool["name"], tool.get("nanos_per_call", 0))
     return render(request, "usage/run.html", {
         "run": found, "nodes": nodes, "names": names, "alternatives": alternatives,
-        "rates_used": [{"model": k[0], "name": names.get(k[0], k[0]), "input": k[1], "output": k[2]} for k in rates_used],
+        "rates_used": [{"model": k[0], "name": names.get(k[0], k[0]), "input": k[1], "output": k[2],
+                        "cached_input": k[3], "cache_write": k[4]} for k in rates_used],
+        # Prompt caching (issue 28): the cached and written tokens at the plain input rate, minus their charge.
+        "caching_used": any(n.cached_input_tokens or n.cache_write_tokens for n in nodes),
+        "cache_saving": sum(n.cache_saving for n in nodes),
+        "has_classes": any(n.cached_input_tokens or n.cache_write_tokens or n.reasoning_tokens for n in nodes),
         "tools_used": sorted(tools_used.items()),
         "token_credits": actual_tokens, "tool_credits": tool_credits,
         "input_tokens": sum(n.input_tokens for n in nodes), "output_tokens": sum(n.output_tokens for n in nodes),

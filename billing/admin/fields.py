@@ -42,10 +42,17 @@ class CreditsWidget(widgets.Widget):
 
 
 class RateWidget(widgets.Widget):
-    """Import/export rates per 1M tokens as decimal strings (at most 3 decimals)."""
+    """Import/export rates per 1M tokens as decimal strings (at most 3 decimals). `optional`: an
+    empty cell is None (a token class priced at its parent's rate)."""
+
+    def __init__(self, *args, optional: bool = False, **kwargs):
+        self.optional = optional
+        super().__init__(*args, **kwargs)
 
     def clean(self, value, row=None, **kwargs):
         if value is None or str(value).strip() == "":
+            if self.optional:
+                return None
             raise ValueError("A rate is required.")
         if isinstance(value, float):
             value = repr(value)

@@ -9,7 +9,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing.models import AIModel, ModelRate, ToolRate
 from billing.money import nanos_to_str, rate_str
-from billing.rates import model_rate_current, model_rate_set, tool_rate_current, tool_rate_set
+from billing.rates import CLASS_FIELDS, model_rate_current, model_rate_set, tool_rate_current, tool_rate_set
 
 from .fields import IMPORT_EXPORT_FORMATS, CreditsField, CreditsWidget, RateFormField, RateWidget
 
@@ -18,7 +18,8 @@ class ModelRateInline(admin.TabularInline):
     model = ModelRate
     extra = 0
     can_delete = False
-    fields = ("effective_from", "input_rate", "output_rate", "created_by")
+    fields = ("effective_from", "input_rate", "output_rate", "cached_input_rate", "cache_write_rate",
+              "reasoning_rate", "created_by")
     readonly_fields = fields
     ordering = ("-effective_from",)
     verbose_name = "rate version"
@@ -38,10 +39,36 @@ class ModelRateInline(admin.TabularInline):
     def output_rate(self, obj):
         return rate_str(obj.output_nanos_per_token)
 
+    @admin.display(description="Cached input / 1M")
+    def cached_input_rate(self, obj):
+        return class_rate_str(obj.cached_input_nanos_per_token, "input")
+
+    @admin.display(description="Cache write / 1M")
+    def cache_write_rate(self, obj):
+        return class_rate_str(obj.cache_write_nanos_per_token, "input")
+
+    @admin.display(description="Reasoning / 1M")
+    def reasoning_rate(self, obj):
+        return class_rate_str(obj.reasoning_nanos_per_token, "output")
+
+
+def class_rate_str(nanos: int | None, parent: str) -> str:
+    """A token class's rate, or what prices the class without one (billing.pricing.Rate)."""
+    return f"= {parent} rate" if nanos is None else rate_str(nanos)
+
+
+def class_rate_field(label: str, parent: str) -> RateFormField:
+    """An optional token-class rate (issue 28): empty prices the class at its parent's rate."""
+    return RateFormField(label=f"{label} rate (credits per 1M tokens)", required=False,
+                         help_text=f"At most 3 decimal places. Empty: priced at the {parent} rate.")
+
 
 class AIModelForm(forms.ModelForm):
     input_rate = RateFormField(label="Input rate (credits per 1M tokens)", help_text="At most 3 decimal places.")
     output_rate = RateFormField(label="Output rate (credits per 1M tokens)", help_text="At most 3 decimal places.")
+    cached_input_nanos_per_token = class_rate_field("Cached input", "input")
+    cache_write_nanos_per_token = class_rate_field("Cache write", "input")
+    reasoning_nanos_per_token = class_rate_field("Reasoning", "output")
 
     class Meta:
         model = AIModel
@@ -53,6 +80,9 @@ class AIModelForm(forms.ModelForm):
         if current:
             self.initial.setdefault("input_rate", rate_str(current.input_nanos_per_token))
             self.initial.setdefault("output_rate", rate_str(current.output_nanos_per_token))
+            for name in CLASS_FIELDS:
+                if getattr(current, name) is not None:
+                    self.initial.setdefault(name, rate_str(getattr(current, name)))
 
 
 @admin.register(AIModel)
@@ -93,7 +123,7 @@ class AIModelAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             wanted = (form.cleaned_data["input_rate"], form.cleaned_data["output_rate"])
             if model_rate_set(model=obj, input_nanos_per_token=wanted[0], output_nanos_per_token=wanted[1],
-                              actor=request.user):
+                              actor=request.user, **{name: form.cleaned_data.get(name) for name in CLASS_FIELDS}):
                 messages.info(request, f"New rate version for {obj.id}: {rate_str(wanted[0])} in / "
                                        f"{rate_str(wanted[1])} out per 1M tokens, effective now.")
 
@@ -120,21 +150,41 @@ class ModelRateResource(VersionOnlyResourceMixin, resources.ModelResource):
                                           widget=RateWidget())
     output_rate_per_million = fields.Field(attribute="output_nanos_per_token", column_name="output_rate_per_million",
                                            widget=RateWidget())
+    # Token classes (issue 28): an empty cell prices the class at its parent's rate.
+    cached_input_rate_per_million = fields.Field(attribute="cached_input_nanos_per_token",
+                                                 column_name="cached_input_rate_per_million",
+                                                 widget=RateWidget(optional=True))
+    cache_write_rate_per_million = fields.Field(attribute="cache_write_nanos_per_token",
+                                                column_name="cache_write_rate_per_million",
+                                                widget=RateWidget(optional=True))
+    reasoning_rate_per_million = fields.Field(attribute="reasoning_nanos_per_token",
+                                              column_name="reasoning_rate_per_million",
+                                              widget=RateWidget(optional=True))
     effective_from = fields.Field(attribute="effective_from", column_name="effective_from", readonly=True,
                                   widget=widgets.DateTimeWidget())
 
     class Meta:
         model = ModelRate
-        fields = ("model", "input_rate_per_million", "output_rate_per_million", "effective_from")
+        fields = ("model", "input_rate_per_million", "output_rate_per_million", "cached_input_rate_per_million",
+                  "cache_write_rate_per_million", "reasoning_rate_per_million", "effective_from")
         export_order = fields
         report_skipped = True
+
+    CLASS_COLUMNS = {"cached_input_rate_per_million": "cached_input_nanos_per_token",
+                     "cache_write_rate_per_million": "cache_write_nanos_per_token",
+                     "reasoning_rate_per_million": "reasoning_nanos_per_token"}
 
     def skip_row(self, instance, original, row, import_validation_errors=None):
         if import_validation_errors:
             return False
         current = model_rate_current(model=instance.model)
-        return current is not None and (current.input_nanos_per_token, current.output_nanos_per_token) == (
-            instance.input_nanos_per_token, instance.output_nanos_per_token)
+        # A file without a class column (one written before token classes) keeps the class rates
+        # in force; an empty cell in a present column prices the class at its parent's rate.
+        for column, attribute in self.CLASS_COLUMNS.items():
+            if column not in row and current is not None:
+                setattr(instance, attribute, getattr(current, attribute))
+        compared = ("input_nanos_per_token", "output_nanos_per_token", *CLASS_FIELDS)
+        return current is not None and all(getattr(current, name) == getattr(instance, name) for name in compared)
 
 
 @admin.register(ModelRate)
@@ -143,7 +193,8 @@ class ModelRateAdmin(ImportExportModelAdmin):
 
     resource_classes = [ModelRateResource]
     formats = IMPORT_EXPORT_FORMATS
-    list_display = ("model", "input_rate", "output_rate", "effective_from", "created_by")
+    list_display = ("model", "input_rate", "output_rate", "cached_input_rate", "cache_write_rate", "reasoning_rate",
+                    "effective_from", "created_by")
     list_filter = ("model",)
     date_hierarchy = "effective_from"
 
@@ -151,22 +202,28 @@ class ModelRateAdmin(ImportExportModelAdmin):
         class ModelRateForm(forms.ModelForm):
             input_nanos_per_token = RateFormField(label="Input rate (credits per 1M tokens)")
             output_nanos_per_token = RateFormField(label="Output rate (credits per 1M tokens)")
+            cached_input_nanos_per_token = class_rate_field("Cached input", "input")
+            cache_write_nanos_per_token = class_rate_field("Cache write", "input")
+            reasoning_nanos_per_token = class_rate_field("Reasoning", "output")
 
             class Meta:
                 model = ModelRate
-                fields = ("model", "input_nanos_per_token", "output_nanos_per_token")
+                fields = ("model", "input_nanos_per_token", "output_nanos_per_token", *CLASS_FIELDS)
 
         kwargs["form"] = ModelRateForm
-        kwargs["fields"] = ("model", "input_nanos_per_token", "output_nanos_per_token")
+        kwargs["fields"] = ("model", "input_nanos_per_token", "output_nanos_per_token", *CLASS_FIELDS)
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj:
-            return ("model", "input_rate", "output_rate", "effective_from", "created_by")
-        return ("model", "input_nanos_per_token", "output_nanos_per_token")
+            return self.READ_FIELDS
+        return ("model", "input_nanos_per_token", "output_nanos_per_token", *CLASS_FIELDS)
+
+    READ_FIELDS = ("model", "input_rate", "output_rate", "cached_input_rate", "cache_write_rate", "reasoning_rate",
+                   "effective_from", "created_by")
 
     def get_readonly_fields(self, request, obj=None):
-        return ("model", "input_rate", "output_rate", "effective_from", "created_by") if obj else ()
+        return self.READ_FIELDS if obj else ()
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -176,7 +233,8 @@ class ModelRateAdmin(ImportExportModelAdmin):
 
     def save_model(self, request, obj, form, change):
         version = model_rate_set(model=obj.model, input_nanos_per_token=obj.input_nanos_per_token,
-                                 output_nanos_per_token=obj.output_nanos_per_token, actor=request.user)
+                                 output_nanos_per_token=obj.output_nanos_per_token, actor=request.user,
+                                 **{name: getattr(obj, name) for name in CLASS_FIELDS})
         if version is None:
             messages.info(request, f"These are already the rates in force for {obj.model_id}; nothing changed.")
             version = model_rate_current(model=obj.model)
@@ -189,6 +247,10 @@ class ModelRateAdmin(ImportExportModelAdmin):
     @admin.display(description="Output / 1M")
     def output_rate(self, obj):
         return rate_str(obj.output_nanos_per_token)
+
+    cached_input_rate = ModelRateInline.cached_input_rate
+    cache_write_rate = ModelRateInline.cache_write_rate
+    reasoning_rate = ModelRateInline.reasoning_rate
 
 
 class ToolRateResource(VersionOnlyResourceMixin, resources.ModelResource):

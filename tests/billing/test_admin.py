@@ -56,6 +56,8 @@ def test_a_rate_with_more_than_three_decimals_is_refused(staff_client):
 def test_saving_the_same_rates_adds_no_version(staff_client):
     staff_client.post(reverse("admin:billing_aimodel_change", args=["gpt-4o"]), {
         "name": "GPT-4o (renamed)", "sort_order": "0", "input_rate": "5", "output_rate": "15",
+        # The token-class rates as the form shows them (issue 28): gpt-4o's seeded cached rate.
+        "cached_input_nanos_per_token": "2.5", "cache_write_nanos_per_token": "", "reasoning_nanos_per_token": "",
         "rates-TOTAL_FORMS": "0", "rates-INITIAL_FORMS": "0", "rates-MIN_NUM_FORMS": "0", "rates-MAX_NUM_FORMS": "1000",
     })
     assert AIModel.objects.get(pk="gpt-4o").name == "GPT-4o (renamed)"
@@ -199,3 +201,45 @@ def test_a_membership_added_or_changed_by_staff_is_audited(staff_client, staff, 
     change = AuditEvent.objects.filter(workspace=team.workspace, action="member.staff_change", actor=staff).first()
     assert change.detail["before"] == {"role": "member"} and change.detail["after"] == {"role": "admin"}
     assert Membership.objects.get(pk=added.pk).role == "admin"
+
+
+@pytest.mark.django_db
+def test_the_model_form_edits_the_class_rates_as_a_new_version(staff_client):
+    page = staff_client.get(reverse("admin:billing_aimodel_change", args=["claude-sonnet-4"])).content.decode()
+    assert 'name="cached_input_nanos_per_token"' in page and 'value="0.6"' in page and 'value="7.5"' in page
+    response = staff_client.post(reverse("admin:billing_aimodel_change", args=["claude-sonnet-4"]), {
+        "name": "Claude Sonnet 4", "sort_order": "2", "input_rate": "6", "output_rate": "30",
+        "cached_input_nanos_per_token": "0.5", "cache_write_nanos_per_token": "7.5", "reasoning_nanos_per_token": "",
+        "rates-TOTAL_FORMS": "0", "rates-INITIAL_FORMS": "0", "rates-MIN_NUM_FORMS": "0", "rates-MAX_NUM_FORMS": "1000",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    newest = ModelRate.objects.filter(model_id="claude-sonnet-4").order_by("-effective_from").first()
+    assert (newest.cached_input_nanos_per_token, newest.cache_write_nanos_per_token,
+            newest.reasoning_nanos_per_token) == (500, 7500, None)
+    assert ModelRate.objects.filter(model_id="claude-sonnet-4").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_rate_import_sets_class_rates_and_a_file_without_them_keeps_them(staff):
+    from tablib import Dataset
+
+    from billing.admin import ModelRateResource
+
+    data = Dataset(headers=["model", "input_rate_per_million", "output_rate_per_million",
+                            "cached_input_rate_per_million", "cache_write_rate_per_million",
+                            "reasoning_rate_per_million"])
+    data.append(["claude-sonnet-4", "6", "30", "0.6", "7.5", ""])  # as seeded: skipped
+    data.append(["gpt-4o", "5", "15", "2", "", "20"])
+    result = ModelRateResource().import_data(data, dry_run=False, user=staff)
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert ModelRate.objects.filter(model_id="claude-sonnet-4").count() == 1
+    newest = ModelRate.objects.filter(model_id="gpt-4o").order_by("-effective_from").first()
+    assert (newest.cached_input_nanos_per_token, newest.cache_write_nanos_per_token,
+            newest.reasoning_nanos_per_token) == (2000, None, 20000)
+
+    old_file = Dataset(headers=["model", "input_rate_per_million", "output_rate_per_million"])
+    old_file.append(["claude-sonnet-4", "6", "31"])
+    assert not ModelRateResource().import_data(old_file, dry_run=False, user=staff).has_errors()
+    newest = ModelRate.objects.filter(model_id="claude-sonnet-4").order_by("-effective_from").first()
+    assert (newest.output_nanos_per_token, newest.cached_input_nanos_per_token, newest.cache_write_nanos_per_token) == (
+        31000, 600, 7500)

@@ -131,6 +131,7 @@ def _schema_create() -> None:
             if model._meta.managed and not model._meta.proxy:
                 editor.create_model(model)
     importlib.import_module("billing.migrations.0003_seed_catalog").seed(apps, None)
+    importlib.import_module("billing.migrations.0009_token_classes").seed_class_rates(apps, None)
 
 
 class _Nothing:

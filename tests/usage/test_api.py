@@ -90,7 +90,8 @@ def test_it_completes_and_serves_the_run(api, team):
     assert body["member"] == "member@acme.test" and body["workflow"] == "support" and body["agent"] == "triage"
     assert body["over_reservation"] is False and body["completed_at"]
     assert body["nodes"][0] == {"name": "classify", "model": "gpt-4o-mini", "input_tokens": 12000,
-                                "output_tokens": 800, "token_credits": "0.00456", "tool_credits": "0",
+                                "output_tokens": 800, "cached_input_tokens": 0, "cache_write_tokens": 0,
+                                "reasoning_tokens": 0, "token_credits": "0.00456", "tool_credits": "0",
                                 "credits": "0.00456", "tools": []}
     assert api.get("/v1/runs/r-1").json() == body
     replay = api.post("/v1/runs/r-1/complete", TWO_NODES)

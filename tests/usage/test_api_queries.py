@@ -30,6 +30,8 @@ def test_it_authorizes_and_completes_in_a_bounded_number_of_statements(node_coun
         assert authorize(api).status_code == 201
     nodes = [{"name": f"n{i}", "model": "gpt-4o" if i % 2 else "gpt-4o-mini", "input_tokens": 100, "output_tokens": 10,
               "tools": [{"name": "web_search", "calls": 1}]} for i in range(node_count)]
+    for node in nodes[::2]:  # token classes ride in the same statements (issue 28)
+        node.update(cached_input_tokens=60, cache_write_tokens=10, reasoning_tokens=5)
     with CaptureQueriesContext(connection) as complete_queries:
         response = api.post("/v1/runs/r-1/complete", {"status": "succeeded", "nodes": nodes})
     assert response.status_code == 200 and len(response.json()["nodes"]) == node_count

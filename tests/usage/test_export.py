@@ -135,3 +135,52 @@ def test_the_page_and_the_api_stream_the_same_csv(client, team, history):
 def test_it_hides_the_csv_from_outsiders(client, team, outsider):
     client.login(email=outsider.email, password="pw-outsider-1")
     assert client.get(f"/w/{team.workspace.slug}/settings/billing/usage/export.csv").status_code == 404
+
+
+# --- The detailed export (issue 28)
+
+def test_the_default_header_is_the_product_pages_eight_fields():
+    assert HEADER == ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
+
+
+@pytest.fixture
+def cached_run(team, history):
+    when = history[2] + timedelta(seconds=1)
+    make_run(team, "f", when=when, model="claude-sonnet-4", nodes=[
+        NodeInput("read", "claude-sonnet-4", 1_000_000, 2_000, (("web_search", 3),), cached_input_tokens=600_000,
+                  cache_write_tokens=100_000, reasoning_tokens=500),
+        NodeInput("think", "claude-sonnet-4", 10, 20, reasoning_tokens=20)])
+    return "f"
+
+
+@pytest.mark.django_db
+def test_the_detailed_export_adds_the_run_member_classes_and_credit_split(team, cached_run):
+    rows = parse(export_rows(workspace=team.workspace, filters=RunFilter(), detailed=True))
+    assert rows[0] == HEADER + ["run_id", "member", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
+                                "token_credits", "tool_credits"]
+    row = dict(zip(rows[0], next(r for r in rows[1:] if r[8] == cached_run)))
+    assert (row["member"], row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"],
+            row["reasoning_tokens"]) == (team.member.email, "1000010", "600000", "100000", "520")
+    assert Decimal(row["token_credits"]) + Decimal(row["tool_credits"]) == Decimal(row["credits"])
+    assert row["tool_credits"] == "0.03"
+    # Every row's split adds up, and the credits column still sums to the ledger's charges.
+    charges = -sum(entry.amount for entry in LedgerEntry.objects.filter(kind=LedgerEntry.CHARGE))
+    assert sum(Decimal(r[6]) for r in rows[1:]) == nanos_to_decimal(charges)
+    assert all(Decimal(r[13]) + Decimal(r[14]) == Decimal(r[6]) for r in rows[1:])
+
+
+@pytest.mark.django_db
+def test_the_page_and_the_api_stream_the_same_detailed_csv(client, team, cached_run):
+    from usage.tokens import token_create
+
+    from .conftest import Api
+
+    client.login(email=team.member.email, password=PASSWORD)
+    page = client.get(f"/w/{team.workspace.slug}/settings/billing/usage/export.csv", {"columns": "detailed"})
+    api = Api(token_create(membership=team.membership(team.owner)).raw)
+    answer = api.get("/v1/usage/export.csv", {"columns": "detailed"})
+    page_bytes, api_bytes = b"".join(page.streaming_content), b"".join(answer.streaming_content)
+    assert page_bytes == api_bytes and parse([page_bytes])[0][-1] == "tool_credits"
+    assert client.get(f"/w/{team.workspace.slug}/settings/billing/usage/export.csv",
+                      {"columns": "everything"}).status_code == 400
+    assert api.get("/v1/usage/export.csv", {"columns": "everything"}).status_code == 400

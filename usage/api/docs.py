@@ -11,7 +11,10 @@ not positive the run is refused with `402` and the code of the limit that binds
 `agent_monthly_budget_exceeded`, `member_budget_exceeded`). Workflows and agents are created on
 first use by name. `max_output_tokens` in the answer is what the reservation can pay for at the
 model's output rate after `estimated_input_tokens` (capped by the value you asked for): stop
-generating there.
+generating there. `estimated_cached_input_tokens` (optional, a part of `estimated_input_tokens`,
+never more: `400` otherwise) counts that part at the model's cached input rate.
+
+Every field of the body is one listed here: an unknown field is `400 invalid_request` naming it.
 
 **Idempotency.** `id` is your idempotency key. Sending the same `id` and body again returns the
 same answer with the same status (`201`) and the header `Idempotent-Replayed: true`; no new run is
@@ -28,8 +31,28 @@ Example with curl:
 COMPLETE_DESCRIPTION = """Report what the run used; it is charged exactly once.
 
 Each node names its model and token counts, and the tools it called with the number of calls.
-The cost is `input_tokens x input rate + output_tokens x output rate` per node, plus
-`calls x tool rate`, at the rates in force when the run was authorized (see `GET /v1/billing/rates`).
+
+**Token classes.** Besides `input_tokens` and `output_tokens` a node may report, all optional and
+0 by default: `cached_input_tokens` (of the input, read from the provider's prompt cache),
+`cache_write_tokens` (of the input, written to the cache) and `reasoning_tokens` (of the output,
+spent on reasoning). They are parts, never extra tokens: `cached_input_tokens + cache_write_tokens
+<= input_tokens` and `reasoning_tokens <= output_tokens`, else `400` and nothing is charged. A
+node's token credits are
+
+    (input - cached - write) x input rate + cached x cached input rate
+      + write x cache write rate + output x output rate
+
+(reasoning inside output, unless the model has a reasoning rate), plus `calls x tool rate`, at the
+rates in force when the run was authorized (`GET /v1/billing/rates` lists every class; a class
+without a rate of its own is priced at its parent's). A node that sends only input and output is
+priced as input x input rate + output x output rate.
+
+**Provider usage objects.** Instead of the token fields a node may send `usage_format` (`openai`,
+`anthropic` or `gemini`) and `usage`, the provider's own usage object as it came (OpenAI Chat
+Completions `usage`, Anthropic Messages `usage`, Gemini `usageMetadata`); it is mapped into the
+classes (docs/usage-and-api.md has a worked example of each). Fields of the provider's object that
+carry no count are ignored; a usage object that adds up to more than 10^12 tokens is refused.
+
 The actual cost is always charged; above the reservation the run is flagged `over_reservation`.
 
 **Idempotency.** Completing again with the same body returns the same run (`200`) and charges
@@ -38,8 +61,9 @@ A run whose reservation expired (after `RESERVATION_TTL_SECONDS`) can still be c
 charged once.
 
 Token counts are JSON integers from 0 to 10^12; at most 1,000 nodes; `status` is `succeeded`,
-`failed` or `cancelled`. Anything else is `400 invalid_request` (an unpriced model is
-`400 unknown_model`) and nothing is charged.
+`failed` or `cancelled`; every field is one listed here (an unknown field, at any level but inside a
+provider's `usage`, is refused naming it). Anything else is `400 invalid_request` (an unpriced
+model is `400 unknown_model`) and nothing is charged.
 
     curl -X POST $HOST/v1/runs/run-2024-0001/complete -H "Authorization: Bearer $LF_TOKEN" \\
          -H "Content-Type: application/json" -d @complete.json
@@ -48,7 +72,9 @@ Token counts are JSON integers from 0 to 10^12; at most 1,000 nodes; `status` is
 CSV_DESCRIPTION = ("Header `date,workflow,agent,model,input_tokens,output_tokens,credits,status`; one row per "
                    "finished run and model used in it (tool charges in the row of the node's model); `date` is "
                    "when the run was charged, ISO 8601 UTC; `credits` exact. Filters `from`/`to` select UTC days "
-                   "of that date. Streamed.")
+                   "of that date. Streamed. `columns=detailed` appends `run_id,member,cached_input_tokens,"
+                   "cache_write_tokens,reasoning_tokens,token_credits,tool_credits` (token + tool credits = "
+                   "credits on every row).")
 
 AUTHORIZE_REQUEST = OpenApiExample(
     "Authorize a GPT-4o run", request_only=True,
@@ -77,6 +103,18 @@ COMPLETE_REQUEST = OpenApiExample(
     ]},
 )
 
+COMPLETE_CLASSES_REQUEST = OpenApiExample(
+    "Cached and reasoning tokens, and a provider's usage object", request_only=True,
+    value={"status": "succeeded", "nodes": [
+        {"name": "plan", "model": "claude-sonnet-4", "input_tokens": 50000, "cached_input_tokens": 42000,
+         "cache_write_tokens": 6000, "output_tokens": 1200},
+        {"name": "answer", "model": "gpt-4o", "usage_format": "openai",
+         "usage": {"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+                   "prompt_tokens_details": {"cached_tokens": 1920},
+                   "completion_tokens_details": {"reasoning_tokens": 192}}},
+    ]},
+)
+
 RUN_EXAMPLE = OpenApiExample(
     "The run, priced node by node", response_only=True, status_codes=["200"],
     value={"id": "run-2024-0001", "workflow": "support-triage", "agent": "triage-bot", "model": "gpt-4o",
@@ -85,8 +123,10 @@ RUN_EXAMPLE = OpenApiExample(
            "completed_at": "2025-03-01T12:00:09Z", "expires_at": "2025-03-01T13:00:00Z",
            "nodes": [
                {"name": "classify", "model": "gpt-4o-mini", "input_tokens": 12000, "output_tokens": 800,
+                "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
                 "token_credits": "0.00456", "tool_credits": "0", "credits": "0.00456", "tools": []},
                {"name": "answer", "model": "gpt-4o", "input_tokens": 20000, "output_tokens": 3000,
+                "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
                 "token_credits": "0.145", "tool_credits": "0.02", "credits": "0.165",
                 "tools": [{"name": "web_search", "calls": 2, "credits": "0.02"}]},
            ]},
@@ -112,7 +152,10 @@ BALANCE_EXAMPLE = OpenApiExample(
 RATES_EXAMPLE = OpenApiExample(
     "Rates", response_only=True,
     value={"at": "2025-03-01T12:00:00Z", "unit": "credits per 1M tokens; tools in credits per call",
-           "models": [{"id": "gpt-4o", "name": "GPT-4o", "input_per_million": "5", "output_per_million": "15"}],
+           "classes": "cached input and cache write tokens are parts of the input tokens, ...",
+           "models": [{"id": "claude-sonnet-4", "name": "Claude Sonnet 4", "input_per_million": "6",
+                       "cached_input_per_million": "0.6", "cache_write_per_million": "7.5",
+                       "output_per_million": "30", "reasoning_per_million": "30"}],
            "tools": [{"name": "web_search", "per_call": "0.01"}]},
 )
 
@@ -124,7 +167,9 @@ USAGE_EXAMPLE = OpenApiExample(
            "definitions": {"available": "...", "this_period": "...", "daily_average": "...", "projected": "..."},
            "daily": [{"date": "2025-03-01", "credits": "200"}, {"date": "2025-03-02", "credits": "179.5"}],
            "by_model": [{"model": "gpt-4o", "credits": "379.5", "input_tokens": 1000000, "output_tokens": 100000,
-                         "runs": 12}],
+                         "cached_input_tokens": 600000, "cache_write_tokens": 0, "reasoning_tokens": 0, "runs": 12}],
+           "prompt_caching": {"input_tokens": 1000000, "cached_input_tokens": 600000, "cache_write_tokens": 0,
+                              "cached_percent": 60, "saved": "1.5"},
            "by_agent": [{"agent": "triage-bot", "credits": "379.5", "input_tokens": 1000000,
                          "output_tokens": 100000, "runs": 12}]},
 )

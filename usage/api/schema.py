@@ -8,6 +8,7 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers as s
 
 from usage.models import Run
+from usage.provider_usage import MAX_TOKENS
 
 
 class ErrorDetail(s.Serializer):
@@ -74,7 +75,13 @@ class ModelRate(s.Serializer):
     id = s.CharField()
     name = s.CharField()
     input_per_million = s.CharField()
+    cached_input_per_million = s.CharField(help_text="Input tokens read from the provider's prompt cache; "
+                                                     "the input rate when the model has none of its own.")
+    cache_write_per_million = s.CharField(help_text="Input tokens written to the prompt cache; the input rate "
+                                                    "when the model has none of its own.")
     output_per_million = s.CharField()
+    reasoning_per_million = s.CharField(help_text="Output tokens spent on reasoning; the output rate when the "
+                                                  "model has none of its own.")
 
 
 class ToolRate(s.Serializer):
@@ -87,6 +94,7 @@ class Rates(s.Serializer):
     models = ModelRate(many=True)
     tools = ToolRate(many=True)
     unit = s.CharField()
+    classes = s.CharField()
 
 
 class Authorization(s.Serializer):
@@ -108,6 +116,9 @@ class NodeCost(s.Serializer):
     model = s.CharField()
     input_tokens = s.IntegerField()
     output_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField(help_text="Of input_tokens, read from the prompt cache.")
+    cache_write_tokens = s.IntegerField(help_text="Of input_tokens, written to the prompt cache.")
+    reasoning_tokens = s.IntegerField(help_text="Of output_tokens, spent on reasoning.")
     token_credits = s.CharField()
     tool_credits = s.CharField()
     credits = s.CharField()
@@ -158,7 +169,20 @@ class ModelUsage(s.Serializer):
     credits = s.CharField()
     input_tokens = s.IntegerField()
     output_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField(help_text="Of input_tokens, read from the prompt cache.")
+    cache_write_tokens = s.IntegerField(help_text="Of input_tokens, written to the prompt cache.")
+    reasoning_tokens = s.IntegerField(help_text="Of output_tokens, spent on reasoning.")
     runs = s.IntegerField()
+
+
+class PromptCaching(s.Serializer):
+    input_tokens = s.IntegerField()
+    cached_input_tokens = s.IntegerField()
+    cache_write_tokens = s.IntegerField()
+    cached_percent = s.IntegerField(allow_null=True, help_text="Cached share of the input tokens, rounded down; "
+                                                               "null without input tokens.")
+    saved = s.CharField(help_text="Credits caching saved: the cached and written tokens at the plain input rate, "
+                                  "minus what they were charged (negative when writes cost more than reads saved).")
 
 
 class AgentUsage(s.Serializer):
@@ -184,6 +208,7 @@ class UsageFrom(RetentionNotice):
     daily = DayCredits(many=True)
     by_model = ModelUsage(many=True)
     by_agent = AgentUsage(many=True)
+    prompt_caching = PromptCaching(help_text="Prompt caching over the range, under the filters.")
 
     def get_fields(self):
         fields = super().get_fields()
@@ -227,6 +252,62 @@ def document_errors(result, generator, request, public):
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     response["content"] = {"application/json": {"schema": error_ref}}
+    return result
+
+
+_COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS}
+_OPTIONAL = {**_COUNT, "nullable": True}
+
+
+def _details(field: str) -> dict:
+    return {"type": "object", "nullable": True, "properties": {field: _OPTIONAL}}
+
+
+# The fields of each provider's usage object that carry counts (usage.provider_usage); every other
+# field of the provider's object is accepted and ignored.
+USAGE_OBJECTS = {
+    "openai": {"description": "OpenAI Chat Completions `usage`.",
+               "properties": {"prompt_tokens": _COUNT, "completion_tokens": _COUNT,
+                              "prompt_tokens_details": _details("cached_tokens"),
+                              "completion_tokens_details": _details("reasoning_tokens")},
+               "required": ["prompt_tokens", "completion_tokens"]},
+    "anthropic": {"description": "Anthropic Messages `usage`; input_tokens excludes the cache fields, which are added.",
+                  "properties": {"input_tokens": _COUNT, "output_tokens": _COUNT,
+                                 "cache_read_input_tokens": _OPTIONAL, "cache_creation_input_tokens": _OPTIONAL},
+                  "required": ["input_tokens", "output_tokens"]},
+    "gemini": {"description": "Gemini `usageMetadata`; thoughtsTokenCount is added to the output, "
+                              "toolUsePromptTokenCount to the input.",
+               "properties": {name: _OPTIONAL for name in ("promptTokenCount", "candidatesTokenCount",
+                                                           "cachedContentTokenCount", "thoughtsTokenCount",
+                                                           "toolUsePromptTokenCount")} | {"promptTokenCount": _COUNT},
+               "required": ["promptTokenCount"]},
+}
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def strict_request_bodies(result, generator, request, public):
+    """drf-spectacular postprocessing hook: request bodies take no field they do not list
+    (additionalProperties: false, as the API refuses them), and a node is one of: the token fields,
+    or a usage_format with that provider's usage object."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in ("AuthorizeIn", "CompleteIn", "ToolIn"):
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
+    node = schemas.get("NodeIn")
+    if node is None or "oneOf" in node:
+        return result
+    properties = node["properties"]
+    common = {name: properties[name] for name in ("name", "model", "tools")}
+    variants = [{"type": "object", "title": "Token fields", "additionalProperties": False,
+                 "properties": {**common, **{name: properties[name] for name in TOKEN_FIELDS}},
+                 "required": ["name", "model", "input_tokens", "output_tokens"]}]
+    for usage_format, usage in USAGE_OBJECTS.items():
+        variants.append({"type": "object", "title": f"{usage_format} usage object", "additionalProperties": False,
+                         "properties": {**common, "usage_format": {"type": "string", "enum": [usage_format]},
+                                        "usage": {"type": "object", **usage}},
+                         "required": ["name", "model", "usage_format", "usage"]})
+    schemas["NodeIn"] = {"description": node.get("description", ""), "oneOf": variants}
+    schemas.pop("UsageFormatEnum", None)
     return result
 
 

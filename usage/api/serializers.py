@@ -2,6 +2,7 @@
 counts are JSON integers between 0 and 10^12, never strings, floats or booleans."""
 
 import re
+from collections.abc import Mapping
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -9,6 +10,8 @@ from rest_framework import serializers
 from billing.money import nanos_to_str
 from usage.models import Run
 from usage.bounds import date_in_bounds
+from usage.export import COLUMN_SETS
+from usage.provider_usage import FORMATS, UsageObjectError, usage_counts
 from usage.services import MAX_NODES, MAX_TOKENS
 
 NAME_MAX = 200
@@ -81,7 +84,23 @@ class RunIdField(serializers.RegexField):
         return super().to_internal_value(data)
 
 
-class AuthorizeIn(serializers.Serializer):
+class StrictSerializer(serializers.Serializer):
+    """A request body object that refuses fields it does not know, naming the first one (as Stripe's
+    API does): a field silently ignored is a field silently mispriced (issue 28: cached tokens sent
+    before the API took them were charged as plain input)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = [name for name in data if name not in self.fields]
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: [f"unknown field; this object takes {', '.join(self.fields)}."]})
+        return super().to_internal_value(data)
+
+
+class AuthorizeIn(StrictSerializer):
+    """Authorize a run. A field this object does not list is refused with 400 naming it."""
+
     # The id goes into URLs (/v1/runs/<id>/complete, /w/<slug>/runs/<id>/): no slashes or spaces.
     id = RunIdField(RUN_ID_PATTERN, required=False, max_length=100,
                                 error_messages={"invalid": "may contain letters, digits and . _ : - only."},
@@ -90,6 +109,9 @@ class AuthorizeIn(serializers.Serializer):
     agent = NameField(help_text="Agent name; created on first use with the default budgets.")
     model = NameField(max_length=64, help_text="Model id, e.g. gpt-4o (see GET /v1/billing/rates).")
     estimated_input_tokens = StrictIntegerField(required=False)
+    estimated_cached_input_tokens = StrictIntegerField(
+        required=False, help_text="Of estimated_input_tokens, those expected from the provider's prompt cache: "
+                                  "max_output_tokens then counts them at the cached input rate.")
     max_output_tokens = StrictIntegerField(required=False)
 
 
@@ -101,20 +123,59 @@ class AuthorizeOut(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-class ToolIn(serializers.Serializer):
+class ToolIn(StrictSerializer):
+    """The calls of one tool in a node."""
+
     name = NameField(max_length=64)
     calls = StrictIntegerField(max_value=MAX_TOKENS)
 
 
-class NodeIn(serializers.Serializer):
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+class NodeIn(StrictSerializer):
+    """One node: its model and its tokens, either as token fields (input_tokens and output_tokens;
+    optionally cached_input_tokens and cache_write_tokens, parts of input_tokens, and reasoning_tokens,
+    a part of output_tokens) or as usage_format with the provider's own usage object."""
+
+    # Without classes a node validates to exactly what it did before them (issue 28), so the
+    # idempotency hash of a completion replayed across the upgrade stays the same.
+
     name = NameField()
     model = NameField(max_length=64)
-    input_tokens = StrictIntegerField()
-    output_tokens = StrictIntegerField()
+    input_tokens = StrictIntegerField(required=False)
+    output_tokens = StrictIntegerField(required=False)
+    cached_input_tokens = StrictIntegerField(required=False, help_text="Of input_tokens, read from the prompt cache.")
+    cache_write_tokens = StrictIntegerField(required=False, help_text="Of input_tokens, written to the prompt cache.")
+    reasoning_tokens = StrictIntegerField(required=False, help_text="Of output_tokens, spent on reasoning.")
+    usage_format = serializers.ChoiceField(choices=list(FORMATS), required=False)
+    usage = serializers.JSONField(required=False, help_text="The provider's usage object, as it came.")
     tools = ToolIn(many=True, required=False)
 
+    def validate(self, data):
+        if "usage_format" in data or "usage" in data:
+            given = next((name for name in TOKEN_FIELDS if name in data), None)
+            if given:
+                raise serializers.ValidationError(
+                    {given: ["send either the token fields or usage_format with usage, not both."]})
+            for name in ("usage_format", "usage"):
+                if name not in data:
+                    raise serializers.ValidationError({name: ["This field is required with "
+                                                              f"{'usage' if name == 'usage_format' else 'usage_format'}."]})
+            try:
+                data["counts"] = usage_counts(usage_format=data["usage_format"], usage=data["usage"])
+            except UsageObjectError as error:
+                raise serializers.ValidationError({"usage": [str(error)]}) from None
+            return data
+        for name in ("input_tokens", "output_tokens"):
+            if name not in data:
+                raise serializers.ValidationError({name: ["This field is required."]})
+        return data
 
-class CompleteIn(serializers.Serializer):
+
+class CompleteIn(StrictSerializer):
+    """Complete a run: its final status and its nodes."""
+
     status = serializers.ChoiceField(choices=list(Run.FINAL_STATUSES))
     nodes = NodeIn(many=True, max_length=MAX_NODES,
                    error_messages={"max_length": f"A run has at most {MAX_NODES} nodes."})
@@ -161,6 +222,10 @@ class UsageQuery(RangeQuery):
 class ExportQuery(UsageQuery):
     period = serializers.ChoiceField(required=False, choices=["current"],
                                      help_text="`current`: the runs authorized in this billing period.")
+    columns = serializers.ChoiceField(required=False, choices=list(COLUMN_SETS),
+                                      help_text="`detailed` appends run_id, member, cached_input_tokens, "
+                                                "cache_write_tokens, reasoning_tokens, token_credits and tool_credits "
+                                                "to the default columns.")
 
 
 def credits_str(nanos: int) -> str:
@@ -173,6 +238,9 @@ def node_out(node) -> dict:
         "model": node.model_id,
         "input_tokens": node.input_tokens,
         "output_tokens": node.output_tokens,
+        "cached_input_tokens": node.cached_input_tokens,
+        "cache_write_tokens": node.cache_write_tokens,
+        "reasoning_tokens": node.reasoning_tokens,
         "token_credits": credits_str(node.token_credits),
         "tool_credits": credits_str(node.tool_credits),
         "credits": credits_str(node.credits),

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from billing.models import AIModel, Wallet
 from billing.replica import current_read_alias, reads_from_replica
 from billing.money import nanos_to_str, rate_str
-from billing.pricing import model_rates_at, tool_rates_at
+from billing.pricing import TokenCounts, model_rates_at, tool_rates_at
 from budgets.selectors import budget_status
 from budgets.ratelimit import limiter_check
 from usage.bounds import MAX_RANGE_DAYS
@@ -107,6 +107,10 @@ def forecast_json(forecast) -> dict:
             "next_auto_recharge_on": forecast.next_auto_recharge_on.isoformat() if forecast.next_auto_recharge_on else None}
 
 
+CLASSES_NOTE = ("cached input and cache write tokens are parts of the input tokens, reasoning tokens a part of the "
+                "output tokens; a class without a rate of its own is listed, and priced, at its parent's rate")
+
+
 class RatesView(WorkspaceAPIView):
     @extend_schema(summary="Model and tool rates in force", tags=["billing"],
                    responses=OpenApiResponse(schema.Rates, examples=[docs.RATES_EXAMPLE]))
@@ -115,11 +119,15 @@ class RatesView(WorkspaceAPIView):
         names = dict(AIModel.objects.values_list("id", "name"))
         models = [{"id": model_id, "name": names.get(model_id, model_id),
                    "input_per_million": rate_str(rate.input_nanos_per_token),
-                   "output_per_million": rate_str(rate.output_nanos_per_token)}
+                   "cached_input_per_million": rate_str(rate.cached_input_nanos_per_token),
+                   "cache_write_per_million": rate_str(rate.cache_write_nanos_per_token),
+                   "output_per_million": rate_str(rate.output_nanos_per_token),
+                   "reasoning_per_million": rate_str(rate.reasoning_nanos_per_token)}
                   for model_id, rate in sorted(model_rates_at(at=now).items())]
         tools = [{"name": name, "per_call": nanos_to_str(nanos)} for name, nanos in sorted(tool_rates_at(at=now).items())]
         return Response({"at": now.isoformat().replace("+00:00", "Z"), "models": models, "tools": tools,
-                         "unit": "credits per 1M tokens; tools in credits per call"})
+                         "unit": "credits per 1M tokens; tools in credits per call",
+                         "classes": CLASSES_NOTE})
 
 
 class RunsView(WorkspaceAPIView):
@@ -138,6 +146,7 @@ class RunsView(WorkspaceAPIView):
         authorization = run_authorize(
             membership=self.membership, workflow=data["workflow"], agent=data["agent"], model=data["model"],
             public_id=data.get("id"), estimated_input_tokens=data.get("estimated_input_tokens"),
+            estimated_cached_input_tokens=data.get("estimated_cached_input_tokens"),
             max_output_tokens=data.get("max_output_tokens"), body_hash=request_hash(data),
         )
         # A replay answers exactly as the first call did, 201 included (see docs/api.md).
@@ -171,16 +180,26 @@ class RunCompleteView(WorkspaceAPIView):
         responses={200: OpenApiResponse(schema.RunOut, examples=[docs.RUN_EXAMPLE]),
                    404: OpenApiResponse(schema.Error, "No such run in this workspace"),
                    409: OpenApiResponse(schema.Error, "Completed before with a different body")},
-        examples=[docs.COMPLETE_REQUEST],
+        examples=[docs.COMPLETE_REQUEST, docs.COMPLETE_CLASSES_REQUEST],
     )
     def post(self, request, run_id):
         data = _validated(CompleteIn, request.data)
-        nodes = [NodeInput(node["name"], node["model"], node["input_tokens"], node["output_tokens"],
-                           tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])))
-                 for node in data["nodes"]]
+        nodes = [node_input(node) for node in data["nodes"]]
         run = run_complete(workspace=self.workspace, public_id=run_id, status=data["status"], nodes=nodes,
                            body_hash=request_hash(data))
         return Response(run_out(run))
+
+
+def node_input(node: dict) -> NodeInput:
+    """A validated node (serializers.NodeIn): its token fields, or the classes its provider usage
+    object maps to."""
+    counts = node.get("counts") or TokenCounts(node["input_tokens"], node["output_tokens"],
+                                               node.get("cached_input_tokens", 0), node.get("cache_write_tokens", 0),
+                                               node.get("reasoning_tokens", 0))
+    return NodeInput(node["name"], node["model"], counts.input, counts.output,
+                     tuple((tool["name"], tool["calls"]) for tool in node.get("tools", [])),
+                     cached_input_tokens=counts.cached_input, cache_write_tokens=counts.cache_write,
+                     reasoning_tokens=counts.reasoning)
 
 
 class RunDetailView(WorkspaceAPIView):
@@ -244,10 +263,19 @@ def usage_out(summary) -> dict:
                         "projected": summary.definitions["projected"]},
         "daily": [{"date": day.isoformat(), "credits": nanos_to_str(credits)} for day, credits in summary.daily],
         "by_model": [{"model": row.key, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
-                      "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_model],
+                      "output_tokens": row.output_tokens, "cached_input_tokens": row.cached_input_tokens,
+                      "cache_write_tokens": row.cache_write_tokens, "reasoning_tokens": row.reasoning_tokens,
+                      "runs": row.runs} for row in summary.by_model],
+        "prompt_caching": caching_out(summary.caching),
         "by_agent": [{"agent": row.label, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
                       "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_agent],
     }
+
+
+def caching_out(caching) -> dict:
+    return {"input_tokens": caching.input_tokens, "cached_input_tokens": caching.cached_input_tokens,
+            "cache_write_tokens": caching.cache_write_tokens, "cached_percent": caching.cached_percent,
+            "saved": nanos_to_str(caching.saved)}
 
 
 class UsageExportView(WorkspaceAPIView):
