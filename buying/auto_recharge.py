@@ -166,18 +166,21 @@ def auto_recharge_attempt_pay(*, key: str, now=None) -> AutoRechargeAttempt:
     if attempt.status not in AutoRechargeAttempt.IN_FLIGHT:
         return attempt
     row = AutoRecharge.objects.get(pk=attempt.workspace_id)
-    if not _try_started(attempt):  # a started try may have charged the card: it is looked up, never dropped
-        if not row.enabled:
-            _finish(attempt, AutoRechargeAttempt.FAILED, "Auto-recharge was turned off before it was paid.")
-            return attempt
-        if not stripe_client.payments_configured():  # fail closed: a test card must not pay once the switch is off
-            _finish(attempt, AutoRechargeAttempt.FAILED, "Payments are not configured; nothing was charged.")
-            return attempt
+    refusal = ("Auto-recharge was turned off before it was paid." if not row.enabled else
+               # fail closed: a test card must not pay once the switch is off
+               "Payments are not configured; nothing was charged." if not stripe_client.payments_configured() else "")
+    if refusal and not _try_started(attempt):  # a started try may have charged the card: it is looked up first
+        _finish(attempt, AutoRechargeAttempt.FAILED, refusal)
+        return attempt
     with transaction.atomic():
         locked = AutoRechargeAttempt.objects.select_for_update().get(pk=attempt.pk)
         if locked.status not in AutoRechargeAttempt.IN_FLIGHT:
             return locked
         resumed = _try_started(locked)
+        if refusal and not resumed:
+            _finish(locked, AutoRechargeAttempt.FAILED, refusal)
+            locked.refresh_from_db()
+            return locked
         if locked.purchase_id is None:
             source = Purchase.STRIPE if stripe_client.stripe_enabled() else Purchase.TEST
             locked.purchase = purchase_start(workspace=attempt.workspace, pack_id=attempt.pack_id, source=source)
@@ -189,9 +192,14 @@ def auto_recharge_attempt_pay(*, key: str, now=None) -> AutoRechargeAttempt:
         locked.save(update_fields=["purchase", "tries", "status", "stripe_payment_intent_id", "next_try_at"])
     attempt = locked
     if stripe_client.stripe_enabled():
-        outcome = PaymentOutcome(**_stripe_charge(attempt, row, resumed=resumed))
+        answer = _stripe_charge(attempt, row, resumed=resumed, may_confirm=not refusal)
+        outcome = PaymentOutcome(**answer) if answer else None
     else:
-        outcome = _test_card_charge(row, attempt)
+        outcome = None if refusal else _test_card_charge(row, attempt)
+    if outcome is None:  # a resumed try that never charged, and may not charge now
+        _finish(attempt, AutoRechargeAttempt.FAILED, refusal)
+        attempt.refresh_from_db()
+        return attempt
     return auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=now)
 
 
@@ -200,11 +208,14 @@ def _try_started(attempt: AutoRechargeAttempt) -> bool:
     return attempt.status == AutoRechargeAttempt.PENDING and attempt.tries > 0
 
 
-def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: bool) -> dict:
+def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: bool, may_confirm: bool) -> dict | None:
     """One try at Stripe: the PaymentIntent is created unconfirmed (idempotency key of the try) and
     its id committed before the confirmation that charges, so a resumed try finds it and asks
-    Stripe what became of it instead of paying again."""
+    Stripe what became of it instead of paying again. None: nothing was charged, and (not
+    `may_confirm`: turned off meanwhile) nothing is."""
     intent_id = attempt.stripe_payment_intent_id
+    if not intent_id and not may_confirm:
+        return None  # without a recorded PaymentIntent, nothing was ever confirmed
     if not intent_id:  # never created, or created but not recorded: the same key answers the same one
         intent_id = stripe_client.auto_recharge_intent_create(
             purchase=attempt.purchase, attempt_key=attempt.key, try_number=attempt.tries,
@@ -213,7 +224,8 @@ def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: 
             stripe_payment_intent_id=intent_id)
         attempt.stripe_payment_intent_id = intent_id
     return stripe_client.auto_recharge_intent_settle(intent_id=intent_id, attempt_key=attempt.key,
-                                                     try_number=attempt.tries, look_up_first=resumed)
+                                                     try_number=attempt.tries, look_up_first=resumed,
+                                                     may_confirm=may_confirm)
 
 
 def _test_card_charge(row: AutoRecharge, attempt: AutoRechargeAttempt) -> PaymentOutcome:

@@ -154,17 +154,20 @@ def auto_recharge_intent_create(*, purchase: Purchase, attempt_key: str, try_num
     return _client().v1.payment_intents.create(params, {"idempotency_key": key})["id"]
 
 
-def auto_recharge_intent_settle(*, intent_id: str, attempt_key: str, try_number: int, look_up_first: bool) -> dict:
+def auto_recharge_intent_settle(*, intent_id: str, attempt_key: str, try_number: int, look_up_first: bool,
+                                may_confirm: bool = True) -> dict | None:
     """Charge (confirm off-session) the PaymentIntent of one try, once, and return its outcome as
     buying.auto_recharge.PaymentOutcome's fields. `look_up_first` (a try resumed after its worker
     died or its message was lost): read the PaymentIntent first and confirm only one that was never
-    confirmed. A PaymentIntent succeeds at most once, so however often this runs for one try, the
-    card is charged at most once."""
+    confirmed (and only if `may_confirm`; None when it was not confirmed). A PaymentIntent succeeds
+    at most once, so however often this runs for one try, the card is charged at most once."""
     client = _client()
-    if look_up_first:
+    if look_up_first or not may_confirm:
         intent = client.v1.payment_intents.retrieve(intent_id)
         if intent["status"] != "requires_confirmation":
             return _intent_outcome(intent, try_number)
+        if not may_confirm:
+            return None
     try:
         key = auto_recharge_idempotency_key(attempt_key=attempt_key, try_number=try_number)
         intent = client.v1.payment_intents.confirm(intent_id, {"off_session": True}, {"idempotency_key": f"{key}:confirm"})

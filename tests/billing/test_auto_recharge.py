@@ -642,3 +642,46 @@ def test_watching_the_threshold_adds_no_statement_to_authorize_or_complete(team,
     off = counts("off")
     _turn_on(team.workspace, threshold=100)  # on, far above the threshold
     assert counts("on") == off
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_try_turned_off_meanwhile_is_credited_if_charged_and_never_charged_after(team, fake_stripe,
+                                                                                          monkeypatch):
+    from buying import stripe_client
+    from buying.tasks import auto_recharge_pay
+
+    ws = team.workspace
+    _stripe_on(ws)
+    monkeypatch.setattr(auto_recharge_pay, "delay", lambda *args: None)
+    # Charged at Stripe, then the worker died; the owner turns auto-recharge off: the card was
+    # charged, so the pack is credited.
+    _die_once_while_recording(monkeypatch)
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    with pytest.raises(WorkerKilled):
+        auto_recharge_pay(f"auto-recharge:{ws.pk}:1")
+    auto_recharge_set(workspace=ws, enabled=False)
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
+    first = _attempts(ws).get()
+    assert first.status == "succeeded" and fake_stripe.charges == ["pi_auto_1"]
+    assert _wallet(ws).purchased == credits(525)
+    # Created at Stripe but never confirmed when the worker died; turned off meanwhile: never charged.
+    _spend_down_to(ws, credits(6100))
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    _spend_down_to(ws, credits(5900))
+
+    def killed(**kwargs):
+        raise WorkerKilled()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stripe_client, "auto_recharge_intent_settle", killed, raising=False)
+        patch.setattr(stripe_client, "auto_recharge_payment_intent", killed, raising=False)
+        with pytest.raises(WorkerKilled):
+            auto_recharge_pay(f"auto-recharge:{ws.pk}:2")
+    auto_recharge_set(workspace=ws, enabled=False)
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
+    second = _attempts(ws).last()
+    assert second.status == "failed" and "turned off" in second.last_error
+    assert fake_stripe.charges == ["pi_auto_1"]
+    assert LedgerEntry.objects.filter(workspace=ws, kind="purchase").count() == 1  # one pack, the one paid
+    assert Purchase.objects.get(pk=second.purchase_id).status == Purchase.PENDING  # never paid, never credited
+    assert reconcile_workspace(workspace=ws) == []
