@@ -74,7 +74,7 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                         ("monthly credits", monthly_credits)):
         if value is not None and value < 0:
             raise PlanError(f"The {name} cannot be negative.")
-    stripe_action = None
+    stripe_actions = []  # mirrored to the subscription after commit, in order
     with transaction.atomic():
         ws = _lock_workspace(workspace.pk)
         old_plan, old_monthly = ws.plan, ws.monthly_credits
@@ -87,19 +87,26 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
             # Downgrade or cancel: nothing changes until the period rolls (billing.grants).
             if plan.pk == "free":
                 ws.cancel_at_period_end, ws.scheduled_plan = True, None
-                stripe_action = ("cancel", None, None)
+                stripe_actions.append(("cancel", None, None))
             else:
+                if ws.cancel_at_period_end:  # a downgrade instead of the cancellation: the subscription goes on
+                    stripe_actions.append(("resume", None, None))
                 ws.cancel_at_period_end, ws.scheduled_plan = False, plan
-                stripe_action = ("price", plan, None)
+                stripe_actions.append(("price", plan, None))
             ws.save(update_fields=["cancel_at_period_end", "scheduled_plan"])
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.schedule",
                                       detail={"from": old_plan.pk, "to": plan.pk, "at": ws.period_end.isoformat()})
         else:
             if ws.cancel_at_period_end and ws.stripe_subscription_id:
-                stripe_action = ("resume", None, None)
+                stripe_actions.append(("resume", None, None))
             if plan.pk != old_plan.pk and ws.stripe_subscription_id:
                 # Stripe prorates from the same instant as our quote: the start of the days left.
-                stripe_action = ("price_now", plan, plan_change_quote(workspace=ws, plan=plan, at=now).service_start)
+                stripe_actions.append(
+                    ("price_now", plan, plan_change_quote(workspace=ws, plan=plan, at=now).service_start))
+            elif ws.scheduled_plan_id and ws.stripe_subscription_id:
+                # "Keep plan": the scheduled downgrade already put its price on the subscription
+                # (without proration); the kept plan's price goes back the same way.
+                stripe_actions.append(("price", plan, None))
             ws.plan_switch(plan, requests_per_minute=requests_per_minute, concurrent_runs=concurrent_runs,
                            monthly_credits=monthly_credits)
             ws.scheduled_plan, ws.cancel_at_period_end = None, False
@@ -120,9 +127,9 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.change", detail={
                 "from": old_plan.pk, "to": plan.pk, "requests_per_minute": ws.requests_per_minute,
                 "concurrent_runs": ws.concurrent_runs, "monthly_credits": ws.monthly_credits})
-        if sync_stripe and stripe_action and ws.stripe_subscription_id:
+        if sync_stripe and stripe_actions and ws.stripe_subscription_id:
             subscription_id = ws.stripe_subscription_id
-            transaction.on_commit(lambda: _mirror_to_stripe(subscription_id, stripe_action))
+            transaction.on_commit(lambda: _mirror_to_stripe(subscription_id, stripe_actions))
     workspace.refresh_from_db()
     return workspace
 
@@ -143,17 +150,19 @@ def _upgrade_grant_key(ws: Workspace) -> str:
                           f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:")
 
 
-def _mirror_to_stripe(subscription_id: str, action) -> None:
+def _mirror_to_stripe(subscription_id: str, actions) -> None:
+    """Every action of one change (e.g. an upgrade after a scheduled cancellation: resume, then
+    the new price), so the subscription never keeps a cancellation or a price we no longer have."""
     if not stripe_client.stripe_enabled():
         return
-    kind, plan, proration_date = action
-    if kind == "cancel":
-        stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=True)
-    elif kind == "resume":
-        stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=False)
-    elif plan is not None and plan.pk != "free":
-        stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan, prorate=kind == "price_now",
-                                                proration_date=proration_date)
+    for kind, plan, proration_date in actions:
+        if kind == "cancel":
+            stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=True)
+        elif kind == "resume":
+            stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=False)
+        elif plan is not None and plan.pk != "free":
+            stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan,
+                                                    prorate=kind == "price_now", proration_date=proration_date)
 
 
 def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,

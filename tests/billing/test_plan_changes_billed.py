@@ -275,3 +275,40 @@ def test_a_stripe_downgrade_synced_then_upgrades_again_bill_each_upgrade_once_wi
     assert sum(i.total_cents for i in invoices) == sum(q.amount_cents for q in quotes)
     total_granted = sum(e.amount for e in LedgerEntry.objects.filter(workspace=solo, kind="grant"))
     assert total_granted <= credits(5000)  # never above the highest allowance of the period
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_subscription_at_stripe_follows_a_cancel_then_an_upgrade_and_a_downgrade_then_keep(client, solo,
+                                                                                               stripe_edge):
+    """What Stripe will bill next follows what the Plans page says: an upgrade after a scheduled
+    cancellation also resumes the subscription, and "Keep plan" after a scheduled downgrade puts the
+    kept plan's price back on it."""
+    from buying.plans import plan_change
+
+    plan_change(workspace=solo, plan_id="pro", actor=None)
+    Workspace.objects.filter(pk=solo.pk).update(stripe_subscription_id="sub_1", stripe_customer_id="cus_test_9")
+    client.login(email="solo@example.com", password=PASSWORD)
+    url = reverse("billing:plans", kwargs={"slug": "solo"})
+
+    def updates(action):
+        before = len(stripe_edge)
+        action()
+        return [params for method, call_url, params in stripe_edge[before:]
+                if method == "post" and call_url.endswith("/v1/subscriptions/sub_1")]
+
+    (cancel,) = updates(lambda: client.post(url, {"plan": "free", "action": "cancel"}))
+    assert cancel["cancel_at_period_end"] == ["true"]
+    quote = plan_change_quote(workspace=_fresh(solo), plan=Plan.objects.get(pk="team"), at=timezone.now())
+    sent = updates(lambda: client.post(url, {"plan": "team", "action": "upgrade",
+                                             "expected_cents": str(quote.amount_cents)}))
+    assert {"cancel_at_period_end": ["false"]} in sent  # the subscription goes on
+    (price,) = [p for p in sent if "metadata[plan]" in p]
+    assert price["metadata[plan]"] == ["team"] and price["proration_behavior"] == ["always_invoice"]
+    assert _fresh(solo).plan_id == "team" and _fresh(solo).cancel_at_period_end is False
+
+    (down,) = updates(lambda: client.post(url, {"plan": "pro", "action": "downgrade"}))
+    assert down["metadata[plan]"] == ["pro"] and down["proration_behavior"] == ["none"]
+    (keep,) = updates(lambda: client.post(url, {"plan": "team", "action": "keep"}))
+    assert keep["metadata[plan]"] == ["team"] and keep["proration_behavior"] == ["none"]
+    ws = _fresh(solo)
+    assert ws.plan_id == "team" and ws.scheduled_plan_id is None
