@@ -5,7 +5,7 @@ attempt, its outcomes, retries, and the owner's e-mails. The trigger is billing/
     auto_recharge_test_card_set(*, workspace, mode, actor)
     auto_recharge_attempt_pay(*, key)                      # Celery: buying.tasks.auto_recharge_pay
     auto_recharge_payment_record(*, attempt, outcome, ...) # the sync answer and the webhook alike
-    auto_recharge_retry_due(*, now)                        # Celery beat: retries with backoff
+    auto_recharge_retry_due(*, now)                        # Celery beat: retries, lost and stuck attempts
 
 A success is fulfilled by pack_purchase_fulfil, the manual purchase's path: ledger entries, the
 invoice and the receipt e-mail, exactly once however the sync answer and the webhook interleave."""
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 # A declined card is tried again after these delays, then auto-recharge pauses: never blindly.
 RETRY_DELAYS = (timedelta(minutes=5), timedelta(minutes=30))
 MAX_TRIES = len(RETRY_DELAYS) + 1
+# A started try whose outcome is not recorded after this (its worker died, its message was lost, or
+# Stripe still says processing) is resumed by the sweep: looked up at Stripe, never paid anew. Longer
+# than one try can take (the Stripe client's retries and timeouts).
+TRY_LEASE = timedelta(minutes=10)
 DEFAULT_CEILING = 3
 
 
@@ -46,6 +50,7 @@ class AutoRechargeError(ValueError):
 @dataclass(frozen=True)
 class PaymentOutcome:
     SUCCEEDED, DECLINED, REQUIRES_ACTION = "succeeded", "declined", "requires_action"
+    PROCESSING = "processing"  # Stripe has not answered yet: the try stays open (webhook or sweep)
 
     status: str
     payment_intent_id: str = ""
@@ -148,37 +153,79 @@ def auto_recharge_payment_method_record(*, workspace: Workspace, customer_id: st
 
 def auto_recharge_attempt_pay(*, key: str, now=None) -> AutoRechargeAttempt:
     """Charge the saved payment method for one in-flight attempt (runs in Celery, outside any
-    transaction: the HTTP call to Stripe must never hold a lock)."""
+    transaction: the HTTP call to Stripe must never hold a lock).
+
+    Exactly one charge per try, however the task is delivered (acks late: a worker that dies is
+    redelivered) and whether the sweep resumes it: a try starts (`tries` + 1, status pending, a
+    lease in `next_try_at`) only when the previous try's decline was recorded. A pending attempt
+    with tries > 0 is a started try whose outcome was never recorded: it is resumed with the same
+    try number, so the same idempotency key and the PaymentIntent recorded before the charging
+    call, which is looked up at Stripe before anything is confirmed."""
+    now = now or timezone.now()
     attempt = AutoRechargeAttempt.objects.select_related("workspace", "pack").get(key=key)
     if attempt.status not in AutoRechargeAttempt.IN_FLIGHT:
         return attempt
     row = AutoRecharge.objects.get(pk=attempt.workspace_id)
-    if not row.enabled:
-        _finish(attempt, AutoRechargeAttempt.FAILED, "Auto-recharge was turned off before it was paid.")
-        return attempt
-    if not stripe_client.payments_configured():  # fail closed: a test card must not pay once the switch is off
-        _finish(attempt, AutoRechargeAttempt.FAILED, "Payments are not configured; nothing was charged.")
+    refusal = ("Auto-recharge was turned off before it was paid." if not row.enabled else
+               # fail closed: a test card must not pay once the switch is off
+               "Payments are not configured; nothing was charged." if not stripe_client.payments_configured() else "")
+    if refusal and not _try_started(attempt):  # a started try may have charged the card: it is looked up first
+        _finish(attempt, AutoRechargeAttempt.FAILED, refusal)
         return attempt
     with transaction.atomic():
         locked = AutoRechargeAttempt.objects.select_for_update().get(pk=attempt.pk)
         if locked.status not in AutoRechargeAttempt.IN_FLIGHT:
             return locked
+        resumed = _try_started(locked)
+        if refusal and not resumed:
+            _finish(locked, AutoRechargeAttempt.FAILED, refusal)
+            locked.refresh_from_db()
+            return locked
         if locked.purchase_id is None:
             source = Purchase.STRIPE if stripe_client.stripe_enabled() else Purchase.TEST
             locked.purchase = purchase_start(workspace=attempt.workspace, pack_id=attempt.pack_id, source=source)
-        locked.tries += 1
-        locked.next_try_at = None  # this try's result is not recorded yet
-        locked.save(update_fields=["purchase", "tries", "next_try_at"])
+        if not resumed:
+            locked.tries += 1
+            locked.status = AutoRechargeAttempt.PENDING  # this try's result is not recorded yet
+            locked.stripe_payment_intent_id = ""  # the new try's PaymentIntent is recorded once created
+        locked.next_try_at = now + TRY_LEASE  # the sweep resumes it after this, should this worker die
+        locked.save(update_fields=["purchase", "tries", "status", "stripe_payment_intent_id", "next_try_at"])
     attempt = locked
-    purchase = attempt.purchase
     if stripe_client.stripe_enabled():
-        outcome = stripe_client.auto_recharge_payment_intent(
-            purchase=purchase, attempt_key=attempt.key, try_number=attempt.tries,
-            customer_id=attempt.workspace.stripe_customer_id, payment_method_id=row.stripe_payment_method_id)
-        outcome = PaymentOutcome(**outcome)
+        answer = _stripe_charge(attempt, row, resumed=resumed, may_confirm=not refusal)
+        outcome = PaymentOutcome(**answer) if answer else None
     else:
-        outcome = _test_card_charge(row, attempt)
+        outcome = None if refusal else _test_card_charge(row, attempt)
+    if outcome is None:  # a resumed try that never charged, and may not charge now
+        _finish(attempt, AutoRechargeAttempt.FAILED, refusal)
+        attempt.refresh_from_db()
+        return attempt
     return auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=now)
+
+
+def _try_started(attempt: AutoRechargeAttempt) -> bool:
+    """A try was started and its outcome never recorded (a recorded decline is `retrying`)."""
+    return attempt.status == AutoRechargeAttempt.PENDING and attempt.tries > 0
+
+
+def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: bool, may_confirm: bool) -> dict | None:
+    """One try at Stripe: the PaymentIntent is created unconfirmed (idempotency key of the try) and
+    its id committed before the confirmation that charges, so a resumed try finds it and asks
+    Stripe what became of it instead of paying again. None: nothing was charged, and (not
+    `may_confirm`: turned off meanwhile) nothing is."""
+    intent_id = attempt.stripe_payment_intent_id
+    if not intent_id and not may_confirm:
+        return None  # without a recorded PaymentIntent, nothing was ever confirmed
+    if not intent_id:  # never created, or created but not recorded: the same key answers the same one
+        intent_id = stripe_client.auto_recharge_intent_create(
+            purchase=attempt.purchase, attempt_key=attempt.key, try_number=attempt.tries,
+            customer_id=attempt.workspace.stripe_customer_id, payment_method_id=row.stripe_payment_method_id)
+        AutoRechargeAttempt.objects.filter(pk=attempt.pk, status=AutoRechargeAttempt.PENDING, tries=attempt.tries).update(
+            stripe_payment_intent_id=intent_id)
+        attempt.stripe_payment_intent_id = intent_id
+    return stripe_client.auto_recharge_intent_settle(intent_id=intent_id, attempt_key=attempt.key,
+                                                     try_number=attempt.tries, look_up_first=resumed,
+                                                     may_confirm=may_confirm)
 
 
 def _test_card_charge(row: AutoRecharge, attempt: AutoRechargeAttempt) -> PaymentOutcome:
@@ -216,15 +263,15 @@ def auto_recharge_payment_record(*, attempt: AutoRechargeAttempt, outcome: Payme
                 _sync_wallet(attempt.workspace_id, row)
         attempt.refresh_from_db()
         return attempt
+    if outcome.status == PaymentOutcome.PROCESSING:
+        return attempt  # the try stays open: the webhook reports it, or the sweep looks it up again
     with transaction.atomic():
         locked = AutoRechargeAttempt.objects.select_for_update().get(pk=attempt.pk)
         # Apply a failure once per try: the current try's (the report names it, or is the only one
-        # possible), and only while its result is not recorded yet (a recorded decline sets
-        # next_try_at; a new try clears it).
+        # possible), and only while its result is not recorded yet (a started try is pending; a
+        # recorded decline is retrying, and only a new try makes it pending again).
         current_try = outcome.try_number in (0, locked.tries)
-        unrecorded = locked.status == AutoRechargeAttempt.PENDING or (
-            locked.status == AutoRechargeAttempt.RETRYING and locked.next_try_at is None)
-        if not (current_try and unrecorded):
+        if not (current_try and _try_started(locked)):
             return locked
         locked.stripe_payment_intent_id = outcome.payment_intent_id
         locked.last_error = outcome.error[:300]
@@ -236,8 +283,9 @@ def auto_recharge_payment_record(*, attempt: AutoRechargeAttempt, outcome: Payme
         requires_action = outcome.status == PaymentOutcome.REQUIRES_ACTION
         locked.status = AutoRechargeAttempt.REQUIRES_ACTION if requires_action else AutoRechargeAttempt.FAILED
         locked.action_url = outcome.action_url if requires_action else ""
-        locked.finished_at = now
-        locked.save(update_fields=["stripe_payment_intent_id", "last_error", "status", "action_url", "finished_at"])
+        locked.finished_at, locked.next_try_at = now, None
+        locked.save(update_fields=["stripe_payment_intent_id", "last_error", "status", "action_url", "finished_at",
+                                   "next_try_at"])
         _pause(locked.workspace_id, AutoRecharge.PAUSED_ACTION if requires_action else AutoRecharge.PAUSED_DECLINED, now)
         attempt_id = locked.pk
         transaction.on_commit(lambda: auto_recharge_problem_email_send(attempt_id=attempt_id), robust=True)
@@ -257,16 +305,23 @@ def _finish(attempt: AutoRechargeAttempt, status: str, error: str) -> None:
 
 
 def auto_recharge_retry_due(*, now=None) -> int:
-    """Celery beat: pay the attempts whose backoff is over, and any pending attempt whose enqueue
-    was lost (the broker was down when its crossing committed)."""
+    """Celery beat: pay the attempts whose backoff is over, any pending attempt whose enqueue was
+    lost (the broker was down when its crossing committed), and resume any started try whose lease
+    ran out (its worker died, or its message was lost, before the outcome was recorded): that one
+    is looked up at Stripe, not paid again (auto_recharge_attempt_pay)."""
     now = now or timezone.now()
     due = list(AutoRechargeAttempt.objects.filter(status=AutoRechargeAttempt.RETRYING, next_try_at__lte=now)
                .values_list("key", flat=True)[:200])
     due += list(AutoRechargeAttempt.objects.filter(status=AutoRechargeAttempt.PENDING, tries=0,
                                                    created_at__lt=now - timedelta(minutes=2))
                 .values_list("key", flat=True)[:200])
+    due += list(AutoRechargeAttempt.objects.filter(status=AutoRechargeAttempt.PENDING, tries__gt=0, next_try_at__lte=now)
+                .values_list("key", flat=True)[:200])
     for key in due:
-        auto_recharge_attempt_pay(key=key, now=now)
+        try:
+            auto_recharge_attempt_pay(key=key, now=now)
+        except Exception:  # noqa: BLE001 - one attempt Stripe cannot answer now must not hold up the others
+            log.exception("Auto-recharge %s could not be paid now; the sweep tries again", key)
     return len(due)
 
 

@@ -2,7 +2,7 @@
 
 - An upgrade takes effect at once: rate limits follow immediately and the difference between the
   new and the old plan's monthly credits is granted for the rest of the current period (once per
-  workspace, period and plan).
+  upgrade, never above the new plan's allowance for the period).
 - A downgrade or a cancellation takes effect at the period end (`scheduled_plan`,
   `cancel_at_period_end`); `billing.grants` applies it when the period rolls.
 - `plan_payment_record` (Stripe's invoice.paid) grants the plan's credits for the paid period,
@@ -23,6 +23,7 @@ from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
 from billing.money import nanos_display
 from invoices import services as invoice_services
+from invoices.models import Invoice
 
 from . import stripe_client
 from .prorations import PlanChangeQuote, plan_change_quote
@@ -73,29 +74,39 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                         ("monthly credits", monthly_credits)):
         if value is not None and value < 0:
             raise PlanError(f"The {name} cannot be negative.")
-    stripe_action = None
+    stripe_actions = []  # mirrored to the subscription after commit, in order
     with transaction.atomic():
         ws = _lock_workspace(workspace.pk)
         old_plan, old_monthly = ws.plan, ws.monthly_credits
         upgrade = is_upgrade(current=old_plan, new=plan)
+        if at_period_end and upgrade:
+            # Only a downgrade waits; an upgrade is paid for through the checkout (or Stripe) first.
+            raise PlanError(f"{plan.name} is an upgrade from {old_plan.name}: upgrade through the checkout.")
         plan_member_cap_check(workspace=ws, plan=plan)
         if at_period_end and not upgrade and plan.pk != old_plan.pk:
             # Downgrade or cancel: nothing changes until the period rolls (billing.grants).
             if plan.pk == "free":
                 ws.cancel_at_period_end, ws.scheduled_plan = True, None
-                stripe_action = ("cancel", None, None)
+                stripe_actions.append(("cancel", None, None))
             else:
+                if ws.cancel_at_period_end:  # a downgrade instead of the cancellation: the subscription goes on
+                    stripe_actions.append(("resume", None, None))
                 ws.cancel_at_period_end, ws.scheduled_plan = False, plan
-                stripe_action = ("price", plan, None)
+                stripe_actions.append(("price", plan, None))
             ws.save(update_fields=["cancel_at_period_end", "scheduled_plan"])
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.schedule",
                                       detail={"from": old_plan.pk, "to": plan.pk, "at": ws.period_end.isoformat()})
         else:
             if ws.cancel_at_period_end and ws.stripe_subscription_id:
-                stripe_action = ("resume", None, None)
+                stripe_actions.append(("resume", None, None))
             if plan.pk != old_plan.pk and ws.stripe_subscription_id:
                 # Stripe prorates from the same instant as our quote: the start of the days left.
-                stripe_action = ("price_now", plan, plan_change_quote(workspace=ws, plan=plan, at=now).service_start)
+                stripe_actions.append(
+                    ("price_now", plan, plan_change_quote(workspace=ws, plan=plan, at=now).service_start))
+            elif ws.scheduled_plan_id and ws.stripe_subscription_id:
+                # "Keep plan": the scheduled downgrade already put its price on the subscription
+                # (without proration); the kept plan's price goes back the same way.
+                stripe_actions.append(("price", plan, None))
             ws.plan_switch(plan, requests_per_minute=requests_per_minute, concurrent_runs=concurrent_runs,
                            monthly_credits=monthly_credits)
             ws.scheduled_plan, ws.cancel_at_period_end = None, False
@@ -110,31 +121,48 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                 wallet = wallet_lock(ws.pk)
                 if quote.credits_now:
                     post(wallet=wallet, actor=actor, at=now, postings=[Posting(
-                        LedgerEntry.GRANT, MONTHLY, quote.credits_now,
-                        f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:{ws.monthly_credits}",
+                        LedgerEntry.GRANT, MONTHLY, quote.credits_now, _upgrade_grant_key(ws),
                         f"Upgrade from {old_plan.name} to {plan.name}: {quote.days_left} of "
                         f"{quote.days_in_period} days left in this period")])
             AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.change", detail={
                 "from": old_plan.pk, "to": plan.pk, "requests_per_minute": ws.requests_per_minute,
                 "concurrent_runs": ws.concurrent_runs, "monthly_credits": ws.monthly_credits})
-        if sync_stripe and stripe_action and ws.stripe_subscription_id:
+        if sync_stripe and stripe_actions and ws.stripe_subscription_id:
             subscription_id = ws.stripe_subscription_id
-            transaction.on_commit(lambda: _mirror_to_stripe(subscription_id, stripe_action))
+            transaction.on_commit(lambda: _mirror_to_stripe(subscription_id, stripe_actions))
     workspace.refresh_from_db()
     return workspace
 
 
-def _mirror_to_stripe(subscription_id: str, action) -> None:
+def _period_number(queryset, prefix: str) -> str:
+    """`prefix` + the number of this change among the period's changes of its kind (1, 2, ...).
+
+    A plan can be left at once and bought again within one period (a downgrade made in Stripe and
+    synced, staff's set_plan), so a key per plan or per allowance repeats; one per change does not.
+    The caller holds the workspace lock, which serialises plan changes, and the key stays
+    DB-unique."""
+    return f"{prefix}#{queryset.filter(idempotency_key__startswith=prefix).count() + 1}"
+
+
+def _upgrade_grant_key(ws: Workspace) -> str:
+    """upgrade:<workspace>:<period start>:#<n>, the n-th upgrade grant of the period."""
+    return _period_number(LedgerEntry.objects.filter(workspace_id=ws.pk),
+                          f"upgrade:{ws.pk}:{ws.period_start.isoformat()}:")
+
+
+def _mirror_to_stripe(subscription_id: str, actions) -> None:
+    """Every action of one change (e.g. an upgrade after a scheduled cancellation: resume, then
+    the new price), so the subscription never keeps a cancellation or a price we no longer have."""
     if not stripe_client.stripe_enabled():
         return
-    kind, plan, proration_date = action
-    if kind == "cancel":
-        stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=True)
-    elif kind == "resume":
-        stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=False)
-    elif plan is not None and plan.pk != "free":
-        stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan, prorate=kind == "price_now",
-                                                proration_date=proration_date)
+    for kind, plan, proration_date in actions:
+        if kind == "cancel":
+            stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=True)
+        elif kind == "resume":
+            stripe_client.subscription_cancel_at_period_end(subscription_id=subscription_id, cancel=False)
+        elif plan is not None and plan.pk != "free":
+            stripe_client.subscription_price_change(subscription_id=subscription_id, plan=plan,
+                                                    prorate=kind == "price_now", proration_date=proration_date)
 
 
 def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,
@@ -254,7 +282,10 @@ def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None, expec
     """The built-in test checkout for a plan (no Stripe keys): the quote the page showed is charged
     and invoiced, and plan_change grants its credits, in one transaction. `expected_cents` is the
     amount the person confirmed; if the quote moved since (midnight UTC passed), nothing happens
-    and they are asked to confirm the new amount. A double submit bills once (the invoice key)."""
+    and they are asked to confirm the new amount. A double submit bills once (under the workspace
+    lock, the second finds the plan bought); each paid change has its own invoice
+    (plan-change:<workspace>:<period start>:#<n>), a plan bought again in the period included. Only
+    an upgrade is sold here (PlanError otherwise)."""
     now = now or timezone.now()
     plan = Plan.objects.filter(pk=plan_id, is_custom=False).first()
     if plan is None:
@@ -263,6 +294,11 @@ def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None, expec
         ws = _lock_workspace(workspace.pk)
         if ws.plan_id == plan.pk:
             return ws  # already on it: a second submit of the same checkout
+        if not is_upgrade(current=ws.plan, new=plan):
+            # A downgrade waits for the period end and is chosen on the Plans page; paying here
+            # would switch at once without a refund.
+            raise PlanError(f"{plan.name} is not an upgrade from {ws.plan.name}: a downgrade takes effect at "
+                            f"the period end; choose it on the Plans page. Nothing was charged.")
         quote = plan_change_quote(workspace=ws, plan=plan, at=now)
         if expected_cents is not None and expected_cents != quote.amount_cents:
             raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
@@ -270,8 +306,8 @@ def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None, expec
         if plan.price_cents:
             invoice_services.invoice_issue_for_plan_change(
                 workspace=ws, plan=plan, lines=quote_invoice_lines(quote), period_start=quote.service_start,
-                period_end=quote.period_end, key=f"plan-change:{ws.pk}:{plan.pk}:{ws.period_start.isoformat()}",
-                paid_at=now)
+                period_end=quote.period_end, paid_at=now, key=_period_number(
+                    Invoice.objects.filter(workspace_id=ws.pk), f"plan-change:{ws.pk}:{ws.period_start.isoformat()}:"))
     workspace.refresh_from_db()
     return workspace
 

@@ -131,39 +131,79 @@ def subscription_cancel_at_period_end(*, subscription_id: str, cancel: bool = Tr
     _client().v1.subscriptions.update(subscription_id, {"cancel_at_period_end": cancel})
 
 
-def auto_recharge_payment_intent(*, purchase: Purchase, attempt_key: str, try_number: int, customer_id: str,
-                                 payment_method_id: str) -> dict:
-    """An off-session PaymentIntent for an auto-recharge, confirmed at once. Returns the outcome as
-    billing.auto_recharge.PaymentOutcome's fields. The idempotency key names the attempt and the
-    try, so a retried request is one charge; the metadata lets the webhook find the attempt."""
+def auto_recharge_idempotency_key(*, attempt_key: str, try_number: int) -> str:
+    """One key per intended payment: an attempt's try. A try is only ever followed by a new one after
+    its decline was recorded, so a redelivered task sends the same key, never a new one."""
+    return f"{attempt_key}:try:{try_number}"
+
+
+def auto_recharge_intent_create(*, purchase: Purchase, attempt_key: str, try_number: int, customer_id: str,
+                                payment_method_id: str) -> str:
+    """The PaymentIntent of one try of an auto-recharge, created unconfirmed (nothing is charged
+    yet) and returned by id, so the caller records the id before the call that charges. The
+    idempotency key names the attempt and the try: sent again (a redelivered task) it answers the
+    same PaymentIntent. The metadata lets the webhook find the attempt and the try."""
     metadata = {"workspace": purchase.workspace.slug, "workspace_id": str(purchase.workspace_id),
-                "pack": purchase.pack_id, "purchase": str(purchase.pk), "auto_recharge": attempt_key,
-                "try": str(try_number)}
+                "pack": purchase.pack_id, "purchase": str(purchase.pk), "auto_recharge": attempt_key, "try": str(try_number)}
     params = {
         "amount": cents_to_stripe_minor_units(purchase.amount_cents, purchase.currency), "currency": purchase.currency,
-        "customer": customer_id, "payment_method": payment_method_id, "off_session": True, "confirm": True,
+        "customer": customer_id, "payment_method": payment_method_id, "payment_method_types": ["card"],
         "description": f"Auto-recharge: {purchase.pack.name} credit pack", "metadata": metadata,
     }
+    key = auto_recharge_idempotency_key(attempt_key=attempt_key, try_number=try_number)
+    return _client().v1.payment_intents.create(params, {"idempotency_key": key})["id"]
+
+
+def auto_recharge_intent_settle(*, intent_id: str, attempt_key: str, try_number: int, look_up_first: bool,
+                                may_confirm: bool = True) -> dict | None:
+    """Charge (confirm off-session) the PaymentIntent of one try, once, and return its outcome as
+    buying.auto_recharge.PaymentOutcome's fields. `look_up_first` (a try resumed after its worker
+    died or its message was lost): read the PaymentIntent first and confirm only one that was never
+    confirmed (and only if `may_confirm`; None when it was not confirmed). A PaymentIntent succeeds
+    at most once, so however often this runs for one try, the card is charged at most once."""
+    client = _client()
+    if look_up_first or not may_confirm:
+        intent = client.v1.payment_intents.retrieve(intent_id)
+        if intent["status"] != "requires_confirmation":
+            return _intent_outcome(intent, try_number)
+        if not may_confirm:
+            return None
     try:
-        intent = _client().v1.payment_intents.create(params, {"idempotency_key": f"{attempt_key}:try:{try_number}"})
+        key = auto_recharge_idempotency_key(attempt_key=attempt_key, try_number=try_number)
+        intent = client.v1.payment_intents.confirm(intent_id, {"off_session": True}, {"idempotency_key": f"{key}:confirm"})
     except stripe.CardError as error:
         # A decline, or authentication_required (3-D Secure) for an off-session payment.
         body = error.json_body.get("error", {}) if isinstance(error.json_body, dict) else {}
-        intent_id = (body.get("payment_intent") or {}).get("id", "")
         status = "requires_action" if body.get("code") == "authentication_required" or \
             body.get("decline_code") == "authentication_required" else "declined"
         return {"status": status, "payment_intent_id": intent_id, "error": str(body.get("message") or error)[:300],
                 "try_number": try_number}
-    if intent["status"] == "succeeded":
+    except stripe.InvalidRequestError as error:
+        if error.code != "payment_intent_unexpected_state":
+            raise
+        intent = client.v1.payment_intents.retrieve(intent_id)  # confirmed meanwhile: its state is the answer
+    return _intent_outcome(intent, try_number)
+
+
+def _intent_outcome(intent, try_number: int) -> dict:
+    status = intent["status"]
+    if status == "succeeded":
         return {"status": "succeeded", "payment_intent_id": intent["id"], "try_number": try_number}
-    if intent["status"] == "requires_action":
+    if status == "requires_action":
         next_action = intent.get("next_action") or {}
         url = ((next_action.get("redirect_to_url") or {}).get("url")) or ""
         return {"status": "requires_action", "payment_intent_id": intent["id"], "action_url": url,
                 "error": "The bank asks the cardholder to authenticate.", "try_number": try_number}
-    # processing / requires_payment_method: not paid now; the webhook reports the final answer.
-    return {"status": "declined", "payment_intent_id": intent["id"], "try_number": try_number,
-            "error": f"The payment is {intent['status'].replace('_', ' ')}."}
+    if status in ("processing", "requires_capture"):
+        # Not answered yet: the webhook reports it, or the sweep looks again. Never a new try.
+        return {"status": "processing", "payment_intent_id": intent["id"], "try_number": try_number}
+    error = (intent.get("last_payment_error") or {}).get("message") or f"The payment is {status.replace('_', ' ')}."
+    if (intent.get("last_payment_error") or {}).get("code") == "authentication_required":
+        return {"status": "requires_action", "payment_intent_id": intent["id"], "error": str(error)[:300],
+                "try_number": try_number}
+    # requires_payment_method (declined) or canceled: this try is over, unpaid.
+    return {"status": "declined", "payment_intent_id": intent["id"], "error": str(error)[:300],
+            "try_number": try_number}
 
 
 def checkout_session_for_card_setup(*, workspace: Workspace, actor_email: str) -> stripe.checkout.Session:

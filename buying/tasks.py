@@ -14,5 +14,6 @@ def auto_recharge_pay(key: str) -> str:
 
 @shared_task
 def auto_recharge_retry() -> int:
-    """Celery beat: retries whose backoff is over, and attempts whose enqueue was lost."""
+    """Celery beat: retries whose backoff is over, attempts whose enqueue was lost, and started tries
+    whose worker died or whose message was lost (looked up at Stripe, never paid anew)."""
     return auto_recharge_retry_due()

@@ -4,6 +4,7 @@ the ceiling, the failure paths, and the Stripe path stubbed at its HTTP edge."""
 import json
 import threading
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 import pytest
 from django.core import mail
@@ -296,24 +297,115 @@ def _stripe_on(ws):
                                         card_label="Visa ending 4242")
 
 
+class FakeStripe:
+    """Stripe's PaymentIntents as Stripe keeps them, behind its HTTP edge: idempotency keys replay
+    their first answer, a PaymentIntent is confirmed (and the card charged) at most once, and every
+    charge is counted. The saved card succeeds, declines, or asks for authentication (`card`)."""
+
+    def __init__(self):
+        self.intents, self.answers, self.requests, self.charges = {}, {}, [], []
+        self.card = "succeeds"
+        self.after_charge = None  # e.g. the webhook arriving before the synchronous answer
+
+    def creates(self):
+        return [(body, headers) for method, url, body, headers in self.requests
+                if method == "post" and url.endswith("/v1/payment_intents")]
+
+    def __call__(self, method, url, headers, body):
+        self.requests.append((method, url, body, headers))
+        path = url.split("api.stripe.com")[-1].split("?")[0]
+        key = (path, headers.get("Idempotency-Key"))
+        if method == "post" and key[1] and key in self.answers:
+            return self.answers[key]  # Stripe replays the first answer to a key
+        params = {k: v[0] for k, v in parse_qs(body).items()}
+        if method == "post" and path == "/v1/payment_intents":
+            intent_id = f"pi_auto_{len(self.intents) + 1}"
+            metadata = {k[len("metadata["):-1]: v for k, v in params.items() if k.startswith("metadata[")}
+            self.intents[intent_id] = {
+                "id": intent_id, "object": "payment_intent", "amount": int(params["amount"]), "currency": "usd",
+                "status": "requires_confirmation", "customer": params.get("customer"),
+                "payment_method": params.get("payment_method"), "metadata": metadata, "livemode": False,
+                "last_payment_error": None, "next_action": None}
+            answer = self._confirm(intent_id) if params.get("confirm") == "true" else self._ok(intent_id)
+        elif method == "post" and path.endswith("/confirm"):
+            answer = self._confirm(path.split("/")[-2])
+        elif method == "get" and path.startswith("/v1/payment_intents/"):
+            answer = self._ok(path.split("/")[-1])
+        else:
+            raise AssertionError(f"unexpected Stripe call {method} {url}")
+        if method == "post" and key[1]:
+            self.answers[key] = answer
+        return answer
+
+    def _ok(self, intent_id):
+        return json.dumps(self.intents[intent_id]), 200, {}
+
+    def _confirm(self, intent_id):
+        intent = self.intents[intent_id]
+        if intent["status"] != "requires_confirmation":
+            return json.dumps({"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                                         "message": f"This PaymentIntent's status is {intent['status']}."}}), 400, {}
+        if self.card == "succeeds":
+            intent["status"] = "succeeded"
+            self.charges.append(intent_id)
+            if self.after_charge:
+                self.after_charge(intent)
+            return self._ok(intent_id)
+        code = "authentication_required" if self.card == "authenticates" else "card_declined"
+        message = ("This payment requires authentication." if code == "authentication_required"
+                   else "Your card has insufficient funds.")
+        intent["status"], intent["last_payment_error"] = "requires_payment_method", {"code": code, "message": message}
+        return json.dumps({"error": {"type": "card_error", "code": code, "message": message,
+                                     "payment_intent": intent}}), 402, {}
+
+
+@pytest.fixture
+def fake_stripe(settings, monkeypatch):
+    import stripe
+
+    settings.STRIPE_SECRET_KEY = "sk_test_123"
+    fake = FakeStripe()
+
+    def fake_request(self, method, url, headers, post_data=None, **kwargs):
+        body = post_data.decode() if isinstance(post_data, bytes) else (post_data or "")
+        return fake(method, url, headers, body)
+
+    monkeypatch.setattr(stripe.RequestsClient, "request", fake_request, raising=False)
+    monkeypatch.setattr(stripe._http_client, "new_default_http_client",
+                        lambda *a, **k: stripe.RequestsClient(), raising=False)
+    call_command("stripe_webhook_endpoint", "--quiet")
+    return fake
+
+
+def _check_params(body, params_type):
+    """Every parameter we send is one stripe-python's types know (stripe.params)."""
+    known = params_type.__required_keys__ | params_type.__optional_keys__
+    sent = {name.split("[")[0] for name in parse_qs(body)}
+    assert sent <= known, sent - known
+
+
 @pytest.mark.django_db(transaction=True)
-def test_stripe_webhook_before_the_synchronous_success_credits_once(client, team, stripe_edge):
+def test_stripe_webhook_before_the_synchronous_success_credits_once(client, team, fake_stripe):
+    from stripe.params import PaymentIntentConfirmParams, PaymentIntentCreateParams
+
     ws = team.workspace
     _stripe_on(ws)
     key = f"auto-recharge:{ws.pk}:1"
 
-    def webhook_first():
-        stripe_edge["before_answer"] = None
-        event = sp.event("evt_pi_ok", "payment_intent.succeeded", _intent("succeeded", attempt_key=key, workspace=ws))
+    def webhook_first(intent):
+        fake_stripe.after_charge = None
+        event = sp.event("evt_pi_ok", "payment_intent.succeeded", intent)
         assert sp.deliver(client, event).status_code == 200
 
-    stripe_edge["before_answer"] = webhook_first
-    stripe_edge["answer"] = (json.dumps(_intent("succeeded", attempt_key=key, workspace=ws)), 200, {})
+    fake_stripe.after_charge = webhook_first
     auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
-    (method, url, body, headers), = stripe_edge["requests"]
-    assert url.endswith("/v1/payment_intents") and "off_session=true" in body and "confirm=true" in body
-    assert "customer=cus_test_9" in body and "payment_method=pm_card_visa" in body and "amount=2000" in body
-    assert headers.get("Idempotency-Key") == f"{key}:try:1"
+    (create, confirm) = [(m, u, b, h) for m, u, b, h in fake_stripe.requests if m == "post"]
+    assert create[1].endswith("/v1/payment_intents") and "confirm=" not in create[2]
+    assert "customer=cus_test_9" in create[2] and "payment_method=pm_card_visa" in create[2] and "amount=2000" in create[2]
+    assert create[3].get("Idempotency-Key") == f"{key}:try:1"
+    assert confirm[1].endswith("/v1/payment_intents/pi_auto_1/confirm") and "off_session=true" in confirm[2]
+    _check_params(create[2], PaymentIntentCreateParams)
+    _check_params(confirm[2], PaymentIntentConfirmParams)
     attempt = _attempts(ws).get()
     assert attempt.status == "succeeded" and attempt.purchase.stripe_payment_intent_id == "pi_auto_1"
     assert LedgerEntry.objects.filter(workspace=ws, kind__in=["purchase", "bonus"]).count() == 2
@@ -322,19 +414,16 @@ def test_stripe_webhook_before_the_synchronous_success_credits_once(client, team
     # ... and the webhook delivered again, after the synchronous answer, changes nothing.
     event = sp.event("evt_pi_ok_2", "payment_intent.succeeded", _intent("succeeded", attempt_key=key, workspace=ws))
     assert sp.deliver(client, event).status_code == 200
-    assert _wallet(ws).purchased == credits(525)
+    assert _wallet(ws).purchased == credits(525) and fake_stripe.charges == ["pi_auto_1"]
     assert reconcile_workspace(workspace=ws) == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_stripe_decline_and_its_webhook_count_as_one_try(client, team, stripe_edge):
+def test_stripe_decline_and_its_webhook_count_as_one_try(client, team, fake_stripe):
     ws = team.workspace
     _stripe_on(ws)
     key = f"auto-recharge:{ws.pk}:1"
-    error = {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                       "message": "Your card has insufficient funds.",
-                       "payment_intent": _intent("requires_payment_method", attempt_key=key, workspace=ws)}}
-    stripe_edge["answer"] = (json.dumps(error), 402, {})
+    fake_stripe.card = "declines"
     auto_recharge_set(workspace=ws, enabled=True, threshold=credits(5001), pack_id="builder")
     attempt = _attempts(ws).get()
     assert attempt.status == "retrying" and attempt.tries == 1 and "insufficient funds" in attempt.last_error
@@ -344,13 +433,11 @@ def test_stripe_decline_and_its_webhook_count_as_one_try(client, team, stripe_ed
     attempt.refresh_from_db()
     assert attempt.status == "retrying" and attempt.tries == 1  # the same try, not counted twice
     # Authentication required off-session: pause at once.
-    stripe_edge["answer"] = (json.dumps({"error": {
-        "type": "card_error", "code": "authentication_required", "message": "This payment requires authentication.",
-        "payment_intent": _intent("requires_payment_method", attempt_key=key, workspace=ws, try_number=2,
-                                  intent_id="pi_auto_2")}}), 402, {})
+    fake_stripe.card = "authenticates"
     auto_recharge_retry_due(now=attempt.next_try_at)
     attempt.refresh_from_db()
     assert attempt.status == "requires_action" and attempt.tries == 2
+    assert [h.get("Idempotency-Key") for _, h in fake_stripe.creates()] == [f"{key}:try:1", f"{key}:try:2"]
     assert AutoRecharge.objects.get(pk=ws.pk).paused_reason == "requires_action"
     assert any("Action needed" in m.subject for m in mail.outbox)
     # The cardholder authenticates later: Stripe reports success, the pack is credited once, and
@@ -360,6 +447,116 @@ def test_stripe_decline_and_its_webhook_count_as_one_try(client, team, stripe_ed
     attempt.refresh_from_db()
     assert attempt.status == "succeeded" and _wallet(ws).purchased == credits(525)
     assert AutoRecharge.objects.get(pk=ws.pk).paused_reason == ""
+    assert fake_stripe.charges == []  # neither try charged the card; the cardholder's authentication did
+
+
+class WorkerKilled(BaseException):
+    """A worker dying mid-task (SIGKILL): nothing after it runs, its transaction rolls back."""
+
+
+def _die_once_while_recording(monkeypatch):
+    """The next recording of a success dies before it commits: Stripe charged, we recorded nothing."""
+    from buying import auto_recharge
+
+    real = auto_recharge.pack_purchase_fulfil
+    calls = []
+
+    def dying(**kwargs):
+        if not calls:
+            calls.append(kwargs)
+            raise WorkerKilled()
+        return real(**kwargs)
+
+    monkeypatch.setattr(auto_recharge, "pack_purchase_fulfil", dying)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_after_stripe_charged_is_redelivered_without_charging_again(team, fake_stripe, monkeypatch):
+    from buying.tasks import auto_recharge_pay
+
+    ws = team.workspace
+    _stripe_on(ws)
+    key = f"auto-recharge:{ws.pk}:1"
+    _die_once_while_recording(monkeypatch)
+    # The crossing's task is run by hand, so the worker's death is seen (acks late: the broker keeps
+    # the message and delivers it again).
+    monkeypatch.setattr(auto_recharge_pay, "delay", lambda *args: None)
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    with pytest.raises(WorkerKilled):
+        auto_recharge_pay(key)
+    assert fake_stripe.charges == ["pi_auto_1"]  # Stripe charged; nothing was recorded
+    attempt = _attempts(ws).get()
+    assert attempt.status == "pending" and _wallet(ws).purchased == 0
+    auto_recharge_pay(key)  # the redelivery
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and attempt.tries == 1
+    assert [h.get("Idempotency-Key") for _, h in fake_stripe.creates()] == [f"{key}:try:1"]
+    assert len(fake_stripe.intents) == 1 and fake_stripe.charges == ["pi_auto_1"]  # one PaymentIntent, one charge
+    assert Purchase.objects.filter(workspace=ws).count() == 1 and _wallet(ws).purchased == credits(525)
+    assert Invoice.objects.filter(purchase=attempt.purchase).count() == 1
+    auto_recharge_pay(key)  # delivered once more: nothing moves
+    assert fake_stripe.charges == ["pi_auto_1"] and _wallet(ws).purchased == credits(525)
+    assert reconcile_workspace(workspace=ws) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stuck_started_try_is_swept_and_looked_up_at_stripe_not_paid_twice(team, fake_stripe, monkeypatch):
+    from buying.tasks import auto_recharge_pay
+
+    ws = team.workspace
+    _stripe_on(ws)
+    key = f"auto-recharge:{ws.pk}:1"
+    _die_once_while_recording(monkeypatch)
+    monkeypatch.setattr(auto_recharge_pay, "delay", lambda *args: None)  # its message will be lost
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    with pytest.raises(WorkerKilled):
+        auto_recharge_pay(key)  # charged at Stripe, then the worker died and the message was lost
+    attempt = _attempts(ws).get()
+    assert (attempt.status, attempt.tries, fake_stripe.charges) == ("pending", 1, ["pi_auto_1"])
+    # It blocks every later recharge while it is pending: the sweep must resolve it.
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=1))  # not while its try may still be running
+    attempt.refresh_from_db()
+    assert attempt.status == "pending"
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and attempt.tries == 1
+    assert len(fake_stripe.intents) == 1 and fake_stripe.charges == ["pi_auto_1"]
+    assert ("get", "https://api.stripe.com/v1/payment_intents/pi_auto_1") in [(m, u) for m, u, _, _ in fake_stripe.requests]
+    assert _wallet(ws).purchased == credits(525) and Purchase.objects.filter(workspace=ws).count() == 1
+    # No longer in flight, it blocks nothing: the next crossing buys again.
+    _spend_down_to(ws, credits(6100))  # back above the threshold: re-armed
+    _spend_down_to(ws, credits(5900))
+    auto_recharge_pay(f"auto-recharge:{ws.pk}:2")
+    assert _attempts(ws).count() == 2 and _attempts(ws).last().status == "succeeded"
+    assert fake_stripe.charges == ["pi_auto_1", "pi_auto_2"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_try_started_but_never_sent_is_swept_and_paid_once(team, fake_stripe, monkeypatch):
+    """The message was lost after the try was committed and before Stripe was called."""
+    from buying import stripe_client
+    from buying.tasks import auto_recharge_pay
+
+    ws = team.workspace
+    _stripe_on(ws)
+    key = f"auto-recharge:{ws.pk}:1"
+    monkeypatch.setattr(auto_recharge_pay, "delay", lambda *args: None)
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+
+    def killed(**kwargs):
+        raise WorkerKilled()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stripe_client, "auto_recharge_intent_create", killed, raising=False)
+        patch.setattr(stripe_client, "auto_recharge_payment_intent", killed, raising=False)
+        with pytest.raises(WorkerKilled):
+            auto_recharge_pay(key)
+    attempt = _attempts(ws).get()
+    assert (attempt.status, attempt.tries, fake_stripe.requests) == ("pending", 1, [])
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and fake_stripe.charges == ["pi_auto_1"]
+    assert [h.get("Idempotency-Key") for _, h in fake_stripe.creates()] == [f"{key}:try:1"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -445,3 +642,46 @@ def test_watching_the_threshold_adds_no_statement_to_authorize_or_complete(team,
     off = counts("off")
     _turn_on(team.workspace, threshold=100)  # on, far above the threshold
     assert counts("on") == off
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_try_turned_off_meanwhile_is_credited_if_charged_and_never_charged_after(team, fake_stripe,
+                                                                                          monkeypatch):
+    from buying import stripe_client
+    from buying.tasks import auto_recharge_pay
+
+    ws = team.workspace
+    _stripe_on(ws)
+    monkeypatch.setattr(auto_recharge_pay, "delay", lambda *args: None)
+    # Charged at Stripe, then the worker died; the owner turns auto-recharge off: the card was
+    # charged, so the pack is credited.
+    _die_once_while_recording(monkeypatch)
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    with pytest.raises(WorkerKilled):
+        auto_recharge_pay(f"auto-recharge:{ws.pk}:1")
+    auto_recharge_set(workspace=ws, enabled=False)
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
+    first = _attempts(ws).get()
+    assert first.status == "succeeded" and fake_stripe.charges == ["pi_auto_1"]
+    assert _wallet(ws).purchased == credits(525)
+    # Created at Stripe but never confirmed when the worker died; turned off meanwhile: never charged.
+    _spend_down_to(ws, credits(6100))
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    _spend_down_to(ws, credits(5900))
+
+    def killed(**kwargs):
+        raise WorkerKilled()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stripe_client, "auto_recharge_intent_settle", killed, raising=False)
+        patch.setattr(stripe_client, "auto_recharge_payment_intent", killed, raising=False)
+        with pytest.raises(WorkerKilled):
+            auto_recharge_pay(f"auto-recharge:{ws.pk}:2")
+    auto_recharge_set(workspace=ws, enabled=False)
+    auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
+    second = _attempts(ws).last()
+    assert second.status == "failed" and "turned off" in second.last_error
+    assert fake_stripe.charges == ["pi_auto_1"]
+    assert LedgerEntry.objects.filter(workspace=ws, kind="purchase").count() == 1  # one pack, the one paid
+    assert Purchase.objects.get(pk=second.purchase_id).status == Purchase.PENDING  # never paid, never credited
+    assert reconcile_workspace(workspace=ws) == []

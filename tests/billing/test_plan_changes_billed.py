@@ -236,3 +236,79 @@ def test_a_stripe_subscription_from_free_is_anchored_at_the_period_end(client, s
     assert (line.amount_cents, line.credits) == (quote.amount_cents, _upgrade_grant(ws).amount)
     assert Wallet.objects.get(workspace=ws).monthly == sum(
         e.amount for e in LedgerEntry.objects.filter(workspace=ws, bucket="monthly"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stripe_downgrade_synced_then_upgrades_again_bill_each_upgrade_once_without_a_500(client, solo, stripe_edge):
+    """Pro -> Team -> (a downgrade made in Stripe, synced) Pro -> Team again, in one period: the
+    second upgrade to Team once died on the duplicate grant key upgrade:<ws>:<period>:<credits>."""
+    import time
+
+    from buying.plans import plan_change
+
+    plan_change(workspace=solo, plan_id="pro", actor=None)
+    Workspace.objects.filter(pk=solo.pk).update(stripe_subscription_id="sub_1", stripe_customer_id="cus_test_9")
+    client.login(email="solo@example.com", password=PASSWORD)
+    quotes = []
+    for n, created in ((1, int(time.time()) - 60), (2, int(time.time()))):
+        ws = _fresh(solo)
+        quote = plan_change_quote(workspace=ws, plan=Plan.objects.get(pk="team"), at=timezone.now())
+        response = client.post(reverse("billing:plans", kwargs={"slug": "solo"}),
+                               {"plan": "team", "action": "upgrade", "expected_cents": str(quote.amount_cents)})
+        assert response.status_code == 302 and _fresh(solo).plan_id == "team"
+        quotes.append(quote)
+        start, end = int(quote.service_start.timestamp()), int(ws.period_end.timestamp())
+        event = _proration_invoice(ws, invoice_id=f"in_upg{n}", plan_id="team", billing_reason="subscription_update",
+                                   lines=[("Unused time on Pro plan", -quote.credit_cents, start, end),
+                                          ("Remaining time on Team plan", quote.charge_cents, start, end)])
+        assert sp.deliver(client, event).status_code == 200
+        invoice = Invoice.objects.get(stripe_invoice_id=f"in_upg{n}")
+        grants = LedgerEntry.objects.filter(workspace=ws, idempotency_key__startswith="upgrade:").order_by("id")
+        assert invoice.total_cents == quote.amount_cents
+        assert sum(line.credits for line in invoice.lines.all()) == grants.last().amount == quote.credits_now
+        # The customer moves back to Pro in Stripe's portal: Stripe's own proration credits them.
+        down = sp.subscription_event(event_id=f"evt_down{n}", type_="customer.subscription.updated", workspace=ws,
+                                     plan_id="pro", subscription_id="sub_1", created=created)
+        assert sp.deliver(client, down).status_code == 200
+        assert _fresh(solo).plan_id == "pro"
+    invoices = Invoice.objects.filter(workspace=solo, stripe_invoice_id__startswith="in_upg")
+    assert sum(i.total_cents for i in invoices) == sum(q.amount_cents for q in quotes)
+    total_granted = sum(e.amount for e in LedgerEntry.objects.filter(workspace=solo, kind="grant"))
+    assert total_granted <= credits(5000)  # never above the highest allowance of the period
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_subscription_at_stripe_follows_a_cancel_then_an_upgrade_and_a_downgrade_then_keep(client, solo,
+                                                                                               stripe_edge):
+    """What Stripe will bill next follows what the Plans page says: an upgrade after a scheduled
+    cancellation also resumes the subscription, and "Keep plan" after a scheduled downgrade puts the
+    kept plan's price back on it."""
+    from buying.plans import plan_change
+
+    plan_change(workspace=solo, plan_id="pro", actor=None)
+    Workspace.objects.filter(pk=solo.pk).update(stripe_subscription_id="sub_1", stripe_customer_id="cus_test_9")
+    client.login(email="solo@example.com", password=PASSWORD)
+    url = reverse("billing:plans", kwargs={"slug": "solo"})
+
+    def updates(action):
+        before = len(stripe_edge)
+        action()
+        return [params for method, call_url, params in stripe_edge[before:]
+                if method == "post" and call_url.endswith("/v1/subscriptions/sub_1")]
+
+    (cancel,) = updates(lambda: client.post(url, {"plan": "free", "action": "cancel"}))
+    assert cancel["cancel_at_period_end"] == ["true"]
+    quote = plan_change_quote(workspace=_fresh(solo), plan=Plan.objects.get(pk="team"), at=timezone.now())
+    sent = updates(lambda: client.post(url, {"plan": "team", "action": "upgrade",
+                                             "expected_cents": str(quote.amount_cents)}))
+    assert {"cancel_at_period_end": ["false"]} in sent  # the subscription goes on
+    (price,) = [p for p in sent if "metadata[plan]" in p]
+    assert price["metadata[plan]"] == ["team"] and price["proration_behavior"] == ["always_invoice"]
+    assert _fresh(solo).plan_id == "team" and _fresh(solo).cancel_at_period_end is False
+
+    (down,) = updates(lambda: client.post(url, {"plan": "pro", "action": "downgrade"}))
+    assert down["metadata[plan]"] == ["pro"] and down["proration_behavior"] == ["none"]
+    (keep,) = updates(lambda: client.post(url, {"plan": "team", "action": "keep"}))
+    assert keep["metadata[plan]"] == ["team"] and keep["proration_behavior"] == ["none"]
+    ws = _fresh(solo)
+    assert ws.plan_id == "team" and ws.scheduled_plan_id is None
