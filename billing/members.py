@@ -259,6 +259,15 @@ def _current(membership_id: int) -> Membership | None:
     return Membership.objects.select_related("user").filter(pk=membership_id).first()
 
 
+def _locked_target(membership: Membership) -> Membership:
+    """Lock the workspace (inside the caller's transaction), then read `membership` as it is now."""
+    _lock(membership.workspace)
+    target = _current(membership.pk)
+    if target is None:
+        raise MembershipError("That person is no longer a member of this workspace.")
+    return target
+
+
 def _membership_end(*, membership: Membership, actor: User | None, action: str,
                     refusal: Callable[[Membership], str] = lambda target: "") -> Membership:
     """Mark the membership removed, when `refusal` (given the target as it is under the workspace
@@ -267,10 +276,7 @@ def _membership_end(*, membership: Membership, actor: User | None, action: str,
     accounts.services also revokes the member's tokens in the same transaction."""
     now = timezone.now()
     with transaction.atomic():
-        _lock(membership.workspace)
-        target = _current(membership.pk)
-        if target is None:
-            raise MembershipError("That person is no longer a member of this workspace.")
+        target = _locked_target(membership)
         if target.role == Membership.OWNER:
             raise MembershipError("The owner cannot leave or be removed; transfer ownership first.")
         reason = refusal(target)
@@ -313,10 +319,7 @@ def member_role_set(*, membership: Membership, role: str, actor: User | None) ->
     if role not in INVITABLE_ROLES:
         raise MembershipError("Choose admin or member.")
     with transaction.atomic():
-        _lock(membership.workspace)
-        target = _current(membership.pk)
-        if target is None:
-            raise MembershipError("That person is no longer a member of this workspace.")
+        target = _locked_target(membership)
         if target.role == Membership.OWNER:
             raise MembershipError("The owner's role cannot be changed.")
         if actor is not None:
