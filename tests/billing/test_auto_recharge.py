@@ -248,12 +248,15 @@ def test_the_forecast_reads_the_usage_daily_average(client, team, roomy_agent):
     today = timezone.now().date()
     rate = usage_summary(workspace=team.workspace, start=today, end=today).daily_average
     assert body["daily_average"] == f"{rate / 10**9:g}" or credits(body["daily_average"]) == rate
-    expected = today + timedelta(days=_wallet(team.workspace).available // rate)
-    assert body["runs_out_on"] == expected.isoformat() and body["next_auto_recharge_on"] is None
-    _turn_on(team.workspace, threshold=4000)
+    days = _wallet(team.workspace).available // rate  # past a year: no date (tests/usage/test_forecast.py)
+    expected = (today + timedelta(days=days)).isoformat() if days <= 365 else None
+    assert body["runs_out_on"] == expected and body["runs_out_beyond_horizon"] is (days > 365)
+    assert body["next_auto_recharge_on"] is None
+    threshold = (_wallet(team.workspace).available - 30 * rate) // 10**9  # about a month away, in whole credits
+    _turn_on(team.workspace, threshold=threshold)
     body = api.get("/v1/billing/balance").json()["forecast"]
     assert body["next_auto_recharge_on"] == (
-        today + timedelta(days=(_wallet(team.workspace).available - credits(4000)) // rate)).isoformat()
+        today + timedelta(days=(_wallet(team.workspace).available - credits(threshold)) // rate)).isoformat()
     client.login(email=team.member.email, password=PASSWORD)
     assert "next auto-recharge is around" in client.get(reverse("billing:overview", kwargs={"slug": "acme"})
                                                         ).content.decode()
