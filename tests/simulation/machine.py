@@ -38,7 +38,6 @@ import buying.tasks
 import usage.tasks
 from billing.ledger import InsufficientPurchasedCredits, credits_adjust
 from billing.models import AutoRechargeAttempt, LedgerEntry, Membership, Purchase, Wallet, Workspace
-from billing.money import nanos_to_str
 from billing.services import member_add, user_get_or_create
 from budgets.services import agent_budget_set, agent_for_budget, budget_set, member_budget_set
 from budgets.workspaces import workspace_create
@@ -50,13 +49,13 @@ from operations.reconcile import duplicate_idempotency_keys, reconcile_workspace
 from tests.test_agreement import _assert_every_figure_agrees
 from tests.usage.conftest import Api
 from usage.errors import ConcurrencyLimited, RunRefused
-from usage.models import Run
 from usage.selectors import detail_kept_from
 from usage.services import NodeInput, run_authorize, run_complete
 from usage.tokens import token_create
 
 from .model import (DAY, MODEL_RATES, NANOS, PACKS, PLANS, RUN_MAX, TTL, RunModel, WorkspaceModel, days_left,
                     node_cost, prorate_cents)
+from .strategies import AGENTS, CREDIT_AMOUNTS, EXTRA_PAGES, NODES, STARTS, TINY_NODES, WORKSPACES
 
 # Issue 25 items other sessions are fixing. While listed, the operation that reaches the defect is
 # not generated (see each use). Remove an entry once its fix is merged.
@@ -73,31 +72,6 @@ if "SIM_KNOWN_ISSUES" in os.environ:
 # What the runs did, by operation and outcome (printed by `make simulate`): a simulation that
 # never reaches an outcome proves nothing about it.
 OUTCOMES: Counter = Counter()
-
-PERSONAS = ("owner", "admin", "member")
-EXTRA_PAGES = ("activity/", "buy/", "plans/", "history/", "/v1/runs", "activity/ledger.csv")
-AGENTS = ("triage", "writer", "bulk")
-STARTS = (  # month ends, a leap day, mid-month, a day start: the periods' edge cases
-    datetime(2027, 1, 31, 23, 30, tzinfo=dt_timezone.utc),
-    datetime(2028, 2, 29, 12, 0, tzinfo=dt_timezone.utc),
-    datetime(2027, 3, 15, 0, 0, tzinfo=dt_timezone.utc),
-    datetime(2027, 6, 30, 23, 59, 59, tzinfo=dt_timezone.utc),
-)
-WORKSPACES = (("free", "personal"), ("pro", "team"), ("team", "team"), ("enterprise", "team"))
-
-# Token counts: tiny (one token costs nanocredits), ordinary, huge (a deep overrun) and absurd (over
-# the per-run maximum: refused, nothing written).
-TINY_TOKENS = st.integers(0, 3)
-TOKENS = st.one_of(TINY_TOKENS, st.integers(0, 200_000), st.integers(10**6, 5 * 10**9), st.just(10**12))
-TOOLS = st.lists(st.tuples(st.sampled_from(["web_search", "code_interpreter", "unpriced_tool"]), st.integers(0, 3)),
-                 max_size=2)
-NODE = st.tuples(st.sampled_from(sorted(MODEL_RATES)), TOKENS, TOKENS, TOOLS)
-NODES = st.lists(NODE, min_size=1, max_size=3)
-TINY_NODES = st.lists(st.tuples(st.sampled_from(["gemini-2.0-flash", "gpt-4o-mini"]), TINY_TOKENS, TINY_TOKENS,
-                                st.just([])), min_size=1, max_size=2)
-CREDIT_AMOUNTS = st.one_of(st.integers(1, 1000), st.integers(1, 500) .map(lambda c: c * NANOS),
-                           st.integers(10**3, 10**6).map(lambda c: c * NANOS))
-
 
 class SimulationClock:
     """The time every product call reads (django.utils.timezone.now is what the code calls)."""
