@@ -11,8 +11,8 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from .machine import KNOWN_ISSUES, OUTCOMES, MoneyMachine
 
-FIXED_SEEDS = (2501, 2502, 2503, 2504)
-STEPS, EXAMPLES = 50, 1  # about 15 s a seed on an idle 2-core machine: about 60 s in make test
+FIXED_SEEDS = (2501, 2502, 2504)
+STEPS, EXAMPLES = 30, 2  # the first example is Hypothesis's simplest; about 60 s in all on an idle 2-core machine
 
 SEED = os.environ.get("SIM_SEED")
 
