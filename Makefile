@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv system-deps bench clean
+.PHONY: run test venv system-deps bench clean simulate
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ run: venv
 
 test: venv system-deps
 	@bash scripts/test.sh $(ARGS)
+
+# The money simulator (tests/simulation) on one seed, longer than in `make test`. A failure prints
+# the shortest sequence of steps it found and the seed: `make simulate SEED=7 STEPS=200 EXAMPLES=20`.
+SEED := $(or $(SEED),$(shell date +%s))
+simulate: venv
+	@echo "money simulation: SEED=$(SEED) STEPS=$(or $(STEPS),100) EXAMPLES=$(or $(EXAMPLES),10)"
+	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lenserfight}" \
+	  REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" SIM_SEED=$(SEED) SIM_STEPS=$(or $(STEPS),100) \
+	  SIM_EXAMPLES=$(or $(EXAMPLES),10) $(PY) -m pytest tests/simulation -q -x -k test_simulate -p no:logging -s $(ARGS)
 
 bench: venv
 	$(PY) -m bench all

@@ -55,8 +55,10 @@ def reconcile_workspace(*, workspace: Workspace) -> list[str]:
 
         if wallet.monthly < 0:
             problems.append(f"{label}: monthly bucket is negative ({_credits(wallet.monthly)})")
-        if wallet.purchased < 0 and not Run.objects.filter(workspace_id=workspace.pk, over_reservation=True).exists():
-            # Below zero is allowed only by the documented overrun of a run charged above its reservation.
+        if wallet.purchased < 0 and not Run.objects.filter(workspace_id=workspace.pk, over_reservation=True).exists() \
+                and not LedgerEntry.objects.filter(workspace_id=workspace.pk, kind=LedgerEntry.REFUND).exists():
+            # Below zero is allowed only by the documented overrun of a run charged above its reservation,
+            # or by a refund of credits already spent (docs/refunds.md).
             problems.append(f"{label}: purchased bucket is negative ({_credits(wallet.purchased)}) "
                             "without any over-reservation run to explain it")
 
