@@ -1,0 +1,504 @@
+"""`make soak MINUTES=N`: the project served as production serves it, under a bounded load, while
+faults are injected; then the money is checked (bench/soak_checks.py). docs/reliability.md.
+
+It starts, on loopback only, and stops again every process itself:
+- a Redis server of its own (another port, append-only file on: a restart keeps the queue);
+- gunicorn (the benches' Server: several gthread workers), a Celery worker (prefork, acks late) and
+  Celery beat, on a database of its own (lf_soak_run, dropped and created afresh);
+- a double of Stripe's API (bench/stripe_double.py), reached through STRIPE_API_BASE, which sends
+  its webhooks back signed.
+
+Load (bench/soak_load.py): API runs, runs that cross an auto-recharge threshold (Celery pays them
+at the double), credit packs bought through the portal and the double's Checkout.
+
+Faults, in rounds, one at a time, each followed by a measure of the time to recover:
+- web_worker_kill: SIGKILL of one gunicorn worker (the master replaces it);
+- celery_worker_kill: SIGKILL of the whole Celery worker while it waits for Stripe's answer to an
+  auto-recharge (the PaymentIntent succeeded, the answer is lost), then a restart; the broker hands
+  the unacknowledged message to the new worker (bench/soak_settings.py);
+- pg_terminate: pg_terminate_backend of every connection to the soak's database;
+- redis_restart: the soak's Redis stopped, down for 2 s, started again;
+- stripe_reject: the double rejects the next creating call (a card decline, or a 500 for Checkout).
+
+Usage: python -m bench.soak --minutes 10   (SOAK_DATABASE_URL names another database)"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from . import common
+from .stripe_double import StripeDouble
+
+ROOT = common.ROOT
+SOAK_DB = os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lf_soak_run")
+FAULTS = ["web_worker_kill", "celery_worker_kill", "pg_terminate", "redis_restart", "stripe_reject"]
+WEIGHTS = {"run": 0.70, "recharge_run": 0.26, "purchase": 0.04}
+RECOVERY_CAP = 150.0  # seconds a fault may take to recover before the soak calls it unrecovered
+DRAIN_CAP = 480.0  # after the load: a declined auto-recharge retries after 5 min, expired holds within 2
+PASSWORD = "soak-buyer-12345"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Stack:
+    """Every process the soak runs, started and stopped here (and only here)."""
+
+    def __init__(self, workdir: Path, *, web_workers: int):
+        self.workdir, self.web_workers = workdir, web_workers
+        self.redis_port, self.web_port = free_port(), free_port()
+        self.redis = self.celery = self.beat = self.web = None
+        self.env: dict = {}
+
+    def log(self, name: str):
+        return open(self.workdir / f"{name}.log", "ab")
+
+    # --- Redis --------------------------------------------------------------------------------
+
+    def redis_start(self) -> None:
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+            stdout=self.log("redis"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the soak's Redis did not start")
+
+    def redis_stop(self) -> None:
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.terminate()  # SHUTDOWN: the append-only file is flushed
+            self.redis.wait(timeout=20)
+
+    # --- web, worker, beat -------------------------------------------------------------------
+
+    def web_start(self) -> None:
+        self.web = common.Server(self.web_port, workers=self.web_workers, threads=4, log=self.log("gunicorn"),
+                                 **self.env)
+        self.web.args += ["--graceful-timeout", "10"]
+        self.web.__enter__()
+
+    def web_worker_pids(self) -> list[int]:
+        pid = self.web.proc.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    def celery_start(self) -> None:
+        self.celery = subprocess.Popen(
+            [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "--loglevel=info", "--concurrency=2",
+             "-n", f"soak-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env=common.bench_env(**self.env), stdout=self.log("celery"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def celery_kill(self) -> None:
+        _killpg(self.celery, signal.SIGKILL)
+
+    def beat_start(self) -> None:
+        self.beat = subprocess.Popen(
+            [str(ROOT / ".venv/bin/celery"), "-A", "config", "beat", "--loglevel=warning",
+             "-s", str(self.workdir / "celerybeat-schedule")],
+            cwd=ROOT, env=common.bench_env(**self.env), stdout=self.log("beat"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def stop(self) -> None:
+        for proc in (self.beat, self.celery):
+            _killpg(proc, signal.SIGTERM)
+        if self.web is not None and self.web.proc.poll() is None:
+            try:
+                self.web.__exit__(None, None, None)
+            except subprocess.TimeoutExpired:
+                self.web.proc.kill()
+        for proc in (self.beat, self.celery):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    _killpg(proc, signal.SIGKILL)
+                    proc.wait(timeout=5)
+        self.redis_stop()
+
+
+def _killpg(proc, sig) -> None:
+    if proc is not None and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)  # the process and its pool children (its own session)
+        except ProcessLookupError:
+            pass
+
+
+# --- setup -----------------------------------------------------------------------------------------
+
+def database_recreate() -> None:
+    import psycopg
+
+    name = SOAK_DB.rsplit("/", 1)[1]
+    with psycopg.connect(SOAK_DB.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def workspaces(*, runs: int, recharges: int) -> dict:
+    """Workspaces for the load (tokens as "slug:token"), the buyers, and the probe's token."""
+    from billing.money import NANOS_PER_CREDIT
+    from billing.services import user_get_or_create
+    from buying.auto_recharge import auto_recharge_payment_method_record, auto_recharge_set
+
+    from .data import bench_workspace
+
+    made = {"runs": [], "recharges": [], "buyers": []}
+    for i in range(runs):
+        workspace, membership, raw = bench_workspace(f"soak-run-{i}")
+        made["runs"].append(f"{workspace.slug}:{raw}")
+        if i < 3:
+            user_get_or_create(email=membership.user.email, password=PASSWORD)
+            made["buyers"].append({"slug": workspace.slug, "email": membership.user.email, "password": PASSWORD})
+    for i in range(recharges):
+        workspace, _, raw = bench_workspace(f"soak-recharge-{i}", credits=150)
+        auto_recharge_payment_method_record(workspace=workspace, customer_id=f"cus_soak_{i}",
+                                            payment_method_id=f"pm_soak_{i}", card_label="Soak card")
+        auto_recharge_set(workspace=workspace, enabled=True, threshold=100 * NANOS_PER_CREDIT, pack_id="starter",
+                          max_per_period=100)
+        made["recharges"].append(f"{workspace.slug}:{raw}")
+    workspace, _, raw = bench_workspace("soak-probe")
+    made["probe"] = f"{workspace.slug}:{raw}"
+    return made
+
+
+def db(fn):
+    """Run a read in the soak's process with a fresh connection (pg_terminate kills the old one)."""
+    from django.db import OperationalError, connection
+
+    for attempt in range(5):
+        connection.close()
+        try:
+            return fn()
+        except OperationalError:
+            time.sleep(1 + attempt)
+    return fn()
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+class Faults:
+    def __init__(self, stack: Stack, double: StripeDouble, record, probe_token: str):
+        self.stack, self.double, self.record, self.probe_token = stack, double, record, probe_token
+        self.results: list[dict] = []
+        self._armed = threading.Event()
+        self._kill_lock = threading.Lock()
+        self._killed: dict = {}
+        double.on_payment_intent = self._maybe_kill_celery
+
+    def inject(self, kind: str) -> dict:
+        started = time.monotonic()
+        result = getattr(self, kind)(started)
+        result.update(kind=kind, errors=self.record.errors_between(started, time.monotonic() + 5))
+        self.results.append(result)
+        print(f"  fault {kind}: {json.dumps({k: v for k, v in result.items() if k != 'kind'})}", flush=True)
+        return result
+
+    def _probe_recovered(self, since: float) -> float | None:
+        from .soak_load import probe
+
+        while time.monotonic() - since < RECOVERY_CAP:
+            if probe(self.stack.web_port, self.probe_token):
+                return round(time.monotonic() - since, 2)
+            time.sleep(0.05)
+        return None
+
+    def web_worker_kill(self, started: float) -> dict:
+        before = self.stack.web_worker_pids()
+        victim = before[len(self.results) % len(before)]
+        os.kill(victim, signal.SIGKILL)
+        recovered = self._probe_recovered(started)
+        replaced = None
+        while time.monotonic() - started < RECOVERY_CAP:
+            now = self.stack.web_worker_pids()
+            if len(now) >= len(before) and victim not in now:
+                replaced = round(time.monotonic() - started, 2)
+                break
+            time.sleep(0.05)
+        return {"recovered_s": recovered, "worker_replaced_s": replaced}
+
+    def _maybe_kill_celery(self, intent: dict) -> None:
+        """The double's hook: Stripe has charged, its answer is not sent yet."""
+        if intent["status"] != "succeeded" or not intent["metadata"].get("auto_recharge"):
+            return
+        with self._kill_lock:
+            if not self._armed.is_set():
+                return
+            self._killed = {"at": time.monotonic(), "intent": intent["id"], "payment": intent["metadata"]["auto_recharge"]}
+            self.stack.celery_kill()
+            self._armed.clear()
+
+    def celery_worker_kill(self, started: float) -> dict:
+        """Armed at the double: the kill lands while the worker waits for a PaymentIntent's answer.
+        With no auto-recharge in 30 s, the worker is killed wherever it is."""
+        self._killed = {}
+        self._armed.set()
+        deadline = time.monotonic() + 30
+        while self._armed.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._kill_lock:
+            if self._armed.is_set():
+                self._armed.clear()
+                self.stack.celery_kill()
+        killed = self._killed or {"at": time.monotonic()}
+        self.stack.celery.wait(timeout=20)
+        time.sleep(1.0)  # the supervisor's restart delay
+        log = self.stack.workdir / "celery.log"
+        offset = log.stat().st_size if log.exists() else 0
+        self.stack.celery_start()
+        # The interrupted payment settles later (the broker's redelivery or Stripe's webhook, whichever
+        # comes first): its time is read from the attempt at the end (settle_times), not waited for here.
+        return {"mid_payment": bool(self._killed), "payment": killed.get("payment", ""), "at_wall": time.time()
+                - (time.monotonic() - killed["at"]), "recovered_s": self._celery_ready(killed["at"], offset)}
+
+    def _celery_ready(self, since: float, offset: int) -> float | None:
+        """Seconds from `since` until the restarted worker logs that it is ready."""
+        log = self.stack.workdir / "celery.log"
+        while time.monotonic() - since < RECOVERY_CAP:
+            with open(log, "rb") as f:
+                f.seek(offset)
+                if b" ready." in f.read():
+                    return round(time.monotonic() - since, 2)
+            time.sleep(0.1)
+        return None
+
+    def pg_terminate(self, started: float) -> dict:
+        import psycopg
+
+        name = SOAK_DB.rsplit("/", 1)[1]
+        with psycopg.connect(SOAK_DB.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            (terminated,) = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()", (name,)).fetchone()
+        return {"connections": terminated, "recovered_s": self._probe_recovered(started)}
+
+    def redis_restart(self, started: float) -> dict:
+        self.stack.redis_stop()
+        time.sleep(2.0)
+        self.stack.redis_start()
+        return {"down_s": round(time.monotonic() - started, 2), "recovered_s": self._probe_recovered(started)}
+
+    def stripe_reject(self, started: float) -> dict:
+        before = len(self.double.rejections)
+        self.double.reject_next(1)
+        while len(self.double.rejections) == before and time.monotonic() - started < RECOVERY_CAP:
+            time.sleep(0.05)
+        if len(self.double.rejections) == before:
+            self.double.reject_next(-1)
+            return {"rejected": None, "recovered_s": None}
+        rejection = self.double.rejections[before]
+        wall = time.time() - (time.monotonic() - rejection["at"])
+        while time.monotonic() - rejection["at"] < RECOVERY_CAP:
+            if any(at > rejection["at"] for at in self.double.accepted[-50:]):
+                return {"rejected": rejection["path"], "payment": rejection.get("payment", ""), "at_wall": wall,
+                        "recovered_s": round(min(at for at in self.double.accepted if at > rejection["at"])
+                                             - rejection["at"], 2)}
+            time.sleep(0.05)
+        return {"rejected": rejection["path"], "recovered_s": None}
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webhooks: float) -> int:
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    workdir = Path(tempfile.mkdtemp(prefix="lf-soak-"))
+    stack = Stack(workdir, web_workers=web_workers)
+    common.use(database=SOAK_DB, redis=f"redis://127.0.0.1:{stack.redis_port}/0")
+    webhook_uuid, webhook_secret = str(uuid.uuid4()), "whsec_soak_" + uuid.uuid4().hex
+    site = f"http://127.0.0.1:{stack.web_port}"
+    double = StripeDouble(webhook_url=f"{site}/stripe/webhook/{webhook_uuid}/", webhook_secret=webhook_secret,
+                          seed=seed, late_webhooks=late_webhooks)
+    print(f"soak: {minutes} min, {clients} clients, {web_workers} web workers, seed {seed}; logs in {workdir}",
+          flush=True)
+    try:
+        stack.redis_start()
+        double.start()
+        stack.env = {
+            "DJANGO_SETTINGS_MODULE": "bench.soak_settings", "VAR_DIR": str(workdir), "SITE_URL": site,
+            "STRIPE_SECRET_KEY": "sk_test_soak", "STRIPE_API_BASE": double.url, "BILLING_TEST_CHECKOUT": "false",
+            "STRIPE_WEBHOOK_SECRET": webhook_secret, "STRIPE_WEBHOOK_UUID": webhook_uuid,
+            "RESERVATION_TTL_SECONDS": "60", "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            "PYTHONWARNINGS": "ignore",
+        }
+        database_recreate()
+        common.setup_django(**stack.env)
+        from django.core.management import call_command
+
+        call_command("stripe_webhook_endpoint", "--quiet")
+        made = workspaces(runs=6, recharges=3)
+        from django.db import connection
+
+        connection.close()
+        stack.web_start()
+        stack.celery_start()
+        stack.beat_start()
+        from .soak_load import Client, Record, probe
+
+        if not any(probe(stack.web_port, made["probe"]) or time.sleep(0.5) for _ in range(120)):
+            raise RuntimeError("the service did not answer a run before the load")
+        record = Record()
+        faults = Faults(stack, double, record, made["probe"])
+        load_seconds = minutes * 60
+        load_started = time.monotonic()
+        stop_at = load_started + load_seconds
+        pool = [Client(index=i, port=stack.web_port, run_tokens=made["runs"], recharge_tokens=made["recharges"],
+                       buyer=made["buyers"][i % len(made["buyers"])], double=double, record=record, stop_at=stop_at,
+                       max_operations=int(load_seconds * 20), weights=WEIGHTS, seed=seed) for i in range(clients)]
+        for client in pool:
+            client.start()
+        rounds = max(1, round(minutes / 3))
+        schedule = [kind for _ in range(rounds) for kind in FAULTS]
+        spacing = load_seconds / (len(schedule) + 1)
+        for number, kind in enumerate(schedule, 1):
+            wait = load_started + number * spacing - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() > stop_at - 5:
+                break
+            faults.inject(kind)
+        for client in pool:
+            client.join(timeout=max(1.0, stop_at - time.monotonic()) + 60)
+        load_elapsed = time.monotonic() - load_started
+        print(f"soak: load done after {load_elapsed:.0f} s; draining (webhooks, retries, expired holds) ...", flush=True)
+        drained = drain(double)
+        db(lambda: settle_times(faults.results))
+        from .soak_checks import violations
+
+        found = db(lambda: violations(record=record, double=double))
+        figures = summary(record=record, double=double, faults=faults.results, found=found, minutes=minutes,
+                          load_elapsed=load_elapsed, drained=drained, started_at=started_at, clients=clients,
+                          web_workers=web_workers, late_webhooks=late_webhooks, seed=seed)
+        (workdir / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
+        report(figures)
+        return 1 if figures["violations"] else 0
+    finally:
+        double.on_payment_intent = None
+        stack.stop()
+        double.stop()
+        print(f"soak: every process it started is stopped; logs and figures.json in {workdir}", flush=True)
+
+
+def drain(double: StripeDouble) -> float:
+    """Wait (at most DRAIN_CAP) until the double's webhooks are delivered, no run holds credits and no
+    auto-recharge is pending or due; the seconds it took (None if the cap was reached)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import AutoRechargeAttempt
+
+    started = time.monotonic()
+
+    def settled() -> bool:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM usage_run WHERE released_at IS NULL")
+            (open_runs,) = cursor.fetchone()
+        soon = timezone.now() + timedelta(minutes=6)
+        waiting = AutoRechargeAttempt.objects.filter(status=AutoRechargeAttempt.PENDING).exists() or \
+            AutoRechargeAttempt.objects.filter(status=AutoRechargeAttempt.RETRYING, next_try_at__lte=soon).exists()
+        return not open_runs and not waiting and double.pending_webhooks() == 0
+
+    while time.monotonic() - started < DRAIN_CAP:
+        if db(settled):
+            return round(time.monotonic() - started, 1)
+        time.sleep(3)
+    return None
+
+
+def settle_times(results: list[dict]) -> None:
+    """For a fault that hit one payment (a worker killed while Stripe charged it, a declined card):
+    how it ended and the seconds until it did (a decline waits for its 5-minute retry by design)."""
+    from billing.models import AutoRechargeAttempt
+
+    for result in results:
+        if result.get("payment"):
+            attempt = AutoRechargeAttempt.objects.filter(key=result["payment"]).first()
+            result["settled"] = attempt.status if attempt else None
+            result["settled_s"] = round(attempt.finished_at.timestamp() - result["at_wall"], 1) \
+                if attempt and attempt.finished_at else None
+
+
+def summary(*, record, double, faults, found, **context) -> dict:
+    outcomes = {}
+    for (kind, outcome), count in sorted(record.requests.items()):
+        outcomes.setdefault(kind, {})[outcome] = count
+    recovery = {}
+    for result in faults:
+        recovery.setdefault(result["kind"], []).append(result.get("recovered_s"))
+    intents = list(double.intents.values())
+    return {
+        **context,
+        "operations": dict(record.operations),
+        "requests": outcomes,
+        "refusals": {f"{k} {s}": n for (k, s), n in sorted(record.statuses.items())},
+        "errors": {f"{k} {s}": n for (k, s), n in sorted(record.failures.items())},
+        "accepted": {"authorize": len(record.authorized), "complete": len(record.completed),
+                     "abandoned": len(record.abandoned), "checkout_sessions_paid": sum(s["paid"] for s in
+                                                                                      record.sessions.values())},
+        "stripe": {"payment_intents": len(intents),
+                   "succeeded": sum(i["status"] == "succeeded" for i in intents),
+                   "auto_recharge_intents": sum(bool(i["metadata"].get("auto_recharge")) for i in intents),
+                   "checkout_sessions": len(double.sessions), "rejections": len(double.rejections),
+                   "webhooks": dict(double.deliveries)},
+        "faults": {kind: len(times) for kind, times in recovery.items()},
+        "recovery_s": recovery,
+        "fault_details": faults,
+        "violations": {name: problems for name, problems in found.items() if problems},
+        "checks": {name: len(problems) for name, problems in found.items()},
+    }
+
+
+def report(figures: dict) -> None:
+    print("soak: figures", flush=True)
+    for key in ("operations", "requests", "refusals", "errors", "accepted", "stripe", "faults", "recovery_s", "checks"):
+        print(f"  {key}: {json.dumps(figures[key])}")
+    print(f"  drain: {figures['drained']} s")
+    if figures["violations"]:
+        for name, problems in figures["violations"].items():
+            print(f"  VIOLATION {name}: {len(problems)}")
+            for problem in problems[:10]:
+                print(f"    {problem}")
+        print("soak: FAILED", flush=True)
+    else:
+        print("soak: passed (0 violations)", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--late-webhooks", type=float, default=0.3,
+                        help="the share of the double's webhooks sent 90 s late (Stripe gives no timing guarantee)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # make's interrupt: clean up through `finally`
+    return run(minutes=args.minutes, clients=args.clients, seed=args.seed, web_workers=args.web_workers,
+               late_webhooks=args.late_webhooks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
