@@ -16,6 +16,8 @@ Faults, in rounds, one at a time, each followed by a measure of the time to reco
 - celery_worker_kill: SIGKILL of the whole Celery worker while it waits for Stripe's answer to an
   auto-recharge (the PaymentIntent succeeded, the answer is lost), then a restart; the broker hands
   the unacknowledged message to the new worker (bench/soak_settings.py);
+- celery_child_kill: the same moment, but SIGKILL of the pool's processes only (the OOM killer's
+  choice): the main process replaces them and acknowledges the lost task, so no redelivery;
 - pg_terminate: pg_terminate_backend of every connection to the soak's database;
 - redis_restart: the soak's Redis stopped, down for 2 s, started again;
 - stripe_reject: the double rejects the next creating call (a card decline, or a 500 for Checkout).
@@ -40,7 +42,8 @@ from .stripe_double import StripeDouble
 
 ROOT = common.ROOT
 SOAK_DB = os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lf_soak_run")
-FAULTS = ["web_worker_kill", "celery_worker_kill", "pg_terminate", "redis_restart", "stripe_reject"]
+FAULTS = ["web_worker_kill", "celery_worker_kill", "pg_terminate", "redis_restart", "stripe_reject",
+          "celery_child_kill"]
 WEIGHTS = {"run": 0.70, "recharge_run": 0.26, "purchase": 0.04}
 RECOVERY_CAP = 150.0  # seconds a fault may take to recover before the soak calls it unrecovered
 DRAIN_CAP = 480.0  # after the load: a declined auto-recharge retries after 5 min, expired holds within 2
@@ -113,6 +116,20 @@ class Stack:
     def celery_kill(self) -> None:
         _killpg(self.celery, signal.SIGKILL)
 
+    def celery_children_kill(self) -> None:
+        """SIGKILL of the pool's processes only (what the OOM killer picks): the main process lives
+        on, replaces them, and acknowledges the lost task as failed (task_reject_on_worker_lost off)."""
+        pid = self.celery.pid
+        try:
+            children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            children = []
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def beat_start(self) -> None:
         self.beat = subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "config", "beat", "--loglevel=warning",
@@ -149,11 +166,44 @@ def _killpg(proc, sig) -> None:
 # --- setup -----------------------------------------------------------------------------------------
 
 def database_recreate() -> None:
+    """The soak's database afresh: a copy of a migrated template (kept between soaks, made again when
+    a migration changed), so that a soak on a busy machine does not spend minutes migrating."""
     import psycopg
 
     name = SOAK_DB.rsplit("/", 1)[1]
+    template, digest = f"{name}_template", _migrations_digest()
     with psycopg.connect(SOAK_DB.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                           (template,)).fetchone()
+        if row is not None and row[0] == digest:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+def database_template_keep() -> None:
+    """After the migrations: keep the migrated database as the next soak's template."""
+    import psycopg
+    from django.db import connection
+
+    connection.close()
+    name = SOAK_DB.rsplit("/", 1)[1]
+    template, digest = f"{name}_template", _migrations_digest()
+    with psycopg.connect(SOAK_DB.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                           (template,)).fetchone()
+        if row is None or row[0] != digest:
+            conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+            conn.execute(f"COMMENT ON DATABASE \"{template}\" IS '{digest}'")
+
+
+def _migrations_digest() -> str:
+    import hashlib
+
+    digest = hashlib.sha256((ROOT / "requirements.txt").read_bytes())  # dj-stripe's migrations come with it
+    for path in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def workspaces(*, runs: int, recharges: int) -> dict:
@@ -204,8 +254,50 @@ class Faults:
         self.results: list[dict] = []
         self._armed = threading.Event()
         self._kill_lock = threading.Lock()
+        self._mode = "worker"
         self._killed: dict = {}
         double.on_payment_intent = self._maybe_kill_celery
+        self.watching: dict[str, float] = {}  # an interrupted payment's key -> when its fault hit (monotonic)
+        self.settled: dict[str, tuple[float, str]] = {}  # key -> (when it left flight, its status)
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True, name="soak-watcher")
+        self.watcher.start()
+
+    def _watched(self, result: dict, payment: str, at: float) -> dict:
+        if payment:
+            self.watching[payment] = at
+        return {**result, "payment": payment}
+
+    def _watch(self) -> None:
+        """Every half second: which interrupted payments have left flight (paid, failed, paused)."""
+        from django.db import connection
+
+        from billing.models import AutoRechargeAttempt
+
+        while not self.stopping.wait(0.5):
+            keys = [key for key in list(self.watching) if key not in self.settled]
+            if not keys:
+                continue
+            try:
+                rows = db(lambda: list(AutoRechargeAttempt.objects.filter(key__in=keys).values_list("key", "status")))
+            except Exception:  # the database is being faulted: look again next time
+                continue
+            for key, status in rows:
+                if status not in AutoRechargeAttempt.IN_FLIGHT:
+                    self.settled[key] = (time.monotonic(), status)
+        connection.close()
+
+    def settle_times(self) -> None:
+        """Add to each fault that hit a payment how it ended and the seconds until it did (a declined
+        card waits for its 5-minute retry by design)."""
+        self.stopping.set()
+        self.watcher.join(timeout=10)
+        for result in self.results:
+            key = result.get("payment")
+            if key:
+                when, status = self.settled.get(key, (None, None))
+                result["settled"] = status
+                result["settled_s"] = round(when - self.watching[key], 1) if when is not None else None
 
     def inject(self, kind: str) -> dict:
         started = time.monotonic()
@@ -246,13 +338,30 @@ class Faults:
             if not self._armed.is_set():
                 return
             self._killed = {"at": time.monotonic(), "intent": intent["id"], "payment": intent["metadata"]["auto_recharge"]}
-            self.stack.celery_kill()
+            if self._mode == "children":
+                self.stack.celery_children_kill()
+            else:
+                self.stack.celery_kill()
             self._armed.clear()
+
+    def celery_child_kill(self, started: float) -> dict:
+        """Like celery_worker_kill, but only the pool's processes die: no restart, no redelivery."""
+        self._killed, self._mode = {}, "children"
+        self._armed.set()
+        deadline = time.monotonic() + 30
+        while self._armed.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._kill_lock:
+            if self._armed.is_set():
+                self._armed.clear()
+                self.stack.celery_children_kill()
+        killed = self._killed or {"at": time.monotonic()}
+        return self._watched({"mid_payment": bool(self._killed)}, killed.get("payment", ""), killed["at"])
 
     def celery_worker_kill(self, started: float) -> dict:
         """Armed at the double: the kill lands while the worker waits for a PaymentIntent's answer.
         With no auto-recharge in 30 s, the worker is killed wherever it is."""
-        self._killed = {}
+        self._killed, self._mode = {}, "worker"
         self._armed.set()
         deadline = time.monotonic() + 30
         while self._armed.is_set() and time.monotonic() < deadline:
@@ -268,9 +377,9 @@ class Faults:
         offset = log.stat().st_size if log.exists() else 0
         self.stack.celery_start()
         # The interrupted payment settles later (the broker's redelivery or Stripe's webhook, whichever
-        # comes first): its time is read from the attempt at the end (settle_times), not waited for here.
-        return {"mid_payment": bool(self._killed), "payment": killed.get("payment", ""), "at_wall": time.time()
-                - (time.monotonic() - killed["at"]), "recovered_s": self._celery_ready(killed["at"], offset)}
+        # comes first): the watcher notes when, the schedule does not wait for it.
+        return self._watched({"mid_payment": bool(self._killed), "recovered_s": self._celery_ready(killed["at"], offset)},
+                             killed.get("payment", ""), killed["at"])
 
     def _celery_ready(self, since: float, offset: int) -> float | None:
         """Seconds from `since` until the restarted worker logs that it is ready."""
@@ -301,17 +410,19 @@ class Faults:
 
     def stripe_reject(self, started: float) -> dict:
         before = len(self.double.rejections)
-        self.double.reject_next(1)
+        # In turn an auto-recharge's PaymentIntent (a decline) and a Checkout Session (an outage).
+        turn = sum(r["kind"] == "stripe_reject" for r in self.results)
+        self.double.reject_next(1, path=("/v1/payment_intents", "/v1/checkout/sessions")[turn % 2])
         while len(self.double.rejections) == before and time.monotonic() - started < RECOVERY_CAP:
             time.sleep(0.05)
         if len(self.double.rejections) == before:
-            self.double.reject_next(-1)
+            self.double.reject_next(-1)  # disarm: no such call came
             return {"rejected": None, "recovered_s": None}
         rejection = self.double.rejections[before]
-        wall = time.time() - (time.monotonic() - rejection["at"])
+        self._watched({}, rejection.get("payment", ""), rejection["at"])
         while time.monotonic() - rejection["at"] < RECOVERY_CAP:
             if any(at > rejection["at"] for at in self.double.accepted[-50:]):
-                return {"rejected": rejection["path"], "payment": rejection.get("payment", ""), "at_wall": wall,
+                return {"rejected": rejection["path"], "payment": rejection.get("payment", ""),
                         "recovered_s": round(min(at for at in self.double.accepted if at > rejection["at"])
                                              - rejection["at"], 2)}
             time.sleep(0.05)
@@ -343,6 +454,7 @@ def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webho
         }
         database_recreate()
         common.setup_django(**stack.env)
+        database_template_keep()
         from django.core.management import call_command
 
         call_command("stripe_webhook_endpoint", "--quiet")
@@ -361,6 +473,7 @@ def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webho
         faults = Faults(stack, double, record, made["probe"])
         load_seconds = minutes * 60
         load_started = time.monotonic()
+        loadavg = [os.getloadavg()[0]]  # how busy the machine was (1-minute load average, at start, faults, end)
         stop_at = load_started + load_seconds
         pool = [Client(index=i, port=stack.web_port, run_tokens=made["runs"], recharge_tokens=made["recharges"],
                        buyer=made["buyers"][i % len(made["buyers"])], double=double, record=record, stop_at=stop_at,
@@ -377,18 +490,22 @@ def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webho
             if time.monotonic() > stop_at - 5:
                 break
             faults.inject(kind)
+            loadavg.append(os.getloadavg()[0])
         for client in pool:
             client.join(timeout=max(1.0, stop_at - time.monotonic()) + 60)
         load_elapsed = time.monotonic() - load_started
+        loadavg.append(os.getloadavg()[0])
         print(f"soak: load done after {load_elapsed:.0f} s; draining (webhooks, retries, expired holds) ...", flush=True)
         drained = drain(double)
-        db(lambda: settle_times(faults.results))
+        faults.settle_times()
         from .soak_checks import violations
 
         found = db(lambda: violations(record=record, double=double))
         figures = summary(record=record, double=double, faults=faults.results, found=found, minutes=minutes,
                           load_elapsed=load_elapsed, drained=drained, started_at=started_at, clients=clients,
-                          web_workers=web_workers, late_webhooks=late_webhooks, seed=seed)
+                          web_workers=web_workers, late_webhooks=late_webhooks, seed=seed,
+                          load_average={"min": min(loadavg), "max": max(loadavg),
+                                        "mean": round(sum(loadavg) / len(loadavg), 2), "cores": os.cpu_count()})
         (workdir / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
         report(figures)
         return 1 if figures["violations"] else 0
@@ -428,26 +545,13 @@ def drain(double: StripeDouble) -> float:
     return None
 
 
-def settle_times(results: list[dict]) -> None:
-    """For a fault that hit one payment (a worker killed while Stripe charged it, a declined card):
-    how it ended and the seconds until it did (a decline waits for its 5-minute retry by design)."""
-    from billing.models import AutoRechargeAttempt
-
-    for result in results:
-        if result.get("payment"):
-            attempt = AutoRechargeAttempt.objects.filter(key=result["payment"]).first()
-            result["settled"] = attempt.status if attempt else None
-            result["settled_s"] = round(attempt.finished_at.timestamp() - result["at_wall"], 1) \
-                if attempt and attempt.finished_at else None
-
-
 def summary(*, record, double, faults, found, **context) -> dict:
     outcomes = {}
     for (kind, outcome), count in sorted(record.requests.items()):
         outcomes.setdefault(kind, {})[outcome] = count
     recovery = {}
     for result in faults:
-        recovery.setdefault(result["kind"], []).append(result.get("recovered_s"))
+        recovery.setdefault(result["kind"], []).append(result.get("recovered_s", result.get("settled_s")))
     intents = list(double.intents.values())
     return {
         **context,
@@ -475,7 +579,9 @@ def report(figures: dict) -> None:
     print("soak: figures", flush=True)
     for key in ("operations", "requests", "refusals", "errors", "accepted", "stripe", "faults", "recovery_s", "checks"):
         print(f"  {key}: {json.dumps(figures[key])}")
-    print(f"  drain: {figures['drained']} s")
+    print(f"  drain: {figures['drained']} s; machine load average {json.dumps(figures['load_average'])}")
+    for result in figures["fault_details"]:
+        print(f"  {result['kind']}: {json.dumps({k: v for k, v in result.items() if k != 'kind'})}")
     if figures["violations"]:
         for name, problems in figures["violations"].items():
             print(f"  VIOLATION {name}: {len(problems)}")

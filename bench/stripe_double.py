@@ -64,7 +64,7 @@ class StripeDouble:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
         self.rejections: list[dict] = []  # what was rejected: {"at", "path", "status", "intent"}
         self.accepted: list[float] = []  # monotonic time of every creating call answered 200
-        self._reject = 0
+        self._reject, self._reject_path = 0, ""
         self.on_payment_intent = None  # a callable run after a PaymentIntent is stored, before answering
         self._ids = itertools.count(1)
         self._outbox: list = []  # heap of (due, n, event, attempts)
@@ -75,16 +75,17 @@ class StripeDouble:
 
     # --- faults -------------------------------------------------------------------------------
 
-    def reject_next(self, count: int = 1) -> None:
-        """The next `count` creating calls are rejected: a PaymentIntent as a card decline (402, the
-        PaymentIntent exists in requires_payment_method, as at Stripe), a Checkout Session as an
-        outage (500 api_error, Stripe-Should-Retry: false)."""
+    def reject_next(self, count: int = 1, *, path: str = "") -> None:
+        """The next `count` creating calls (to `path` only, if given) are rejected: a PaymentIntent
+        as a card decline (402, the PaymentIntent exists in requires_payment_method, as at Stripe),
+        a Checkout Session as an outage (500 api_error, Stripe-Should-Retry: false)."""
         with self.lock:
             self._reject += count
+            self._reject_path = path
 
-    def _take_rejection(self) -> bool:
+    def _take_rejection(self, path: str) -> bool:
         with self.lock:
-            if self._reject > 0:
+            if self._reject > 0 and self._reject_path in ("", path):
                 self._reject -= 1
                 return True
             return False
@@ -191,7 +192,7 @@ class StripeDouble:
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method}: {path})."), {}
 
     def _intent_create(self, params: dict, key: str):
-        rejected = self._take_rejection()
+        rejected = self._take_rejection("/v1/payment_intents")
         intent = {
             "id": f"pi_double_{next(self._ids)}", "object": "payment_intent", "amount": int(params.get("amount", 0)),
             "currency": params.get("currency", "usd"), "customer": params.get("customer"),
@@ -221,7 +222,7 @@ class StripeDouble:
         return 200, _public(intent), {}
 
     def _session_create(self, params: dict, key: str):
-        if self._take_rejection():
+        if self._take_rejection("/v1/checkout/sessions"):
             with self.lock:
                 self.rejections.append({"at": time.monotonic(), "path": "/v1/checkout/sessions", "status": 500})
             return 500, _error("api_error", "The double rejected this call (an outage at Stripe)."), \
