@@ -257,9 +257,12 @@ class Faults:
         self._mode = "worker"
         self._killed: dict = {}
         double.on_payment_intent = self._maybe_kill_celery
+        self.started = time.monotonic()
         self.watching: dict[str, float] = {}  # an interrupted payment's key -> when its fault hit (monotonic)
         self.settled: dict[str, tuple[float, str]] = {}  # key -> (when it left flight, its status)
         self.stopping = threading.Event()
+        self.crashes: list[dict] = []  # processes that died by themselves (the supervisor restarted them)
+        self.expecting = False  # a celery kill of ours is under way: not a crash
         self.watcher = threading.Thread(target=self._watch, daemon=True, name="soak-watcher")
         self.watcher.start()
 
@@ -275,6 +278,7 @@ class Faults:
         from billing.models import AutoRechargeAttempt
 
         while not self.stopping.wait(0.5):
+            self._supervise()
             keys = [key for key in list(self.watching) if key not in self.settled]
             if not keys:
                 continue
@@ -286,6 +290,18 @@ class Faults:
                 if status not in AutoRechargeAttempt.IN_FLIGHT:
                     self.settled[key] = (time.monotonic(), status)
         connection.close()
+
+    def _supervise(self) -> None:
+        """What systemd or a platform does for the Procfile's processes: restart one that exited."""
+        for name in ("celery", "beat"):
+            proc = getattr(self.stack, name)
+            if proc is None or proc.poll() is None or (name == "celery" and self.expecting):
+                continue
+            self.crashes.append({"process": name, "exit": proc.returncode, "after_s": round(time.monotonic()
+                                 - self.started, 1)})
+            print(f"  supervisor: {name} exited by itself ({proc.returncode}); restarting it", flush=True)
+            time.sleep(1.0)
+            getattr(self.stack, f"{name}_start")()
 
     def settle_times(self) -> None:
         """Add to each fault that hit a payment how it ended and the seconds until it did (a declined
@@ -362,6 +378,7 @@ class Faults:
         """Armed at the double: the kill lands while the worker waits for a PaymentIntent's answer.
         With no auto-recharge in 30 s, the worker is killed wherever it is."""
         self._killed, self._mode = {}, "worker"
+        self.expecting = True
         self._armed.set()
         deadline = time.monotonic() + 30
         while self._armed.is_set() and time.monotonic() < deadline:
@@ -376,18 +393,19 @@ class Faults:
         log = self.stack.workdir / "celery.log"
         offset = log.stat().st_size if log.exists() else 0
         self.stack.celery_start()
+        self.expecting = False
         # The interrupted payment settles later (the broker's redelivery or Stripe's webhook, whichever
         # comes first): the watcher notes when, the schedule does not wait for it.
         return self._watched({"mid_payment": bool(self._killed), "recovered_s": self._celery_ready(killed["at"], offset)},
                              killed.get("payment", ""), killed["at"])
 
-    def _celery_ready(self, since: float, offset: int) -> float | None:
-        """Seconds from `since` until the restarted worker logs that it is ready."""
+    def _celery_ready(self, since: float, offset: int, sign: bytes = b" ready.") -> float | None:
+        """Seconds from `since` until the worker logs `sign` (ready, or connected again)."""
         log = self.stack.workdir / "celery.log"
         while time.monotonic() - since < RECOVERY_CAP:
             with open(log, "rb") as f:
                 f.seek(offset)
-                if b" ready." in f.read():
+                if sign in f.read():
                     return round(time.monotonic() - since, 2)
             time.sleep(0.1)
         return None
@@ -403,10 +421,14 @@ class Faults:
         return {"connections": terminated, "recovered_s": self._probe_recovered(started)}
 
     def redis_restart(self, started: float) -> dict:
+        log = self.stack.workdir / "celery.log"
+        offset = log.stat().st_size if log.exists() else 0
         self.stack.redis_stop()
         time.sleep(2.0)
         self.stack.redis_start()
-        return {"down_s": round(time.monotonic() - started, 2), "recovered_s": self._probe_recovered(started)}
+        down = round(time.monotonic() - started, 2)
+        return {"down_s": down, "recovered_s": self._probe_recovered(started),
+                "celery_back_s": self._celery_ready(started, offset, b"Connected to redis")}
 
     def stripe_reject(self, started: float) -> dict:
         before = len(self.double.rejections)
@@ -442,6 +464,7 @@ def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webho
                           seed=seed, late_webhooks=late_webhooks)
     print(f"soak: {minutes} min, {clients} clients, {web_workers} web workers, seed {seed}; logs in {workdir}",
           flush=True)
+    faults = None
     try:
         stack.redis_start()
         double.start()
@@ -501,7 +524,8 @@ def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webho
         from .soak_checks import violations
 
         found = db(lambda: violations(record=record, double=double))
-        figures = summary(record=record, double=double, faults=faults.results, found=found, minutes=minutes,
+        figures = summary(record=record, double=double, faults=faults.results, crashes=faults.crashes, found=found,
+                          minutes=minutes,
                           load_elapsed=load_elapsed, drained=drained, started_at=started_at, clients=clients,
                           web_workers=web_workers, late_webhooks=late_webhooks, seed=seed,
                           load_average={"min": min(loadavg), "max": max(loadavg),
@@ -511,6 +535,9 @@ def run(*, minutes: float, clients: int, seed: int, web_workers: int, late_webho
         return 1 if figures["violations"] else 0
     finally:
         double.on_payment_intent = None
+        if faults is not None:  # its supervisor must not restart what is being stopped
+            faults.stopping.set()
+            faults.watcher.join(timeout=10)
         stack.stop()
         double.stop()
         print(f"soak: every process it started is stopped; logs and figures.json in {workdir}", flush=True)
@@ -545,7 +572,7 @@ def drain(double: StripeDouble) -> float:
     return None
 
 
-def summary(*, record, double, faults, found, **context) -> dict:
+def summary(*, record, double, faults, crashes, found, **context) -> dict:
     outcomes = {}
     for (kind, outcome), count in sorted(record.requests.items()):
         outcomes.setdefault(kind, {})[outcome] = count
@@ -570,6 +597,7 @@ def summary(*, record, double, faults, found, **context) -> dict:
         "faults": {kind: len(times) for kind, times in recovery.items()},
         "recovery_s": recovery,
         "fault_details": faults,
+        "crashes": crashes,
         "violations": {name: problems for name, problems in found.items() if problems},
         "checks": {name: len(problems) for name, problems in found.items()},
     }
@@ -577,7 +605,8 @@ def summary(*, record, double, faults, found, **context) -> dict:
 
 def report(figures: dict) -> None:
     print("soak: figures", flush=True)
-    for key in ("operations", "requests", "refusals", "errors", "accepted", "stripe", "faults", "recovery_s", "checks"):
+    for key in ("operations", "requests", "refusals", "errors", "accepted", "stripe", "faults", "recovery_s", "crashes",
+                "checks"):
         print(f"  {key}: {json.dumps(figures[key])}")
     print(f"  drain: {figures['drained']} s; machine load average {json.dumps(figures['load_average'])}")
     for result in figures["fault_details"]:
