@@ -354,6 +354,7 @@ class Faults:
             if not self._armed.is_set():
                 return
             self._killed = {"at": time.monotonic(), "intent": intent["id"], "payment": intent["metadata"]["auto_recharge"]}
+            self.watching[self._killed["payment"]] = self._killed["at"]  # watched from now, not after the restart
             if self._mode == "children":
                 self.stack.celery_children_kill()
             else:
