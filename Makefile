@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv system-deps bench clean simulate
+.PHONY: run test venv system-deps bench soak clean simulate
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ simulate: venv
 
 bench: venv
 	$(PY) -m bench all
+
+# Chaos under load (bench/soak.py, docs/reliability.md): its own database, Redis, Stripe double and
+# processes on loopback, all stopped at the end; exit 1 on any money violation. Not part of `make test`.
+MINUTES ?= 2
+soak: venv
+	$(PY) -m bench.soak --minutes $(MINUTES)
 
 # The embedded PostgreSQL servers (make run's, the tests') stop before their data goes.
 clean:

@@ -12,6 +12,12 @@ BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5
 BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
+def use(*, database: str, redis: str) -> None:
+    """Point the helpers here at another database and Redis (the soak's own, bench/soak.py)."""
+    global BENCH_DB, BENCH_REDIS
+    BENCH_DB, BENCH_REDIS = database, redis
+
+
 def bench_env(**extra) -> dict:
     env = dict(os.environ)
     env.update(DATABASE_URL=BENCH_DB, REDIS_URL=BENCH_REDIS, SECRET_KEY="bench", DEBUG="false",
@@ -107,14 +113,14 @@ def report(name: str, figure: float, unit: str, baseline: float, target: str, *,
 class Server:
     """gunicorn serving the project on a loopback port, for the HTTP benchmarks."""
 
-    def __init__(self, port: int, workers: int = 2, threads: int = 8, **env):
-        self.port = port
+    def __init__(self, port: int, workers: int = 2, threads: int = 8, log=None, **env):
+        self.port, self.log = port, log  # log: a file for gunicorn's output (default: this terminal)
         self.args = [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
                      "-k", "gthread", "--threads", str(threads), "--log-level", "warning", "--keep-alive", "30"]
         self.env = bench_env(**env)
 
     def __enter__(self):
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env)
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
         import http.client
 
         for _ in range(100):

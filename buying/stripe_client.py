@@ -30,7 +30,8 @@ def payments_configured() -> bool:
 
 
 def _client() -> stripe.StripeClient:
-    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=2)
+    base = {"base_addresses": {"api": settings.STRIPE_API_BASE}} if settings.STRIPE_API_BASE else {}
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=2, **base)
 
 
 def _absolute(path: str) -> str:

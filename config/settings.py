@@ -231,6 +231,9 @@ BILLING_TEST_CHECKOUT = env_bool("BILLING_TEST_CHECKOUT", False)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+# Where Stripe's API is reached (empty: Stripe's own). Only a local double of Stripe (the soak,
+# bench/stripe_double.py) or stripe-mock is ever pointed to with it.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
 STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
 # dj-stripe 2.11 verifies webhooks at /stripe/webhook/<uuid>/ against a WebhookEndpoint row, which
