@@ -3,8 +3,10 @@
 The project reaches it through STRIPE_API_BASE, so every byte the service sends goes through
 stripe-python as it would to Stripe. It plays the few endpoints the service calls:
 
-- POST /v1/payment_intents (off-session, confirmed at once: succeeded, or 402 card_declined when a
-  rejection is armed); GET /v1/payment_intents/<id>, GET /v1/payment_intents (?customer=),
+- POST /v1/payment_intents (unconfirmed, or confirmed at once with confirm=true) and
+  POST /v1/payment_intents/<id>/confirm (off-session: succeeded, or 402 card_declined when a
+  rejection is armed; a second confirm is payment_intent_unexpected_state);
+  GET /v1/payment_intents/<id>, GET /v1/payment_intents (?customer=),
   GET /v1/payment_intents/search (?query=metadata['key']:'value');
 - POST /v1/checkout/sessions (mode=payment); the customer "pays" with `checkout_pay`.
 
@@ -181,6 +183,9 @@ class StripeDouble:
                 found = [i for i in self.intents.values() if i["customer"] == query.get("customer", i["customer"])]
             return 200, {"object": "list", "data": [_public(i) for i in reversed(found)], "has_more": False,
                          "url": "/v1/payment_intents"}, {}
+        confirm = re.fullmatch(r"/v1/payment_intents/([A-Za-z0-9_]+)/confirm", path)
+        if method == "POST" and confirm:
+            return self._intent_confirm(confirm.group(1))
         match = re.fullmatch(r"/v1/payment_intents/([A-Za-z0-9_]+)", path)
         if method == "GET" and match:
             with self.lock:
@@ -192,21 +197,42 @@ class StripeDouble:
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method}: {path})."), {}
 
     def _intent_create(self, params: dict, key: str):
-        rejected = self._take_rejection("/v1/payment_intents")
+        """A PaymentIntent; confirmed (charged) at once only with `confirm=true`, as at Stripe."""
         intent = {
             "id": f"pi_double_{next(self._ids)}", "object": "payment_intent", "amount": int(params.get("amount", 0)),
             "currency": params.get("currency", "usd"), "customer": params.get("customer"),
             "payment_method": params.get("payment_method"), "metadata": params.get("metadata") or {},
-            "status": "requires_payment_method" if rejected else "succeeded", "livemode": False,
+            "status": "requires_confirmation", "livemode": False,
             "created": int(time.time()), "idempotency_key": key, "next_action": None,
             "last_payment_error": None,
         }
-        if rejected:
-            intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
-                                            "message": "Your card was declined."}
         with self.lock:
             self.intents[intent["id"]] = intent
+        if params.get("confirm") == "true":
+            return self._intent_confirm(intent["id"])
+        return 200, _public(intent), {}
+
+    def _intent_confirm(self, intent_id: str):
+        """The call that charges: succeeded, or a 402 card_declined when a rejection is armed. A
+        PaymentIntent is confirmed once; again is Stripe's payment_intent_unexpected_state."""
+        with self.lock:
+            intent = self.intents.get(intent_id)
+            if intent is not None and intent["status"] == "requires_confirmation":
+                intent["status"] = "confirming"
+        if intent is None:
+            return 404, _error("invalid_request_error", f"No such payment_intent: '{intent_id}'",
+                               code="resource_missing"), {}
+        if intent["status"] != "confirming":
+            error = _error("invalid_request_error", "This PaymentIntent's status does not allow confirming it.",
+                           code="payment_intent_unexpected_state")
+            error["error"]["payment_intent"] = _public(intent)
+            return 400, error, {}
+        rejected = self._take_rejection("/v1/payment_intents")
+        with self.lock:
+            intent["status"] = "requires_payment_method" if rejected else "succeeded"
             if rejected:
+                intent["last_payment_error"] = {"type": "card_error", "code": "card_declined",
+                                                "decline_code": "generic_decline", "message": "Your card was declined."}
                 self.rejections.append({"at": time.monotonic(), "path": "/v1/payment_intents", "status": 402,
                                         "intent": intent["id"], "payment": intent["metadata"].get("auto_recharge", "")})
             else:

@@ -65,3 +65,18 @@ def test_it_calls_a_paid_checkout_session_without_its_purchase_a_violation(doubl
     double.checkout_pay(session["id"])  # paying twice is one payment
     assert sum(i.get("checkout_session") == session["id"] for i in double.intents.values()) == 1
     assert purchase_problems(sessions=double.sessions, paid={}) == [f"{session['id']}: its purchase 999999 does not exist"]
+
+
+def test_it_charges_a_payment_intent_created_unconfirmed_only_when_confirmed_and_only_once(double):
+    """The auto-recharge creates each try's PaymentIntent unconfirmed and confirms it in a second call
+    (buying.stripe_client): the double charges at the confirm, once, as Stripe does."""
+    client = stripe_client._client()
+    params = {"amount": 500, "currency": "usd", "customer": "cus_1", "payment_method": "pm_1",
+              "metadata": {"auto_recharge": "auto-recharge:1:2"}}
+    created = client.v1.payment_intents.create(params, {"idempotency_key": "auto-recharge:1:2:try:1"})
+    assert created["status"] == "requires_confirmation" and double.accepted == []
+    confirmed = client.v1.payment_intents.confirm(created["id"], {"off_session": True})
+    assert confirmed["status"] == "succeeded" and len(double.accepted) == 1
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        client.v1.payment_intents.confirm(created["id"], {"off_session": True})
+    assert again.value.code == "payment_intent_unexpected_state" and len(double.accepted) == 1
