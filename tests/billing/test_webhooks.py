@@ -230,3 +230,15 @@ def test_the_endpoint_command_is_a_no_op_without_settings(settings, capsys):
     call_command("stripe_webhook_endpoint")
     assert "not set" in capsys.readouterr().out
     assert WebhookEndpoint.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_endpoint_command_enables_every_event_a_handler_acts_on():
+    """Auto-recharge relies on payment_intent.* and setup_intent.succeeded; the endpoint left them out
+    (found by the soak, issue 25), so an operator copying its list got no auto-recharge webhooks."""
+    from djstripe.models import WebhookEndpoint
+
+    call_command("stripe_webhook_endpoint", "--quiet")
+    events = set(WebhookEndpoint.objects.get().enabled_events)
+    assert {"payment_intent.succeeded", "payment_intent.payment_failed", "setup_intent.succeeded",
+            "checkout.session.completed", "invoice.paid", "charge.refunded"} <= events

@@ -10,6 +10,8 @@ from djstripe.enums import WebhookEndpointStatus
 from djstripe.models import WebhookEndpoint
 from djstripe.settings import djstripe_settings
 
+from buying.stripe_webhooks import HANDLERS
+
 
 class Command(BaseCommand):
     help = "Create the local dj-stripe webhook endpoint from STRIPE_WEBHOOK_UUID and STRIPE_WEBHOOK_SECRET."
@@ -34,9 +36,9 @@ class Command(BaseCommand):
             defaults={
                 "id": f"we_local_{endpoint_uuid.hex}", "livemode": settings.STRIPE_LIVE_MODE, "secret": secret,
                 "djstripe_tolerance": settings.STRIPE_WEBHOOK_TOLERANCE, "url": settings.SITE_URL + path,
-                "enabled_events": ["checkout.session.completed", "checkout.session.async_payment_succeeded",
-                                   "invoice.paid", "customer.subscription.updated", "customer.subscription.deleted",
-                                   "charge.refunded"],
+                # Every event a handler acts on, read from the handlers themselves: the list written
+                # by hand left out the auto-recharge's payment_intent.* and setup_intent.succeeded.
+                "enabled_events": sorted(HANDLERS),
                 "status": WebhookEndpointStatus.enabled, "api_version": djstripe_settings.STRIPE_API_VERSION,
             },
         )
