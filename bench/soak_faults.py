@@ -140,9 +140,10 @@ class Faults:
                 self.stack.celery_kill()
             self._armed.clear()
 
-    def celery_child_kill(self, started: float) -> dict:
-        """Like celery_worker_kill, but only the pool's processes die: no restart, no redelivery."""
-        self._killed, self._mode = {}, "children"
+    def _armed_kill(self, mode: str, kill) -> dict:
+        """Arm the double's hook (it kills in `mode` while a PaymentIntent is being charged); after
+        30 s without an auto-recharge, `kill` wherever the worker is. What was killed, and when."""
+        self._killed, self._mode = {}, mode
         self._armed.set()
         deadline = time.monotonic() + 30
         while self._armed.is_set() and time.monotonic() < deadline:
@@ -150,24 +151,19 @@ class Faults:
         with self._kill_lock:
             if self._armed.is_set():
                 self._armed.clear()
-                self.stack.celery_children_kill()
-        killed = self._killed or {"at": time.monotonic()}
+                kill()
+        return self._killed or {"at": time.monotonic()}
+
+    def celery_child_kill(self, started: float) -> dict:
+        """Like celery_worker_kill, but only the pool's processes die: no restart, no redelivery."""
+        killed = self._armed_kill("children", self.stack.celery_children_kill)
         return self._watched({"mid_payment": bool(self._killed)}, killed.get("payment", ""), killed["at"])
 
     def celery_worker_kill(self, started: float) -> dict:
         """Armed at the double: the kill lands while the worker waits for a PaymentIntent's answer.
         With no auto-recharge in 30 s, the worker is killed wherever it is."""
-        self._killed, self._mode = {}, "worker"
         self.expecting = True
-        self._armed.set()
-        deadline = time.monotonic() + 30
-        while self._armed.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with self._kill_lock:
-            if self._armed.is_set():
-                self._armed.clear()
-                self.stack.celery_kill()
-        killed = self._killed or {"at": time.monotonic()}
+        killed = self._armed_kill("worker", self.stack.celery_kill)
         self.stack.celery.wait(timeout=20)
         time.sleep(1.0)  # the supervisor's restart delay
         log = self.stack.workdir / "celery.log"
