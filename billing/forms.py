@@ -9,6 +9,13 @@ from .money import InvalidAmount, credits_to_nanos, nanos_to_str, rate_str, rate
 BIGINT_MAX = 2**63 - 1
 
 
+def digits_int(value, *, max_digits: int) -> int | None:
+    """A short run of ASCII digits as an int, anything else None. str.isdigit() alone also accepts
+    "²" or "٣", which int() then refuses (a 500) or the ORM cannot look up."""
+    value = "" if value is None else str(value)
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= max_digits else None
+
+
 class CreditsField(forms.CharField):
     """Credits as a decimal string (up to 9 decimals) in the form; nanocredits in the model."""
 

@@ -277,12 +277,22 @@ def subscription_end(*, workspace: Workspace, subscription_id: str) -> Workspace
     return workspace
 
 
-def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None, expected_cents: int | None = None,
+def quote_confirmed_check(*, quote, expected_cents: int | None) -> None:
+    """A paid plan change charges only the amount the person saw and confirmed: none confirmed (a
+    hand-made request) or a quote that moved since (midnight UTC passed) is a PlanError, and nothing
+    is charged."""
+    if expected_cents is None:
+        raise PlanError(f"Confirm the amount first: {quote.sentence()} Nothing was charged.")
+    if expected_cents != quote.amount_cents:
+        raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
+
+
+def plan_subscribe_test(*, workspace: Workspace, plan_id: str, expected_cents: int | None, actor=None,
                         now=None) -> Workspace:
     """The built-in test checkout for a plan (no Stripe keys): the quote the page showed is charged
     and invoiced, and plan_change grants its credits, in one transaction. `expected_cents` is the
-    amount the person confirmed; if the quote moved since (midnight UTC passed), nothing happens
-    and they are asked to confirm the new amount. A double submit bills once (under the workspace
+    amount the person confirmed, and nothing is paid without it; if the quote moved since (midnight
+    UTC passed), or no amount was confirmed, nothing happens and they are asked to confirm. A double submit bills once (under the workspace
     lock, the second finds the plan bought); each paid change has its own invoice
     (plan-change:<workspace>:<period start>:#<n>), a plan bought again in the period included. Only
     an upgrade is sold here (PlanError otherwise)."""
@@ -300,8 +310,7 @@ def plan_subscribe_test(*, workspace: Workspace, plan_id: str, actor=None, expec
             raise PlanError(f"{plan.name} is not an upgrade from {ws.plan.name}: a downgrade takes effect at "
                             f"the period end; choose it on the Plans page. Nothing was charged.")
         quote = plan_change_quote(workspace=ws, plan=plan, at=now)
-        if expected_cents is not None and expected_cents != quote.amount_cents:
-            raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
+        quote_confirmed_check(quote=quote, expected_cents=expected_cents)
         plan_change(workspace=ws, plan_id=plan.pk, actor=actor, at_period_end=False, now=now)
         if plan.price_cents:
             invoice_services.invoice_issue_for_plan_change(

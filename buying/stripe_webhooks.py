@@ -17,6 +17,7 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 
+from billing.forms import digits_int
 from billing.models import Plan, Purchase, StripeEvent, Workspace
 
 from .auto_recharge import (PaymentOutcome, auto_recharge_attempt_for_intent, auto_recharge_payment_method_record,
@@ -77,8 +78,9 @@ def checkout_session_completed(event: dict, session: dict) -> str:
                                      customer_id=session.get("customer") or "")
         return f"subscription recorded for {workspace.slug}"
     purchase_id = _metadata(session).get("purchase") or session.get("client_reference_id")
-    purchase = Purchase.objects.select_related("workspace", "pack").filter(pk=purchase_id).first() \
-        if str(purchase_id or "").isdigit() else None
+    purchase_pk = digits_int(purchase_id, max_digits=18)
+    purchase = Purchase.objects.select_related("workspace", "pack").filter(pk=purchase_pk).first() \
+        if purchase_pk is not None else None
     if purchase is None:
         return f"ignored: no purchase {purchase_id!r}"
     if session.get("amount_total") is not None and int(session["amount_total"]) != purchase.amount_cents:
@@ -194,7 +196,8 @@ def charge_refunded(event: dict, charge: dict) -> str:
     purchase = Purchase.objects.filter(stripe_payment_intent_id=payment_intent).first() if payment_intent else None
     if purchase is None:
         purchase_id = _metadata(charge).get("purchase")
-        purchase = Purchase.objects.filter(pk=purchase_id).first() if str(purchase_id or "").isdigit() else None
+        purchase_pk = digits_int(purchase_id, max_digits=18)
+        purchase = Purchase.objects.filter(pk=purchase_pk).first() if purchase_pk is not None else None
     if purchase is None:
         if charge.get("invoice"):
             return "ignored: a plan payment refund (credit notes for plans are issued by staff)"
@@ -215,13 +218,19 @@ def _id(value) -> str:
     return value.get("id", "") if isinstance(value, dict) else (value or "")
 
 
+def _try_number(metadata: dict) -> int:
+    """Which try of an auto-recharge a PaymentIntent paid (0: unknown). We wrote it, but a signed
+    event is still input: anything but a short run of digits reads as unknown, never a 500."""
+    return digits_int(metadata.get("try"), max_digits=5) or 0
+
+
 def payment_intent_succeeded(event: dict, intent: dict) -> str:
     """An auto-recharge paid (its synchronous answer may come before or after this: credits once),
     or a pack bought with setup_future_usage=off_session, whose card is saved for auto-recharge."""
     metadata = _metadata(intent)
     attempt = auto_recharge_attempt_for_intent(payment_intent_id=intent["id"], metadata=metadata)
     if attempt is not None:
-        outcome = PaymentOutcome(PaymentOutcome.SUCCEEDED, intent["id"], try_number=int(metadata.get("try") or 0))
+        outcome = PaymentOutcome(PaymentOutcome.SUCCEEDED, intent["id"], try_number=_try_number(metadata))
         auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=_ts(event.get("created")))
         return f"auto-recharge {attempt.key} paid"
     workspace = _workspace_from_metadata(metadata)
@@ -242,7 +251,7 @@ def payment_intent_failed(event: dict, intent: dict) -> str:
     status = PaymentOutcome.REQUIRES_ACTION if intent.get("status") == "requires_action" or \
         error.get("code") == "authentication_required" else PaymentOutcome.DECLINED
     outcome = PaymentOutcome(status, intent["id"], str(error.get("message") or "The payment failed.")[:300],
-                             try_number=int(metadata.get("try") or 0))
+                             try_number=_try_number(metadata))
     auto_recharge_payment_record(attempt=attempt, outcome=outcome, now=_ts(event.get("created")))
     return f"auto-recharge {attempt.key}: {status}"
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from billing.edition import is_community
+from billing.forms import digits_int
 from billing.models import AutoRecharge, CreditPack, Plan, Purchase
 from billing.money import NANOS_PER_CREDIT, cents_display, price_display
 from billing.members import member_cap, seats_over_cap, seats_taken
@@ -24,7 +25,8 @@ from . import stripe_client
 from .activity import latest_ledger, ledger_csv_rows, ledger_page
 from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
 from .forms import AutoRechargeForm, LedgerFilterForm
-from .plans import PlanError, is_upgrade, plan_change, plan_member_cap_check, plan_subscribe_test, sales_contact_send
+from .plans import (PlanError, is_upgrade, plan_change, plan_member_cap_check, plan_subscribe_test, quote_confirmed_check,
+                    sales_contact_send)
 from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 
@@ -291,8 +293,7 @@ def _plan_features(workspace, plan, cap) -> list[str]:
 
 def _expected_cents(request) -> int | None:
     """The amount the person saw and confirmed (a check, never the price: the quote is recomputed)."""
-    value = request.POST.get("expected_cents", "")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return digits_int(request.POST.get("expected_cents"), max_digits=11)
 
 
 def _plans_post(request, membership):
@@ -326,9 +327,7 @@ def _plans_post(request, membership):
                 return redirect(session["url"])
             else:
                 quote = plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())
-                expected = _expected_cents(request)
-                if expected is not None and expected != quote.amount_cents:
-                    raise PlanError(f"The price changed since you looked: {quote.sentence()} Please confirm again.")
+                quote_confirmed_check(quote=quote, expected_cents=_expected_cents(request))
                 plan_change(workspace=workspace, plan_id=plan.pk, actor=request.user, at_period_end=False)
             messages.success(request, f"You are now on the {plan.name} plan.")
         elif action in ("downgrade", "cancel"):

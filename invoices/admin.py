@@ -11,6 +11,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from billing.admin import ReadOnlyAdmin, amount_cell
+from billing.forms import digits_int
 from billing.money import cents_display, nanos_display
 
 from .models import Invoice, InvoiceLine, InvoiceSequence
@@ -44,8 +45,9 @@ class YearFilter(admin.SimpleListFilter):
         return [(str(d.year), str(d.year)) for d in years]
 
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            return queryset.filter(issued_at__year=int(self.value()))
+        year = digits_int(self.value(), max_digits=4)
+        if year:
+            return queryset.filter(issued_at__year=year)
         return queryset
 
 

@@ -453,6 +453,58 @@ def test_stripe_decline_and_its_webhook_count_as_one_try(client, team, fake_stri
     assert fake_stripe.charges == []  # neither try charged the card; the cardholder's authentication did
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("try_value", ["²", "two"])
+def test_a_payment_intent_event_whose_try_is_not_a_number_reads_as_unknown_not_a_500(client, team, fake_stripe,
+                                                                                     try_value):
+    """The metadata is ours, but a signed event is input all the same: an unreadable try number is
+    "unknown" (the current try), and the success is still recorded, once."""
+    ws = team.workspace
+    _stripe_on(ws)
+    key = f"auto-recharge:{ws.pk}:1"
+    answers = []
+
+    def webhook_first(intent):
+        fake_stripe.after_charge = None
+        intent = {**intent, "metadata": {**intent["metadata"], "try": try_value}}
+        answers.append(sp.deliver(client, sp.event("evt_pi_odd_try", "payment_intent.succeeded", intent)).status_code)
+
+    fake_stripe.after_charge = webhook_first
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
+    assert answers == [200]
+    assert _attempts(ws).get().status == "succeeded" and _wallet(ws).purchased == credits(525)
+    assert fake_stripe.charges == ["pi_auto_1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_try_started_by_the_code_before_the_fix_is_resumed_by_the_sweep_after_the_migration(team):
+    """The old code started a try with `next_try_at` cleared (`pending` for the first try, `retrying`
+    for a later one); today's sweep would never see it. The migration hands it to the sweep, which
+    resumes it with the same try number (hence the same idempotency key) and pays once."""
+    import importlib
+
+    from django.apps import apps
+
+    ws = team.workspace
+    auto_recharge_test_card_set(workspace=ws, mode=AutoRecharge.TEST_CARD_OK)
+    AutoRecharge.objects.filter(pk=ws.pk).update(enabled=True, threshold=credits(1), pack_id="builder")
+    earlier = timezone.now() - timedelta(hours=1)
+    first = AutoRechargeAttempt.objects.create(workspace=ws, key=f"auto-recharge:{ws.pk}:old-1", pack_id="builder",
+                                               status="pending", tries=1, next_try_at=None, created_at=earlier,
+                                               period_start=ws.period_start, available_at_trigger=0,
+                                               threshold=credits(1))
+    auto_recharge_retry_due()
+    first.refresh_from_db()
+    assert first.status == "pending"  # stuck: the sweep does not see it
+    importlib.import_module("billing.migrations.0010_auto_recharge_started_tries_resume").started_tries_resume(
+        apps, None)
+    auto_recharge_retry_due(now=timezone.now() + timedelta(seconds=1))
+    first.refresh_from_db()
+    assert first.status == "succeeded" and first.tries == 1  # resumed as try 1, not paid as a try 2
+    assert _wallet(ws).purchased == credits(525)
+    assert reconcile_workspace(workspace=ws) == []
+
+
 class WorkerKilled(BaseException):
     """A worker dying mid-task (SIGKILL): nothing after it runs, its transaction rolls back."""
 

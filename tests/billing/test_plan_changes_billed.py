@@ -107,6 +107,18 @@ def test_it_charges_nothing_when_the_quote_moved_since_the_page_was_read(client,
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("form", [{}, {"expected_cents": ""}, {"expected_cents": "²"}])
+def test_a_checkout_post_without_a_confirmed_amount_charges_nothing(client, solo, form):
+    """A hand-made POST that names no amount the person saw is not paid at whatever the quote is now."""
+    client.login(email="solo@example.com", password=PASSWORD)
+    url = reverse("billing:plan_checkout", kwargs={"slug": "solo", "plan_id": "pro"})
+    response = client.post(url, form, follow=True)
+    assert response.status_code == 200
+    assert "Confirm the amount first" in unescape(response.content.decode())
+    assert _fresh(solo).plan_id == "free" and not Invoice.objects.filter(workspace=solo).exists()
+
+
+@pytest.mark.django_db
 def test_cancelling_asks_for_confirmation_first(client, solo):
     from buying.plans import plan_change
 
@@ -173,6 +185,19 @@ def _proration_invoice(ws, *, invoice_id, plan_id, billing_reason, lines):
                                                   "subscription_item": "si_1"}, "type": "subscription_item_details"}}
         for n, (description, amount, start, end) in enumerate(lines)]
     return event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stripe_upgrade_without_a_confirmed_amount_never_reaches_stripe(client, solo, stripe_edge):
+    from buying.plans import plan_change
+
+    plan_change(workspace=solo, plan_id="pro", actor=None)
+    Workspace.objects.filter(pk=solo.pk).update(stripe_subscription_id="sub_1", stripe_customer_id="cus_test_9")
+    client.login(email="solo@example.com", password=PASSWORD)
+    response = client.post(reverse("billing:plans", kwargs={"slug": "solo"}), {"plan": "team", "action": "upgrade"},
+                           follow=True)
+    assert "Confirm the amount first" in unescape(response.content.decode())
+    assert stripe_edge == [] and _fresh(solo).plan_id == "pro"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -242,3 +242,17 @@ def test_the_endpoint_command_enables_every_event_a_handler_acts_on():
     events = set(WebhookEndpoint.objects.get().enabled_events)
     assert {"payment_intent.succeeded", "payment_intent.payment_failed", "setup_intent.succeeded",
             "checkout.session.completed", "invoice.paid", "charge.refunded"} <= events
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reference", ["²", "١٢", "abc"])
+def test_a_purchase_reference_that_is_not_a_plain_number_is_ignored_not_a_500(client, endpoint, team, purchase,
+                                                                               reference):
+    """str.isdigit() says yes to "²" and "١٢", which the purchase lookup then cannot read (a 500)."""
+    event = sp.checkout_session_completed(event_id="evt_odd_ref", purchase=purchase)
+    event["data"]["object"]["metadata"]["purchase"] = reference
+    event["data"]["object"]["client_reference_id"] = reference
+    response = sp.deliver(client, event)
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().outcome == f"ignored: no purchase {reference!r}"
+    assert purchased(team.workspace) == 0

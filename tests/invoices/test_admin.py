@@ -63,3 +63,10 @@ def test_it_exports_invoices_as_csv(staff_client, invoice):
     body = response.content.decode()
     assert body.splitlines()[0].startswith("number,kind,status")
     assert invoice.number in body and "75.00" in body and "owner@acme.test" in body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("year", ["²⁰²⁶", "٢٠٢٦", "year"])
+def test_a_year_filter_that_is_not_plain_digits_lists_everything_not_a_500(staff_client, invoice, year):
+    response = staff_client.get(reverse("admin:invoices_invoice_changelist"), {"year": year})
+    assert response.status_code == 200 and invoice.number in response.content.decode()
