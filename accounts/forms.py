@@ -6,7 +6,10 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 
 from billing.emails import email_send
+from billing.forms import DayField
 from billing.models import Membership, User, email_canonical, email_plain_check
+
+from . import audit_log
 
 
 class NewPasswordMixin:
@@ -79,3 +82,30 @@ class PasswordResetForm(DjangoPasswordResetForm):
                   html_email_template_name=None):
         email_send(template="password_reset", to=[to_email],
                    context={**context, "timeout_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400)})
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters; the same names in its CSV link. Actors are those of the workspace's
+    own log, so no other workspace's people can be named or probed."""
+
+    actor = forms.ChoiceField(required=False)
+    kind = forms.ChoiceField(required=False, choices=[("", "Every kind")] + audit_log.KINDS)
+    from_ = DayField(label="From")
+    to = DayField()
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    after = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
+
+    def __init__(self, data, *, actors: list[tuple[str, str]], **kwargs):
+        data = data.copy()
+        if "from" in data:
+            data["from_"] = data.get("from")
+        super().__init__(data, **kwargs)
+        self.fields["actor"].choices = [("", "Everyone")] + actors
+
+    def filters(self) -> audit_log.AuditFilters:
+        """The valid filters (an invalid field is reported on the form and left out)."""
+        data = self.cleaned_data if self.is_bound else {}
+        start, end = data.get("from_"), data.get("to")
+        if start and end and end < start:
+            start, end = end, start
+        return audit_log.AuditFilters(actor=data.get("actor") or "", kind=data.get("kind") or "", start=start, end=end)

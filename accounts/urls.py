@@ -20,6 +20,8 @@ workspace = [
     path("settings/members/<int:membership_id>/remove/", views.member_remove_view, name="member_remove"),
     path("settings/members/<int:membership_id>/transfer/", views.ownership_transfer_view, name="ownership_transfer"),
     path("settings/members/leave/", views.member_leave_view, name="member_leave"),
+    path("settings/audit/", views.audit_log_page, name="audit_log"),
+    path("settings/audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
 ]
 
 auth = [

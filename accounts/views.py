@@ -9,9 +9,10 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing.members import (InvitationInvalid, MemberLimitReached, MembershipError, invitation_accept,
@@ -19,7 +20,8 @@ from billing.members import (InvitationInvalid, MemberLimitReached, MembershipEr
 from billing.models import Invitation, Membership, User
 from billing.tenancy import membership_for
 
-from .forms import InvitationSignupForm, PasswordResetForm, SignupForm, TransferForm
+from . import audit_log
+from .forms import AuditFilterForm, InvitationSignupForm, PasswordResetForm, SignupForm, TransferForm
 from .services import (EmailTaken, SignupThrottled, Throttled, account_signup, member_leave, member_remove,
                        password_reset_request, personal_workspace_create, signup_attempt_count)
 
@@ -199,3 +201,35 @@ class PasswordResetView(auth_views.PasswordResetView):
             response["Retry-After"] = str(error.retry_after)
             return response
         return redirect(self.success_url)
+
+
+# --- Settings -> Audit log (issue 32): owners and admins read who changed what ---------------------
+
+def _audit_form(request, workspace) -> AuditFilterForm:
+    return AuditFilterForm(request.GET, actors=audit_log.audit_actors(workspace=workspace))
+
+
+@login_required
+def audit_log_page(request, slug):
+    workspace = membership_for(request, slug, manage=True).workspace
+    form = _audit_form(request, workspace)
+    form.is_valid()  # an invalid field shows its error and is left out of the filters
+    filters = form.filters()
+    page = audit_log.audit_page(workspace=workspace, filters=filters, before=form.cleaned_data.get("before"),
+                                after=form.cleaned_data.get("after"))
+    return render(request, "accounts/audit_log.html", {"form": form, "filters": filters,
+                                                       "query": filters.as_query(), "page": page})
+
+
+@login_required
+def audit_log_csv(request, slug):
+    workspace = membership_for(request, slug, manage=True).workspace
+    form = _audit_form(request, workspace)
+    if not form.is_valid():
+        problems = "; ".join(f"{name.rstrip('_')}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Invalid filters ({problems})\n", status=400, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(audit_log.audit_csv_rows(workspace=workspace, filters=form.filters()),
+                                     content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="audit-{workspace.slug}-{timezone.now():%Y%m%d}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response

@@ -16,6 +16,24 @@ def digits_int(value, *, max_digits: int) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) <= max_digits else None
 
 
+SANE_YEARS = (2000, 2100)  # dates outside are refused as absurd input (SPEC section 10)
+
+
+class DayField(forms.DateField):
+    """A filter's UTC day, refused outside SANE_YEARS (no query for year 1 or 9999)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}))
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        day = super().clean(value)
+        if day is not None and not (SANE_YEARS[0] <= day.year <= SANE_YEARS[1]):
+            raise forms.ValidationError(f"Choose a date between {SANE_YEARS[0]} and {SANE_YEARS[1]}.")
+        return day
+
+
 class CreditsField(forms.CharField):
     """Credits as a decimal string (up to 9 decimals) in the form; nanocredits in the model."""
 

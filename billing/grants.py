@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .access_versions import access_versions_bump
+from .audit import audit_event
 from .ledger import MONTHLY, monthly_rollover
 from .models import AuditEvent, LedgerEntry, Plan, Wallet, Workspace
 from .periods import add_months, monthly_period_containing
@@ -89,8 +90,8 @@ def _apply_period_end(ws: Workspace, plans: dict[str, Plan]) -> Plan:
 
 
 def _plan_change_event(ws: Workspace, old_plan: Plan) -> AuditEvent:
-    return AuditEvent(workspace_id=ws.pk, action="plan.change",
-                      detail={"from": old_plan.pk, "to": ws.plan.pk, "reason": "scheduled for the period end"})
+    return audit_event(workspace_id=ws.pk, actor=None, action="plan.change", before={"plan": old_plan.pk},
+                       after={"plan": ws.plan.pk, "reason": "scheduled for the period end"})
 
 
 def workspace_period_roll(*, workspace_id: int, now: datetime, plans: dict[str, Plan] | None = None) -> bool:

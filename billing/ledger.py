@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from .audit import audit_record
 from .models import LedgerEntry, Wallet, Workspace
-from .money import nanos_display
+from .money import nanos_display, nanos_to_str
 from .recharge_trigger import wallet_watch
 from .sql import columns, instance_from_row, rows_insert, sql_row, sql_write
 
@@ -157,6 +158,10 @@ def credits_adjust(*, workspace: Workspace, amount: int, reason: str, actor=None
         kind = LedgerEntry.ADJUSTMENT
         (entry,) = post(wallet=wallet, postings=[Posting(kind, PURCHASED, amount, key, reason.strip())], actor=actor,
                         at=at)
+        audit_record(workspace_id=workspace.pk, actor=actor, action="credits.adjust",
+                     before={"purchased": nanos_to_str(wallet.purchased - amount)},
+                     after={"purchased": nanos_to_str(wallet.purchased), "amount": nanos_to_str(amount),
+                            "reason": reason.strip(), "entry": entry.pk})
         return entry
 
 

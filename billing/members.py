@@ -2,7 +2,7 @@
 
 Every change is one short transaction on the locked workspace row (so two invitations cannot
 together pass the plan's member cap, and an ownership transfer cannot race a second one) that also
-writes an AuditEvent naming the actor. E-mail goes out after commit (billing.emails).
+writes an audit row naming the actor (billing.audit). E-mail goes out after commit (billing.emails).
 
 Invitation links carry the invitation's id and nonce, signed and timestamped with Django's
 `signing` (salted, keyed with SECRET_KEY): a tampered link fails the signature, a link older than
@@ -21,8 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .access_versions import access_versions_bump
+from .audit import audit_record
 from .emails import email_send
-from .models import (INVITATION_TTL, AuditEvent, Invitation, Membership, User, Workspace, email_canonical,
+from .models import (INVITATION_TTL, Invitation, Membership, User, Workspace, email_canonical,
                      email_plain_check, invitation_expiry)
 
 INVITATION_SALT = "billing.invitation"
@@ -151,8 +152,8 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Use
             invitation = Invitation.objects.create(workspace=workspace, email=email, role=role, invited_by=actor,
                                                    nonce=secrets.token_hex(16), created_at=now, sent_at=now,
                                                    expires_at=invitation_expiry(now))
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="invitation.create",
-                                  detail={"email": email, "role": role, "invitation_id": invitation.pk})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="invitation.create",
+                     after={"email": email, "role": role, "invitation_id": invitation.pk})
         _invitation_email_schedule(invitation)
     return invitation
 
@@ -170,8 +171,8 @@ def invitation_resend(*, invitation: Invitation, actor: User | None) -> Invitati
             member_cap_check(workspace=workspace, exclude_invitation=invitation)
         invitation.nonce, invitation.sent_at, invitation.expires_at = secrets.token_hex(16), now, invitation_expiry(now)
         invitation.save(update_fields=["nonce", "sent_at", "expires_at"])
-        AuditEvent.objects.create(workspace_id=invitation.workspace_id, actor=actor, action="invitation.resend",
-                                  detail={"email": invitation.email, "invitation_id": invitation.pk})
+        audit_record(workspace_id=invitation.workspace_id, actor=actor, action="invitation.resend",
+                     after={"email": invitation.email, "invitation_id": invitation.pk})
         _invitation_email_schedule(invitation)
     return invitation
 
@@ -181,8 +182,8 @@ def invitation_revoke(*, invitation: Invitation, actor: User | None) -> Invitati
         changed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True,
                                             revoked_at__isnull=True).update(revoked_at=timezone.now())
         if changed:
-            AuditEvent.objects.create(workspace_id=invitation.workspace_id, actor=actor, action="invitation.revoke",
-                                      detail={"email": invitation.email, "invitation_id": invitation.pk})
+            audit_record(workspace_id=invitation.workspace_id, actor=actor, action="invitation.revoke",
+                         after={"email": invitation.email, "invitation_id": invitation.pk})
     invitation.refresh_from_db()
     return invitation
 
@@ -239,9 +240,9 @@ def invitation_accept(*, token: str, user: User | None = None, email: str = "", 
             membership.save(update_fields=["removed_at", "role", "monthly_budget"])
         else:
             membership = Membership.objects.create(workspace=workspace, user=user, role=invitation.role, created_at=now)
-        AuditEvent.objects.create(workspace=workspace, actor=user, action="invitation.accept",
-                                  detail={"email": user.email, "role": invitation.role, "invitation_id": invitation.pk,
-                                          "invited_by": invitation.invited_by.email if invitation.invited_by else None})
+        audit_record(workspace_id=workspace.pk, actor=user, action="invitation.accept",
+                     after={"email": user.email, "role": invitation.role, "invitation_id": invitation.pk,
+                            "invited_by": invitation.invited_by.email if invitation.invited_by else None})
     return membership
 
 
@@ -283,8 +284,9 @@ def _membership_end(*, membership: Membership, actor: User | None, action: str,
         if reason:
             raise MembershipError(reason)
         Membership.objects.filter(pk=target.pk).update(removed_at=now)
-        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action=action,
-                                  detail={"email": target.user.email, "role": target.role})
+        audit_record(workspace_id=membership.workspace_id, actor=actor, action=action,
+                     before={"email": target.user.email, "role": target.role},
+                     after={"email": target.user.email, "removed": True})
     membership.removed_at = now
     return membership
 
@@ -330,8 +332,9 @@ def member_role_set(*, membership: Membership, role: str, actor: User | None) ->
                 raise MembershipError("Only the owner can change an admin's role.")
         Membership.objects.filter(pk=target.pk).update(role=role)
         access_versions_bump(workspace_ids=[target.workspace_id])  # cached API tokens carry the roles
-        AuditEvent.objects.create(workspace_id=target.workspace_id, actor=actor, action="member.role_set",
-                                  detail={"email": target.user.email, "from": target.role, "to": role})
+        audit_record(workspace_id=target.workspace_id, actor=actor, action="member.role_set",
+                     before={"email": target.user.email, "role": target.role},
+                     after={"email": target.user.email, "role": role})
     membership.role = role
     return membership
 
@@ -352,8 +355,8 @@ def ownership_transfer(*, workspace: Workspace, new_owner: Membership, actor: Us
         Membership.objects.filter(pk=current.pk).update(role=Membership.ADMIN)
         Membership.objects.filter(pk=target.pk).update(role=Membership.OWNER)
         access_versions_bump(workspace_ids=[workspace.pk])  # cached API tokens carry the roles
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="workspace.ownership_transfer",
-                                  detail={"from": current.user.email, "to": target.user.email,
-                                          "new_owner_previous_role": target.role})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="workspace.ownership_transfer",
+                     before={"owner": current.user.email, "new_owner_role": target.role},
+                     after={"owner": target.user.email, "previous_owner_role": Membership.ADMIN})
     target.role = Membership.OWNER
     return target

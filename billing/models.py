@@ -244,6 +244,13 @@ class Workspace(models.Model):
     def concurrent_runs(self) -> int:
         return concurrent_runs_allowed(custom=self.custom_concurrent_runs, plan=self.plan.concurrent_runs)
 
+    @property
+    def custom_limits(self) -> list[str]:
+        """Which of the limits above are this workspace's own (set by staff, Enterprise), not its plan's."""
+        return [name for name, value in (("monthly_credits", self.custom_monthly_credits),
+                                         ("requests_per_minute", self.custom_requests_per_minute),
+                                         ("concurrent_runs", self.custom_concurrent_runs)) if value is not None]
+
     def plan_switch(self, plan: Plan, *, requests_per_minute: int | None = None, concurrent_runs: int | None = None,
                     monthly_credits: int | None = None) -> None:
         """Put the workspace on `plan` (in memory; the caller saves). The custom (Enterprise) values
@@ -471,16 +478,29 @@ class Invitation(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who changed what outside the ledger (plans, budgets, roles, tokens)."""
+    """Who changed what outside the ledger, from where, with the fields before and after. Written
+    only through billing.audit.audit_record; append-only (the database refuses updates and deletes)."""
+
+    USER, STAFF, SYSTEM = "user", "staff", "system"
+    ACTOR_KINDS = [(USER, "User"), (STAFF, "Staff"), (SYSTEM, "System")]
 
     workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_kind = models.CharField(max_length=8, choices=ACTOR_KINDS, default=SYSTEM)
     action = models.CharField(max_length=64)
-    detail = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    detail = models.JSONField(default=dict, blank=True)  # the fields after the change
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_workspace_recent")]
+
+    @property
+    def kind(self) -> str:
+        """What the change concerns: the part of `action` before the dot (budget, member, token...)."""
+        return self.action.split(".", 1)[0]
 
 
 def credits(n: int | str) -> int:

@@ -3,8 +3,9 @@ in budgets/workspaces.py."""
 
 from django.db import transaction
 
+from .audit import audit_record
 from .members import MemberLimitReached, member_cap_check
-from .models import AuditEvent, Membership, User, Workspace, email_canonical
+from .models import Membership, User, Workspace, email_canonical
 
 __all__ = ["MemberLimitReached", "member_add", "memberships_for", "user_get_or_create"]
 
@@ -38,8 +39,8 @@ def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBE
             membership = existing
         else:
             membership = Membership.objects.create(workspace=workspace, user=user, role=role)
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="member.add",
-                                  detail={"email": user.email, "role": role})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="member.add",
+                     after={"email": user.email, "role": role})
     return membership
 
 

@@ -1,6 +1,6 @@
 """Budget settings: the workspace budget and alert levels, agent budgets, member budgets and roles.
 
-Each write is one transaction with an AuditEvent naming the actor; a budget change re-runs the
+Each write is one transaction with an audit row (billing.audit) naming the actor; a budget change re-runs the
 alert check in the same transaction, so raising a budget resolves alerts it no longer reaches
 (their notifications go out on commit)."""
 
@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.access_versions import access_versions_bump
+from billing.audit import audit_record
 from billing.models import AuditEvent, Membership, User, Workspace, new_webhook_secret
 from billing.money import nanos_to_str
 from .models import Agent
@@ -38,6 +39,12 @@ def _credits(value: int | None) -> str | None:
     return None if value is None else nanos_to_str(value)
 
 
+def _budget_fields(budget: WorkspaceBudget) -> dict:
+    return {"monthly_limit": _credits(budget.monthly_limit), "warning": budget.warning_enabled,
+            "critical": budget.critical_enabled, "hard_limit": budget.hard_limit_enabled,
+            "webhook_url": budget.webhook_url}
+
+
 def budget_set(*, workspace: Workspace, monthly_limit: int | None, warning: bool, critical: bool, hard_limit: bool,
                webhook_url: str, actor: User | None) -> WorkspaceBudget:
     """The workspace's monthly budget (nanocredits, None for none), its three alert levels and the
@@ -51,13 +58,13 @@ def budget_set(*, workspace: Workspace, monthly_limit: int | None, warning: bool
             raise BudgetInvalid("webhook_url", str(error)) from None
     with transaction.atomic():
         budget = WorkspaceBudget.objects.select_for_update().get(workspace=workspace)
+        before = _budget_fields(budget)
         budget.monthly_limit = monthly_limit
         budget.warning_enabled, budget.critical_enabled, budget.hard_limit_enabled = warning, critical, hard_limit
         budget.webhook_url = webhook_url
         budget.save()
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.set", detail={
-            "monthly_limit": _credits(monthly_limit), "warning": warning, "critical": critical,
-            "hard_limit": hard_limit, "webhook_url": webhook_url})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="budget.set", before=before,
+                     after=_budget_fields(budget))
         alerts_check(workspace_id=workspace.pk)
     return budget
 
@@ -68,7 +75,8 @@ def webhook_secret_rotate(*, workspace: Workspace, actor: User | None) -> Worksp
         budget = WorkspaceBudget.objects.select_for_update().get(workspace=workspace)
         budget.webhook_secret = new_webhook_secret()
         budget.save(update_fields=["webhook_secret"])
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.webhook_secret_rotate", detail={})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="budget.webhook_secret_rotate",
+                     before={"webhook_secret": True}, after={"webhook_secret": True})  # shown as "(changed)"
     return budget
 
 
@@ -79,12 +87,14 @@ def agent_budget_set(*, agent: Agent, max_per_run: int, max_per_day: int, max_pe
     _positive("max_per_day", max_per_day)
     _positive("max_per_month", max_per_month)
     with transaction.atomic():
+        before = Agent.objects.select_for_update().values("max_per_run", "max_per_day", "max_per_month").get(pk=agent.pk)
         Agent.objects.filter(pk=agent.pk).update(max_per_run=max_per_run, max_per_day=max_per_day,
                                                  max_per_month=max_per_month)
         agent.max_per_run, agent.max_per_day, agent.max_per_month = max_per_run, max_per_day, max_per_month
-        AuditEvent.objects.create(workspace_id=agent.workspace_id, actor=actor, action="agent.budget_set", detail={
-            "agent": agent.name, "max_per_run": _credits(max_per_run), "max_per_day": _credits(max_per_day),
-            "max_per_month": _credits(max_per_month)})
+        audit_record(workspace_id=agent.workspace_id, actor=actor, action="agent.budget_set",
+                     before={"agent": agent.name, **{name: _credits(value) for name, value in before.items()}},
+                     after={"agent": agent.name, "max_per_run": _credits(max_per_run),
+                            "max_per_day": _credits(max_per_day), "max_per_month": _credits(max_per_month)})
         alerts_check(workspace_id=agent.workspace_id)
     return agent
 
@@ -120,8 +130,9 @@ def member_budget_set(*, membership: Membership, monthly_budget: int | None, act
         Membership.objects.filter(pk=membership.pk).update(monthly_budget=monthly_budget)
         access_versions_bump(workspace_ids=[membership.workspace_id])  # cached API tokens carry the membership
         membership.monthly_budget = monthly_budget
-        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.budget_set",
-                                  detail={"email": target.user.email, "monthly_budget": _credits(monthly_budget)})
+        audit_record(workspace_id=membership.workspace_id, actor=actor, action="member.budget_set",
+                     before={"email": target.user.email, "monthly_budget": _credits(target.monthly_budget)},
+                     after={"email": target.user.email, "monthly_budget": _credits(monthly_budget)})
         alerts_check(workspace_id=membership.workspace_id)
     return membership
 
@@ -134,8 +145,8 @@ def webhook_test_send(*, workspace: Workspace, actor: User | None) -> str:
     budget = WorkspaceBudget.objects.get(workspace=workspace)
     if not budget.webhook_url:
         return "No webhook URL is set: save one first."
-    event = AuditEvent.objects.create(workspace=workspace, actor=actor, action="budget.webhook_test",
-                                      detail={"webhook_url": budget.webhook_url})
+    event = audit_record(workspace_id=workspace.pk, actor=actor, action="budget.webhook_test",
+                         after={"webhook_url": budget.webhook_url})
     transaction.on_commit(lambda: tasks.send_webhook_test.delay(event.pk))
     return "Test event queued: its outcome shows below in a few seconds (reload the page)."
 
@@ -154,8 +165,8 @@ def webhook_test_deliver(*, request_id: int) -> str:
         outcome = f"Not sent: {error}"
     except WebhookFailed as error:
         outcome = f"The receiver could not be reached or failed: {error}"
-    AuditEvent.objects.create(workspace=workspace, action="budget.webhook_test_result",
-                              detail={"request": request_id, "outcome": outcome})
+    audit_record(workspace_id=workspace.pk, actor=None, action="budget.webhook_test_result",
+                 after={"request": request_id, "outcome": outcome})
     return outcome
 
 

@@ -6,8 +6,9 @@ above, sign-up and the commands alike, can call it."""
 from django.db import transaction
 from django.utils import timezone
 
+from billing.audit import audit_record
 from billing.ledger import monthly_rollover
-from billing.models import AuditEvent, Membership, Plan, User, Wallet, Workspace
+from billing.models import Membership, Plan, User, Wallet, Workspace
 from billing.periods import monthly_period_containing
 
 from .models import WorkspaceBudget
@@ -25,8 +26,8 @@ def workspace_create(*, slug: str, name: str, owner: User, plan_id: str = "free"
         Wallet.objects.create(workspace=workspace)
         WorkspaceBudget.objects.create(workspace=workspace)
         Membership.objects.create(workspace=workspace, user=owner, role=Membership.OWNER, created_at=now)
-        AuditEvent.objects.create(workspace=workspace, actor=actor or owner, action="workspace.create",
-                                  detail={"plan": plan_id})
+        audit_record(workspace_id=workspace.pk, actor=actor or owner, action="workspace.create",
+                     after={"plan": plan_id, "owner": owner.email})
     monthly_rollover(workspace=workspace, old_period_start=None, new_period_start=start,
                      new_credits=workspace.monthly_credits, at=now)
     return workspace

@@ -24,8 +24,9 @@ from django.utils import timezone
 from billing.access_versions import access_versions_bump
 from billing.edition import is_community
 from billing.ledger import wallet_lock
-from billing.models import AuditEvent, AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
-from billing.money import MAX_CREDITS, NANOS_PER_CREDIT
+from billing.audit import audit_record
+from billing.models import AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
+from billing.money import MAX_CREDITS, NANOS_PER_CREDIT, nanos_to_str
 from billing.recharge_trigger import wallet_watch
 
 from . import stripe_client
@@ -71,6 +72,12 @@ def _sync_wallet(workspace_id: int, row: AutoRecharge | None) -> None:
     wallet_watch(wallet)
 
 
+def _settings(row: AutoRecharge) -> dict:
+    """The auto-recharge settings as the audit log shows them (credits as decimals)."""
+    return {"enabled": row.enabled, "threshold": nanos_to_str(row.threshold), "pack": row.pack_id,
+            "max_per_period": row.max_per_period}
+
+
 def auto_recharge_set(*, workspace: Workspace, enabled: bool, threshold: int | None = None, pack_id: str | None = None,
                       max_per_period: int | None = None, actor=None) -> AutoRecharge:
     """Turn auto-recharge on (with its threshold in nanocredits, pack and ceiling) or off. Turning
@@ -97,14 +104,15 @@ def auto_recharge_set(*, workspace: Workspace, enabled: bool, threshold: int | N
             row = AutoRecharge.objects.select_for_update().get(pk=workspace.pk)
         if enabled and not row.has_payment_method:
             raise AutoRechargeError("Add a payment method first.")
+        before = _settings(row) if existing is not None else {}
         row.enabled = enabled
         if enabled:
             row.threshold, row.pack_id, row.max_per_period = threshold, pack_id, ceiling
             row.paused_reason, row.paused_at = "", None
         row.updated_by = actor
         row.save()
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="auto_recharge.set", detail={
-            "enabled": enabled, "threshold": row.threshold, "pack": row.pack_id, "max_per_period": row.max_per_period})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="auto_recharge.set", before=before,
+                     after=_settings(row))
         _sync_wallet(workspace.pk, row)
     return row
 
@@ -120,13 +128,15 @@ def auto_recharge_test_card_set(*, workspace: Workspace, mode: str, actor=None) 
     with transaction.atomic():
         row, _ = AutoRecharge.objects.select_for_update().get_or_create(
             pk=workspace.pk, defaults={"threshold": 10 * NANOS_PER_CREDIT, "pack_id": _default_pack_id()})
+        before = {"test_card": row.test_card}
         row.test_card = mode
         row.card_label = "Test card (no money moves)" if mode else ""
         if not mode and not row.stripe_payment_method_id:
             row.enabled = False
         row.updated_by = actor
         row.save()
-        AuditEvent.objects.create(workspace=workspace, actor=actor, action="auto_recharge.test_card", detail={"mode": mode})
+        audit_record(workspace_id=workspace.pk, actor=actor, action="auto_recharge.test_card", before=before,
+                     after={"test_card": mode})
         _sync_wallet(workspace.pk, row)
     return row
 

@@ -2,12 +2,10 @@
 
 from django import forms
 
-from billing.forms import CreditsField
+from billing.forms import CreditsField, DayField
 from billing.models import CreditPack, LedgerEntry
 
 from .activity import LedgerFilters
-
-SANE_YEARS = (2000, 2100)  # dates outside are refused as absurd input (SPEC section 10)
 
 
 class LedgerFilterForm(forms.Form):
@@ -15,8 +13,8 @@ class LedgerFilterForm(forms.Form):
 
     kind = forms.ChoiceField(required=False, choices=[("", "Every kind")] + LedgerEntry.KINDS)
     bucket = forms.ChoiceField(required=False, choices=[("", "Both buckets")] + LedgerEntry.BUCKETS)
-    from_ = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    from_ = DayField(label="From")
+    to = DayField()
     before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     after = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
 
@@ -25,18 +23,6 @@ class LedgerFilterForm(forms.Form):
         if "from" in data:
             data["from_"] = data.get("from")
         super().__init__(data, **kwargs)
-
-    def _clean_day(self, name):
-        day = self.cleaned_data.get(name)
-        if day is not None and not (SANE_YEARS[0] <= day.year <= SANE_YEARS[1]):
-            raise forms.ValidationError(f"Choose a date between {SANE_YEARS[0]} and {SANE_YEARS[1]}.")
-        return day
-
-    def clean_from_(self):
-        return self._clean_day("from_")
-
-    def clean_to(self):
-        return self._clean_day("to")
 
     def filters(self) -> LedgerFilters:
         """The valid filters (an invalid field is reported on the form and left out)."""

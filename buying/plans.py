@@ -20,7 +20,8 @@ from django.utils import timezone
 from billing.access_versions import access_versions_bump
 from billing.ledger import MONTHLY, Posting, monthly_rollover, post, wallet_lock
 from billing.members import member_cap, seats_over_cap, seats_taken
-from billing.models import AuditEvent, LedgerEntry, Plan, Workspace
+from billing.audit import audit_record
+from billing.models import LedgerEntry, Plan, Workspace
 from billing.money import nanos_display
 from invoices import services as invoice_services
 from invoices.models import Invoice
@@ -78,6 +79,8 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
     with transaction.atomic():
         ws = _lock_workspace(workspace.pk)
         old_plan, old_monthly = ws.plan, ws.monthly_credits
+        before = {"plan": old_plan.pk, "requests_per_minute": ws.requests_per_minute,
+                  "concurrent_runs": ws.concurrent_runs, "monthly_credits": old_monthly}
         upgrade = is_upgrade(current=old_plan, new=plan)
         if at_period_end and upgrade:
             # Only a downgrade waits; an upgrade is paid for through the checkout (or Stripe) first.
@@ -94,8 +97,8 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                 ws.cancel_at_period_end, ws.scheduled_plan = False, plan
                 stripe_actions.append(("price", plan, None))
             ws.save(update_fields=["cancel_at_period_end", "scheduled_plan"])
-            AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.schedule",
-                                      detail={"from": old_plan.pk, "to": plan.pk, "at": ws.period_end.isoformat()})
+            audit_record(workspace_id=ws.pk, actor=actor, action="plan.schedule", before={"plan": old_plan.pk},
+                         after={"plan": plan.pk, "at": ws.period_end.isoformat()})
         else:
             if ws.cancel_at_period_end and ws.stripe_subscription_id:
                 stripe_actions.append(("resume", None, None))
@@ -124,8 +127,8 @@ def plan_change(*, workspace: Workspace, plan_id: str, actor=None, at_period_end
                         LedgerEntry.GRANT, MONTHLY, quote.credits_now, _upgrade_grant_key(ws),
                         f"Upgrade from {old_plan.name} to {plan.name}: {quote.days_left} of "
                         f"{quote.days_in_period} days left in this period")])
-            AuditEvent.objects.create(workspace=ws, actor=actor, action="plan.change", detail={
-                "from": old_plan.pk, "to": plan.pk, "requests_per_minute": ws.requests_per_minute,
+            audit_record(workspace_id=ws.pk, actor=actor, action="plan.change", before=before, after={
+                "plan": plan.pk, "requests_per_minute": ws.requests_per_minute,
                 "concurrent_runs": ws.concurrent_runs, "monthly_credits": ws.monthly_credits})
         if sync_stripe and stripe_actions and ws.stripe_subscription_id:
             subscription_id = ws.stripe_subscription_id
@@ -269,10 +272,12 @@ def subscription_end(*, workspace: Workspace, subscription_id: str) -> Workspace
         ws = _lock_workspace(workspace.pk)
         if ws.stripe_subscription_id and ws.stripe_subscription_id != subscription_id:
             return ws
+        old_plan_id = ws.plan_id
         ws.plan_switch(Plan.objects.get(pk="free"))
         ws.stripe_subscription_id, ws.scheduled_plan, ws.cancel_at_period_end = "", None, False
         ws.save()
-        AuditEvent.objects.create(workspace=ws, action="plan.change", detail={"to": "free", "reason": "subscription ended"})
+        audit_record(workspace_id=ws.pk, actor=None, action="plan.change", before={"plan": old_plan_id},
+                     after={"plan": "free", "reason": "subscription ended"})
     workspace.refresh_from_db()
     return workspace
 
@@ -340,7 +345,7 @@ def sales_contact_send(*, workspace: Workspace, actor, name: str, email: str, me
     subject = f"Enterprise enquiry from {workspace.name}"
     body = (f"Workspace: {workspace.name} ({workspace.slug}), plan {workspace.plan.name}\n"
             f"From: {name} <{email}> (signed in as {getattr(actor, 'email', 'unknown')})\n\n{message}\n")
-    AuditEvent.objects.create(workspace=workspace, actor=actor, action="sales.contact", detail={"email": email})
+    audit_record(workspace_id=workspace.pk, actor=actor, action="sales.contact", after={"email": email})
     transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [settings.SALES_EMAIL],
                                             fail_silently=False))
 

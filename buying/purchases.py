@@ -6,6 +6,7 @@ and `manage.py record_purchase`, so the three cannot drift apart."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.audit import audit_record
 from billing.ledger import PURCHASED, Posting, post, wallet_lock
 from billing.models import AutoRechargeAttempt, CreditPack, LedgerEntry, Purchase, Workspace
 from billing.money import cents_display, nanos_display
@@ -66,6 +67,10 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
                     f"{name} pack bonus"),
         ])
         invoice_services.invoice_issue_for_purchase(purchase=purchase)  # and its receipt e-mail (invoices/emails.py)
+        audit_record(workspace_id=purchase.workspace_id, actor=purchase.created_by, action="purchase.paid", after={
+            "purchase": purchase.pk, "pack": purchase.pack_id, "source": purchase.source,
+            "amount": cents_display(purchase.amount_cents, purchase.currency),
+            "credits": nanos_display(purchase.credits + purchase.bonus)})
     return purchase
 
 
@@ -143,4 +148,7 @@ def purchase_refund(*, purchase: Purchase, amount_cents: int | None = None, key:
         if invoice is not None:
             invoice_services.credit_note_issue_for_refund(invoice=invoice, amount_cents=amount_cents, reason=text,
                                                           key=ledger_key)
+        audit_record(workspace_id=purchase.workspace_id, actor=actor, action="purchase.refund", after={
+            "purchase": purchase.pk, "refunded": cents_display(amount_cents, purchase.currency),
+            "credits_removed": nanos_display(removed), "reason": text})
     return purchase

@@ -9,7 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.access_versions import access_versions_bump
-from billing.models import AuditEvent, Membership
+from billing.audit import audit_record
+from billing.models import Membership
 
 from .models import DeveloperToken, hash_token
 
@@ -27,9 +28,9 @@ def token_create(*, membership: Membership, name: str = "", actor=None) -> NewTo
             membership=membership, name=(name or "").strip()[:100] or "API token",
             token_hash=hash_token(raw), prefix=raw[:10],
         )
-        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor or membership.user,
-                                  action="token.create", detail={"token_id": token.pk, "name": token.name,
-                                                                 "member": membership.user.email})
+        audit_record(workspace_id=membership.workspace_id, actor=actor or membership.user, action="token.create",
+                     after={"token_id": token.pk, "name": token.name, "prefix": token.prefix,
+                            "member": membership.user.email})
     return NewToken(token=token, raw=raw)
 
 
@@ -41,8 +42,9 @@ def token_revoke(*, token: DeveloperToken, actor=None, now=None) -> DeveloperTok
         if DeveloperToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
             # Every process's token cache sees this at its next request with the token.
             access_versions_bump(workspace_ids=[token.membership.workspace_id])
-            AuditEvent.objects.create(workspace_id=token.membership.workspace_id, actor=actor,
-                                      action="token.revoke", detail={"token_id": token.pk, "name": token.name})
+            audit_record(workspace_id=token.membership.workspace_id, actor=actor, action="token.revoke",
+                         before={"token_id": token.pk, "name": token.name, "revoked": False},
+                         after={"token_id": token.pk, "name": token.name, "revoked": True})
     token.refresh_from_db()
     return token
 

@@ -77,7 +77,9 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "workspace", "actor", "action", "detail")
-    list_filter = ("action",)
+    """Every workspace's audit log (append-only: read-only here, and the database refuses changes)."""
+
+    list_display = ("created_at", "workspace", "actor", "actor_kind", "action", "ip", "before", "detail")
+    list_filter = ("actor_kind", "action")
     search_fields = ("action", "workspace__slug", "actor__email")
     list_select_related = ("workspace", "actor")

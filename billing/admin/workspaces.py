@@ -3,6 +3,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Sum
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
@@ -12,7 +13,8 @@ from django.urls import path, reverse
 
 from billing.access_versions import access_versions_bump
 from billing.ledger import LedgerError, credits_adjust
-from billing.models import AuditEvent, LedgerEntry, Membership, Workspace
+from billing.audit import audit_record
+from billing.models import LedgerEntry, Membership, Workspace
 from billing.services import member_add
 from billing.money import nanos_display
 
@@ -53,9 +55,9 @@ def membership_staff_save(*, membership: Membership, form: forms.ModelForm, acto
         before = Membership.objects.values(*fields).get(pk=membership.pk)
         membership.save(update_fields=fields)
         access_versions_bump(workspace_ids=[membership.workspace_id])
-        AuditEvent.objects.create(workspace_id=membership.workspace_id, actor=actor, action="member.staff_change",
-                                  detail={"email": membership.user.email, "before": before,
-                                          "after": {name: getattr(membership, name) for name in fields}})
+        audit_record(workspace_id=membership.workspace_id, actor=actor, action="member.staff_change",
+                     before=before, after={"email": membership.user.email,
+                                           **{name: getattr(membership, name) for name in fields}})
     return membership
 
 
@@ -90,6 +92,36 @@ class AdjustCreditsForm(forms.Form):
         return reason
 
 
+CUSTOM_LIMITS = ("custom_monthly_credits", "custom_requests_per_minute", "custom_concurrent_runs")
+
+
+def _audit_value(value):
+    return value if value is None or isinstance(value, (bool, int, str)) else str(value)
+
+
+def workspace_staff_save(*, workspace: Workspace, form: forms.ModelForm, actor) -> Workspace:
+    """A workspace changed by staff in the admin: the changed fields before and after are audited
+    (`workspace.staff_change`; `plan.custom_limits` for the Enterprise values, which the workspace's
+    Plans page and API show), and the access version moves, since cached API tokens carry the
+    workspace's limits."""
+    fields = list(form.changed_data)
+    if not fields:
+        return workspace
+    with transaction.atomic():
+        before = Workspace.objects.select_for_update().values(*[Workspace._meta.get_field(f).attname for f in fields]
+                                                              ).get(pk=workspace.pk)
+        workspace.save(update_fields=fields)
+        access_versions_bump(workspace_ids=[workspace.pk])
+        for action, names in (("plan.custom_limits", [f for f in fields if f in CUSTOM_LIMITS]),
+                              ("workspace.staff_change", [f for f in fields if f not in CUSTOM_LIMITS])):
+            if names:
+                attnames = [Workspace._meta.get_field(f).attname for f in names]
+                audit_record(workspace_id=workspace.pk, actor=actor, action=action,
+                             before={a: _audit_value(before[a]) for a in attnames},
+                             after={a: _audit_value(getattr(workspace, a)) for a in attnames})
+    return workspace
+
+
 def workspace_support_summary(workspace: Workspace) -> dict:
     """What a support person needs on one screen: the wallet, the plan and its limits, the period,
     the budget and the latest ledger entries. Budgets sit in an app above this one, so their figures
@@ -103,6 +135,7 @@ def workspace_support_summary(workspace: Workspace) -> dict:
         "used_this_period": charged + (wallet.reserved if wallet else 0),
         "members": workspace.memberships.count(),
         "ledger": workspace.ledger.select_related("actor").order_by("-created_at", "-id")[:10],
+        "limits_changed": workspace.audit_events.filter(action="plan.custom_limits").select_related("actor").first(),
     }
 
 
@@ -115,9 +148,16 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
     inlines = [MembershipInline]
     actions = ["adjust_credits"]
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            workspace_staff_save(workspace=obj, form=form, actor=request.user)
+        else:
+            super().save_model(request, obj, form, change)
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not Membership:
             return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)  # saves nothing; sets what the admin's change message reads (a 500 without)
         for member_form in formset.forms:
             if member_form.has_changed():
                 membership_staff_save(membership=member_form.save(commit=False), form=member_form, actor=request.user)

@@ -143,8 +143,9 @@ def test_ownership_transfer_needs_the_owner_and_a_confirmation(client, team):
     assert Membership.objects.get(workspace=team.workspace, user=team.owner).role == "admin"
     assert Membership.objects.filter(workspace=team.workspace, role="owner").count() == 1
     event = AuditEvent.objects.get(action="workspace.ownership_transfer")
-    assert event.actor == team.owner and event.detail == {"from": team.owner.email, "to": team.member.email,
-                                                          "new_owner_previous_role": "member"}
+    assert event.actor == team.owner
+    assert event.before == {"owner": team.owner.email, "new_owner_role": "member"}
+    assert event.detail == {"owner": team.member.email, "previous_owner_role": "admin"}
     # The former owner is now an admin: a second transfer by them is refused.
     client.post(reverse("accounts:ownership_transfer", kwargs={"slug": "acme",
                                                                "membership_id": team.membership(team.admin).pk}),

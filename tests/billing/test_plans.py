@@ -85,9 +85,11 @@ def test_a_free_workspace_subscribes_through_the_test_checkout(client, outsider)
     client.force_login(outsider)
     response = client.post(reverse("billing:plans", kwargs={"slug": "elsewhere"}), {"plan": "pro", "action": "upgrade"})
     assert response.url == reverse("billing:plan_checkout", kwargs={"slug": "elsewhere", "plan_id": "pro"})
-    assert b"Test mode: no card is charged" in client.get(response.url).content
-    client.post(response.url)
-    client.post(response.url)
+    checkout = client.get(response.url)
+    assert b"Test mode: no card is charged" in checkout.content
+    confirmed = {"expected_cents": str(checkout.context["quote"].amount_cents)}  # the amount the page showed
+    client.post(response.url, confirmed)
+    client.post(response.url, confirmed)
     ws = Workspace.objects.get(slug="elsewhere")
     assert ws.plan_id == "pro" and ws.requests_per_minute == 60
     ws.wallet.refresh_from_db()

@@ -61,6 +61,7 @@ PAGES = [
     Page("history", "/w/{slug}/settings/billing/history/", MANAGERS),
     Page("invoice", "/w/{slug}/settings/billing/history/{invoice}/", MANAGERS),
     Page("tokens", "/w/{slug}/settings/tokens/", EVERYONE),
+    Page("audit-log", "/w/{slug}/settings/audit/", MANAGERS),
     Page("password-change", "/accounts/password_change/", EVERYONE),
     Page("api-docs", "/v1/docs/", EVERYONE, wait_for=".opblock"),
     Page("admin-index", "/admin/", STAFF),
@@ -71,6 +72,7 @@ PAGES = [
     Page("admin-invoices", "/admin/invoices/invoice/", STAFF),
     Page("admin-runs", "/admin/usage/run/", STAFF),
     Page("admin-rates", "/admin/billing/modelrate/", STAFF),
+    Page("admin-audit", "/admin/billing/auditevent/", STAFF),
 ]
 
 # Cells that spill out of their table, and tables wider than a box that does not scroll.

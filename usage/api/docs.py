@@ -145,6 +145,7 @@ BALANCE_EXAMPLE = OpenApiExample(
            "used_this_period": "379.5",
            "budget": {"monthly_limit": "2000", "used": "389.5", "percent": 19, "state": "ok"},
            "rate_limit": {"requests_per_minute": 300, "concurrent_runs": 20},
+           "monthly_credits": "5000", "custom_limits": [],
            "forecast": {"daily_average": "12.65", "runs_out_on": "2025-09-14", "runs_out_beyond_horizon": False,
                         "next_auto_recharge_on": None}},
 )

@@ -68,6 +68,11 @@ class Balance(s.Serializer):
     used_this_period = s.CharField()
     budget = BudgetState()
     rate_limit = RateLimit()
+    monthly_credits = s.CharField(help_text="Credits granted each billing period: the plan's, or this workspace's own.")
+    custom_limits = s.ListField(child=s.ChoiceField(choices=["monthly_credits", "requests_per_minute",
+                                                             "concurrent_runs"]),
+                                help_text="Which of monthly_credits and rate_limit are this workspace's own "
+                                          "(agreed with sales, Enterprise) rather than its plan's.")
     forecast = Forecast()
 
 

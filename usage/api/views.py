@@ -94,6 +94,8 @@ class BalanceView(WorkspaceAPIView):
                        "used": nanos_to_str(status.spend.used), "percent": status.percent, "state": status.state},
             "rate_limit": {"requests_per_minute": workspace.requests_per_minute,
                            "concurrent_runs": workspace.concurrent_runs},
+            "monthly_credits": nanos_to_str(workspace.monthly_credits),
+            "custom_limits": workspace.custom_limits,
             "forecast": forecast_json(credit_forecast(workspace=workspace)),
         })
 
