@@ -309,6 +309,7 @@ class FakeStripe:
         self.intents, self.answers, self.requests, self.charges = {}, {}, [], []
         self.card = "succeeds"
         self.after_charge = None  # e.g. the webhook arriving before the synchronous answer
+        self.tax_percent = 0  # what Stripe Tax charges on an auto-recharge (tax.calculations)
 
     def creates(self):
         return [(body, headers) for method, url, body, headers in self.requests
@@ -330,6 +331,16 @@ class FakeStripe:
                 "payment_method": params.get("payment_method"), "metadata": metadata, "livemode": False,
                 "last_payment_error": None, "next_action": None}
             answer = self._confirm(intent_id) if params.get("confirm") == "true" else self._ok(intent_id)
+        elif method == "post" and path == "/v1/tax/calculations":
+            amount = int(params["line_items[0][amount]"])
+            tax = amount * self.tax_percent // 100
+            answer = json.dumps({
+                "id": "taxcalc_test_1", "object": "tax.calculation", "amount_total": amount + tax, "currency": "usd",
+                "customer": params.get("customer"), "tax_amount_exclusive": tax, "tax_amount_inclusive": 0,
+                "tax_breakdown": [{"amount": tax, "inclusive": False, "taxability_reason": "standard_rated",
+                                   "taxable_amount": amount,
+                                   "tax_rate_details": {"country": "DE", "percentage_decimal": f"{self.tax_percent}.0",
+                                                        "state": None, "tax_type": "vat"}}]}), 200, {}
         elif method == "post" and path.endswith("/confirm"):
             answer = self._confirm(path.split("/")[-2])
         elif method == "get" and path.startswith("/v1/payment_intents/"):
