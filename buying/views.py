@@ -245,7 +245,7 @@ def purchase_done(request, slug, purchase_id):
     wallet.refresh_from_db()
     return render(request, "billing/purchase_done.html", {
         "purchase": purchase, "pending": purchase.status == Purchase.PENDING, "wallet": wallet,
-        "total": purchase.credits + purchase.bonus, "price": price_display(purchase.amount_cents, purchase.currency),
+        "total": purchase.credits + purchase.bonus, "price": price_display(purchase.total_cents, purchase.currency),
     })
 
 
