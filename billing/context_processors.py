@@ -12,6 +12,7 @@ NAV = [
     ("Usage", "usage:usage", False),
     ("Alerts", "budgets:alerts", False),
     ("History", "invoices:history", True),
+    ("Billing details", "invoices:billing_details", True),
     ("Activity", "billing:activity", True),
     ("Members", "budgets:members", False),
     ("Developer tokens", "usage:tokens", False),

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django_countries.fields import CountryField
 
 from .money import NANOS_PER_CREDIT, nanos_display
 
@@ -217,10 +218,13 @@ class Workspace(models.Model):
         Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="A downgrade that takes effect at the period end.",
     )
-    # Invoicing details, editable on the History page.
-    billing_name = models.CharField(max_length=200, blank=True)
+    # Billing details (Settings -> Billing -> Billing details; invoices.services.
+    # workspace_billing_details_update is the only writer): printed on invoices issued from then on.
+    billing_name = models.CharField(max_length=200, blank=True)  # the legal name
     billing_address = models.TextField(blank=True)
-    tax_id = models.CharField(max_length=64, blank=True)
+    billing_country = CountryField(blank=True, default="")  # ISO 3166-1 alpha-2; decides the tax (invoices/tax.py)
+    tax_id = models.CharField(max_length=64, blank=True)  # normalised, and valid for billing_country when it can be checked
+    billing_email = models.EmailField(blank=True)  # where invoices go; empty: the owner's e-mail
 
     class Meta:
         ordering = ["name"]
@@ -408,8 +412,13 @@ class Purchase(models.Model):
     source = models.CharField(max_length=16, choices=[(STRIPE, "Stripe"), (TEST, "Test checkout"), (MANUAL, "Manual")])
     credits = models.BigIntegerField()  # snapshot of the pack at purchase time
     bonus = models.BigIntegerField()
-    amount_cents = models.IntegerField()
-    refunded_cents = models.IntegerField(default=0)
+    amount_cents = models.IntegerField()  # the price, before tax
+    # The tax on top of the price, and how it was decided (invoices/tax.py's TaxDecision as JSON):
+    # from the tax table when the purchase starts (test checkout, manual), from Stripe Tax when the
+    # payment is made through Stripe. The buyer pays amount_cents + tax_cents (`total_cents`).
+    tax_cents = models.IntegerField(default=0)
+    tax_detail = models.JSONField(default=dict, blank=True)
+    refunded_cents = models.IntegerField(default=0)  # of total_cents: what went back to the buyer
     currency = models.CharField(max_length=3, default="usd")
     stripe_checkout_session_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
     stripe_payment_intent_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
@@ -428,6 +437,11 @@ class Purchase(models.Model):
 
     def __str__(self):
         return f"{self.pack} for {self.workspace} ({self.status})"
+
+    @property
+    def total_cents(self) -> int:
+        """What the buyer pays: the price and its tax."""
+        return self.amount_cents + self.tax_cents
 
 
 INVITATION_TTL = timedelta(days=7)  # SPEC section 5

@@ -28,6 +28,7 @@ from billing.audit import audit_record
 from billing.models import AutoRecharge, AutoRechargeAttempt, CreditPack, Membership, Purchase, Workspace
 from billing.money import MAX_CREDITS, NANOS_PER_CREDIT, nanos_to_str
 from billing.recharge_trigger import wallet_watch
+from invoices.tax import STRIPE, stripe_calculation_tax
 
 from . import stripe_client
 from .purchases import pack_purchase_fulfil, purchase_start
@@ -227,6 +228,7 @@ def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: 
     if not intent_id and not may_confirm:
         return None  # without a recorded PaymentIntent, nothing was ever confirmed
     if not intent_id:  # never created, or created but not recorded: the same key answers the same one
+        _stripe_tax_record(attempt)
         intent_id = stripe_client.auto_recharge_intent_create(
             purchase=attempt.purchase, attempt_key=attempt.key, try_number=attempt.tries,
             customer_id=attempt.workspace.stripe_customer_id, payment_method_id=row.stripe_payment_method_id)
@@ -236,6 +238,19 @@ def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: 
     return stripe_client.auto_recharge_intent_settle(intent_id=intent_id, attempt_key=attempt.key,
                                                      try_number=attempt.tries, look_up_first=resumed,
                                                      may_confirm=may_confirm)
+
+
+def _stripe_tax_record(attempt: AutoRechargeAttempt) -> None:
+    """Stripe Tax's calculation for the pack, recorded on the pending purchase once, before its
+    first PaymentIntent: every try then sends the same amount (price + tax) under its key."""
+    purchase = attempt.purchase
+    if (purchase.tax_detail or {}).get("source") == STRIPE:
+        return
+    tax = stripe_calculation_tax(stripe_client.auto_recharge_tax_calculate(
+        purchase=purchase, customer_id=attempt.workspace.stripe_customer_id))
+    Purchase.objects.filter(pk=purchase.pk, status=Purchase.PENDING).update(tax_cents=tax.tax_cents,
+                                                                           tax_detail=tax.as_json())
+    purchase.refresh_from_db()
 
 
 def _test_card_charge(row: AutoRecharge, attempt: AutoRechargeAttempt) -> PaymentOutcome:

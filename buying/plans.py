@@ -25,6 +25,7 @@ from billing.models import LedgerEntry, Plan, Workspace
 from billing.money import nanos_display
 from invoices import services as invoice_services
 from invoices.models import Invoice
+from invoices.tax import TaxDecision
 
 from . import stripe_client
 from .prorations import PlanChangeQuote, plan_change_quote
@@ -171,7 +172,8 @@ def _mirror_to_stripe(subscription_id: str, actions) -> None:
 def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, period_start: datetime,
                         period_end: datetime, stripe_invoice_id: str, grant: bool = True,
                         stripe_subscription_id: str = "", stripe_customer_id: str = "", paid_at=None,
-                        stripe_lines: list[tuple[str, int, datetime, datetime]] | None = None):
+                        stripe_lines: list[tuple[str, int, datetime, datetime]] | None = None,
+                        tax: TaxDecision | None = None):
     """A paid plan invoice (invoice.paid): the plan's credits for that period, once, and the invoice.
 
     A period starting at or after the current one becomes the current period (the monthly remainder
@@ -180,7 +182,8 @@ def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, 
     `grant=False` for proration invoices of a mid-period upgrade (plan_change grants that difference).
     With `stripe_lines` (description, amount in cents, period start, end), a proration invoice, or a
     first invoice anchored at our period end, is billed with Stripe's own lines (Stripe's proration),
-    and the upgrade's credits are those of the quote (buying/prorations.py)."""
+    and the upgrade's credits are those of the quote (buying/prorations.py). `amount_cents` is before
+    tax; `tax` is what Stripe Tax charged on the invoice (None: the tax table's)."""
     with transaction.atomic():
         ws = _lock_workspace(workspace.pk)
         if stripe_subscription_id and not ws.stripe_subscription_id:
@@ -195,7 +198,7 @@ def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, 
             ws.save(update_fields=["stripe_subscription_id", "stripe_customer_id"])
             if ws.plan_id != plan.pk and is_upgrade(current=ws.plan, new=plan):
                 plan_change(workspace=ws, plan_id=plan.pk, at_period_end=False, sync_stripe=False, now=period_start)
-            return _stripe_upgrade_invoice(ws, plan, stripe_invoice_id, stripe_lines, paid_at)
+            return _stripe_upgrade_invoice(ws, plan, stripe_invoice_id, stripe_lines, paid_at, tax)
         if grant and period_start >= ws.period_start:
             old_start = ws.period_start
             if period_start > ws.period_start:
@@ -211,11 +214,11 @@ def plan_payment_record(*, workspace: Workspace, plan: Plan, amount_cents: int, 
             ws.save(update_fields=["stripe_subscription_id", "stripe_customer_id"])
         invoice = invoice_services.invoice_issue_for_plan_payment(
             workspace=ws, plan=plan, amount_cents=amount_cents, period_start=period_start, period_end=period_end,
-            stripe_invoice_id=stripe_invoice_id, paid_at=paid_at)
+            stripe_invoice_id=stripe_invoice_id, paid_at=paid_at, tax=tax)
     return invoice
 
 
-def _stripe_upgrade_invoice(ws: Workspace, plan: Plan, stripe_invoice_id: str, stripe_lines, paid_at):
+def _stripe_upgrade_invoice(ws: Workspace, plan: Plan, stripe_invoice_id: str, stripe_lines, paid_at, tax=None):
     """Stripe's proration lines as our invoice; the new plan's charge line carries the credits the
     upgrade granted this period (the ledger entry, so the invoice equals what the ledger did)."""
     grant = LedgerEntry.objects.filter(
@@ -231,7 +234,7 @@ def _stripe_upgrade_invoice(ws: Workspace, plan: Plan, stripe_invoice_id: str, s
     ends = [end for _, _, _, end in stripe_lines if end] or [ws.period_end]
     return invoice_services.invoice_issue_for_plan_change(
         workspace=ws, plan=plan, lines=lines, period_start=min(starts), period_end=max(ends),
-        key=f"plan:{stripe_invoice_id}", stripe_invoice_id=stripe_invoice_id, paid_at=paid_at)
+        key=f"plan:{stripe_invoice_id}", stripe_invoice_id=stripe_invoice_id, paid_at=paid_at, tax=tax)
 
 
 def subscription_checkout_record(*, workspace: Workspace, subscription_id: str, customer_id: str) -> Workspace:

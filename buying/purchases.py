@@ -6,12 +6,14 @@ and `manage.py record_purchase`, so the three cannot drift apart."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.access_versions import access_versions_bump
 from billing.audit import audit_record
 from billing.ledger import PURCHASED, Posting, post, wallet_lock
 from billing.models import AutoRechargeAttempt, CreditPack, LedgerEntry, Purchase, Workspace
 from billing.money import cents_display, nanos_display
 from billing.edition import is_community
 from invoices import services as invoice_services
+from invoices.tax import TaxDecision, workspace_tax
 
 
 class PurchaseError(Exception):
@@ -26,22 +28,29 @@ class BillingUnavailable(PurchaseError):
 
 
 def purchase_start(*, workspace: Workspace, pack_id: str, actor=None, source: str = Purchase.TEST) -> Purchase:
-    """A pending purchase with a snapshot of the pack, so a later price change never alters it."""
+    """A pending purchase with a snapshot of the pack, so a later price change never alters it, and,
+    outside Stripe, of the tax the table adds for the workspace's billing details (invoices/tax.py;
+    through Stripe, Stripe Tax decides at payment). Tax never changes the credits."""
     if is_community():
         raise BillingUnavailable()
     pack = CreditPack.objects.filter(pk=pack_id, is_active=True).first()
     if pack is None:
         raise PurchaseError(f"There is no credit pack {pack_id!r} for sale.")
+    tax = TaxDecision() if source == Purchase.STRIPE else workspace_tax(workspace=workspace, amounts=[pack.price_cents])
     return Purchase.objects.create(
         workspace=workspace, pack=pack, source=source, credits=pack.credits, bonus=pack.bonus,
-        amount_cents=pack.price_cents, created_by=actor,
+        amount_cents=pack.price_cents, tax_cents=tax.tax_cents, tax_detail=tax.as_json(), created_by=actor,
     )
 
 
 def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_session_id: str | None = None,
-                         stripe_payment_intent_id: str | None = None) -> Purchase:
+                         stripe_payment_intent_id: str | None = None, tax: TaxDecision | None = None,
+                         stripe_customer_id: str = "") -> Purchase:
     """Mark the purchase paid and credit it, exactly once, in one transaction: the pack's credits and
-    its bonus go into the purchased bucket as two ledger entries, and the invoice is issued.
+    its bonus go into the purchased bucket as two ledger entries, and the invoice is issued. `tax`
+    is what Stripe Tax charged on top of the price (a Checkout Session); without it, the tax the
+    purchase recorded when it started. `stripe_customer_id`: the customer Checkout created, kept by a
+    workspace that has none yet (its billing details flow back from it, buying/stripe_webhooks.py).
 
     Exactly once three ways: the wallet lock serialises writers, the conditional UPDATE only moves a
     pending purchase to paid, and the ledger keys derive from the purchase id (unique in the
@@ -50,6 +59,8 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
     with transaction.atomic():
         wallet = wallet_lock(purchase.workspace_id)
         changes = {"status": Purchase.PAID, "paid_at": paid_at}
+        if tax is not None:
+            changes.update(tax_cents=tax.tax_cents, tax_detail=tax.as_json())
         if stripe_checkout_session_id:
             changes["stripe_checkout_session_id"] = stripe_checkout_session_id
         if stripe_payment_intent_id:
@@ -58,6 +69,9 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
         purchase.refresh_from_db()
         if not won:
             return purchase  # already fulfilled: a replay or a second delivery
+        if stripe_customer_id and Workspace.objects.filter(pk=purchase.workspace_id, stripe_customer_id="").update(
+                stripe_customer_id=stripe_customer_id):
+            access_versions_bump(workspace_ids=[purchase.workspace_id])  # cached API tokens carry the workspace row
         name = purchase.pack.name
         via = ", auto-recharge" if AutoRechargeAttempt.objects.filter(purchase_id=purchase.pk).exists() else ""
         post(wallet=wallet, actor=purchase.created_by, purchase=purchase, at=paid_at, postings=[
@@ -98,19 +112,21 @@ def purchase_record_manual(*, workspace: Workspace, pack_id: str, reference: str
 
 
 def refund_share(*, purchase: Purchase, refunded_cents: int) -> int:
-    """Nanocredits (credits + bonus) matching `refunded_cents` of the price, cumulatively: the sum of
-    the shares of several partial refunds equals the share of their total, and a full refund takes
-    back exactly credits + bonus."""
-    if purchase.amount_cents <= 0:
+    """Nanocredits (credits + bonus) matching `refunded_cents` of what was paid (price and tax),
+    cumulatively: the sum of the shares of several partial refunds equals the share of their total,
+    and a full refund takes back exactly credits + bonus."""
+    paid = purchase.total_cents
+    if paid <= 0:
         return purchase.credits + purchase.bonus if refunded_cents > 0 else 0
-    refunded_cents = min(refunded_cents, purchase.amount_cents)
-    return (purchase.credits + purchase.bonus) * refunded_cents // purchase.amount_cents
+    refunded_cents = min(refunded_cents, paid)
+    return (purchase.credits + purchase.bonus) * refunded_cents // paid
 
 
 def purchase_refund(*, purchase: Purchase, amount_cents: int | None = None, key: str, reason: str = "", actor=None,
                     refunded_total_cents: int | None = None) -> Purchase:
     """Take back the refunded share of a purchase's credits and bonus from the purchased bucket and
-    issue a credit note, once per `key`. Give either `amount_cents` (this refund) or
+    issue a credit note (with its share of the tax), once per `key`. Amounts are of what the buyer
+    paid, tax included (Purchase.total_cents), as Stripe's refunds are. Give either `amount_cents` (this refund) or
     `refunded_total_cents` (Stripe's cumulative `amount_refunded`, read under the lock, so refund
     events arriving out of order or twice never take credits back twice).
 
@@ -130,13 +146,13 @@ def purchase_refund(*, purchase: Purchase, amount_cents: int | None = None, key:
             raise PurchaseError("An unpaid purchase cannot be refunded.")
         if refunded_total_cents is not None:
             amount_cents = refunded_total_cents - purchase.refunded_cents
-        amount_cents = min(amount_cents, purchase.amount_cents - purchase.refunded_cents)
+        amount_cents = min(amount_cents, purchase.total_cents - purchase.refunded_cents)
         if amount_cents <= 0:
             return purchase  # nothing left to refund
         before = refund_share(purchase=purchase, refunded_cents=purchase.refunded_cents)
         purchase.refunded_cents += amount_cents
         removed = refund_share(purchase=purchase, refunded_cents=purchase.refunded_cents) - before
-        purchase.status = (Purchase.REFUNDED if purchase.refunded_cents >= purchase.amount_cents
+        purchase.status = (Purchase.REFUNDED if purchase.refunded_cents >= purchase.total_cents
                            else Purchase.PARTIALLY_REFUNDED)
         purchase.save(update_fields=["refunded_cents", "status"])
         text = reason or (f"Refund of {cents_display(amount_cents, purchase.currency)} for the {purchase.pack.name} pack"

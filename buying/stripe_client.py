@@ -38,6 +38,19 @@ def _absolute(path: str) -> str:
     return settings.SITE_URL + path
 
 
+def _tax_params(workspace: Workspace, *, mode: str) -> dict:
+    """Stripe Tax on a Checkout Session (docs/tax.md): the tax for the buyer's billing address,
+    which Checkout requires, and the buyer's VAT/GST id, which Checkout collects; an existing
+    customer's name and address are updated from what they type, so they flow back to the
+    workspace (customer.updated). A setup session charges nothing, so it computes no tax."""
+    params = {"tax_id_collection": {"enabled": True}, "billing_address_collection": "required"}
+    if mode != "setup":
+        params["automatic_tax"] = {"enabled": True}
+    if workspace.stripe_customer_id:
+        params["customer_update"] = {"name": "auto", "address": "auto"}
+    return params
+
+
 def checkout_session_for_purchase(*, purchase: Purchase, save_card: bool = False) -> stripe.checkout.Session:
     """A Checkout Session (mode=payment) for a pending purchase. The metadata names the workspace,
     pack and purchase, so the webhook can fulfil it without asking Stripe anything. `save_card`
@@ -53,6 +66,7 @@ def checkout_session_for_purchase(*, purchase: Purchase, save_card: bool = False
             "currency": purchase.currency,
             "unit_amount": cents_to_stripe_minor_units(purchase.amount_cents, purchase.currency),
             "product_data": {"name": f"{purchase.pack.name} credit pack"},
+            "tax_behavior": "exclusive",  # the pack's price; Stripe Tax adds the tax on top
         }}
     done = reverse("billing:purchase_done", kwargs={"slug": workspace.slug, "purchase_id": purchase.pk})
     params = {
@@ -63,12 +77,14 @@ def checkout_session_for_purchase(*, purchase: Purchase, save_card: bool = False
         "payment_intent_data": {"metadata": metadata},
         "success_url": _absolute(done) + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})),
+        **_tax_params(workspace, mode="payment"),
     }
     if save_card:
         params["payment_intent_data"]["setup_future_usage"] = "off_session"
     if workspace.stripe_customer_id:
         params["customer"] = workspace.stripe_customer_id
-    elif save_card:
+    else:
+        # A customer keeps the address and tax id Checkout collects (and a saved card).
         params["customer_creation"] = "always"
     return _client().v1.checkout.sessions.create(params, {"idempotency_key": f"purchase-{purchase.pk}"})
 
@@ -83,6 +99,7 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
         line_item = {"quantity": 1, "price_data": {
             "currency": "usd", "unit_amount": cents_to_stripe_minor_units(plan.price_cents or 0),
             "recurring": {"interval": "month"}, "product_data": {"name": f"{plan.name} plan"},
+            "tax_behavior": "exclusive",
         }}
     plans_url = _absolute(reverse("billing:plans", kwargs={"slug": workspace.slug}))
     subscription_data = {"metadata": metadata}
@@ -100,6 +117,8 @@ def checkout_session_for_plan(*, workspace: Workspace, plan: Plan, actor_email: 
         "subscription_data": subscription_data,
         "success_url": plans_url + "?subscribed=1",
         "cancel_url": plans_url,
+        # The subscription this creates keeps automatic tax: its renewals and prorations are taxed too.
+        **_tax_params(workspace, mode="subscription"),
     }
     if workspace.stripe_customer_id:
         params["customer"] = workspace.stripe_customer_id
@@ -119,9 +138,10 @@ def subscription_price_change(*, subscription_id: str, plan: Plan, prorate: bool
     if plan.stripe_price_id:
         item["price"] = plan.stripe_price_id
     else:
-        item["price_data"] = {"currency": "usd", "unit_amount": plan.price_cents or 0,
+        item["price_data"] = {"currency": "usd", "unit_amount": plan.price_cents or 0, "tax_behavior": "exclusive",
                               "recurring": {"interval": "month"}, "product": subscription["items"]["data"][0]["price"]["product"]}
-    params = {"items": [item], "metadata": {"plan": plan.pk},
+    # automatic_tax again: a subscription made before tax was switched on gets it from its next invoice.
+    params = {"items": [item], "metadata": {"plan": plan.pk}, "automatic_tax": {"enabled": True},
               "proration_behavior": "always_invoice" if prorate else "none"}
     if prorate and proration_date is not None:
         params["proration_date"] = int(proration_date.timestamp())
@@ -147,12 +167,24 @@ def auto_recharge_intent_create(*, purchase: Purchase, attempt_key: str, try_num
     metadata = {"workspace": purchase.workspace.slug, "workspace_id": str(purchase.workspace_id),
                 "pack": purchase.pack_id, "purchase": str(purchase.pk), "auto_recharge": attempt_key, "try": str(try_number)}
     params = {
-        "amount": cents_to_stripe_minor_units(purchase.amount_cents, purchase.currency), "currency": purchase.currency,
+        "amount": cents_to_stripe_minor_units(purchase.total_cents, purchase.currency), "currency": purchase.currency,
         "customer": customer_id, "payment_method": payment_method_id, "payment_method_types": ["card"],
         "description": f"Auto-recharge: {purchase.pack.name} credit pack", "metadata": metadata,
     }
+    calculation = (purchase.tax_detail or {}).get("calculation")
+    if calculation:  # the tax is Stripe Tax's calculation: the Tax transaction is recorded from the payment
+        params["hooks"] = {"inputs": {"tax": {"calculation": calculation}}}
     key = auto_recharge_idempotency_key(attempt_key=attempt_key, try_number=try_number)
     return _client().v1.payment_intents.create(params, {"idempotency_key": key})["id"]
+
+
+def auto_recharge_tax_calculate(*, purchase: Purchase, customer_id: str) -> dict:
+    """Stripe Tax's calculation for an auto-recharge's pack (no Checkout: the customer's saved
+    address and tax ids decide), as the Tax Calculation object. Charges nothing."""
+    params = {"currency": purchase.currency, "customer": customer_id, "line_items": [{
+        "amount": cents_to_stripe_minor_units(purchase.amount_cents, purchase.currency), "quantity": 1,
+        "reference": f"purchase-{purchase.pk}", "tax_behavior": "exclusive"}]}
+    return _client().v1.tax.calculations.create(params)
 
 
 def auto_recharge_intent_settle(*, intent_id: str, attempt_key: str, try_number: int, look_up_first: bool,
@@ -213,7 +245,9 @@ def checkout_session_for_card_setup(*, workspace: Workspace, actor_email: str) -
     metadata = {"workspace": workspace.slug, "workspace_id": str(workspace.pk), "purpose": "auto_recharge"}
     buy_url = _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})) + "#auto-recharge"
     params = {"mode": "setup", "currency": "usd", "payment_method_types": ["card"], "metadata": metadata,
-              "setup_intent_data": {"metadata": metadata}, "success_url": buy_url, "cancel_url": buy_url}
+              "setup_intent_data": {"metadata": metadata}, "success_url": buy_url, "cancel_url": buy_url,
+              # The address and tax id Stripe Tax will need for the off-session auto-recharges.
+              **_tax_params(workspace, mode="setup")}
     if workspace.stripe_customer_id:
         params["customer"] = workspace.stripe_customer_id
     else:

@@ -19,6 +19,8 @@ from django.db import IntegrityError, transaction
 
 from billing.forms import digits_int
 from billing.models import Plan, Purchase, StripeEvent, Workspace
+from invoices.services import BillingDetailsError, workspace_billing_details_update
+from invoices.tax import stripe_invoice_tax, stripe_session_tax
 
 from .auto_recharge import (PaymentOutcome, auto_recharge_attempt_for_intent, auto_recharge_payment_method_record,
                             auto_recharge_payment_record)
@@ -83,14 +85,83 @@ def checkout_session_completed(event: dict, session: dict) -> str:
         if purchase_pk is not None else None
     if purchase is None:
         return f"ignored: no purchase {purchase_id!r}"
-    if session.get("amount_total") is not None and int(session["amount_total"]) != purchase.amount_cents:
-        # Never credit a session whose amount is not the purchase's price: staff look at it.
-        log.error("Checkout Session %s paid %s cents for purchase %s of %s cents", session.get("id"),
-                  session["amount_total"], purchase.pk, purchase.amount_cents)
+    tax = stripe_session_tax(session)
+    subtotal = session.get("amount_subtotal", session.get("amount_total"))
+    if subtotal is not None and (int(subtotal) != purchase.amount_cents or (
+            session.get("amount_total") is not None and int(session["amount_total"]) != int(subtotal) + tax.tax_cents)):
+        # Never credit a session whose price is not the purchase's, or whose total is not that
+        # price plus Stripe's tax: staff look at it.
+        log.error("Checkout Session %s: %s + %s tax = %s cents for purchase %s of %s cents", session.get("id"),
+                  subtotal, tax.tax_cents, session.get("amount_total"), purchase.pk, purchase.amount_cents)
         return "refused: amount differs from the purchase"
+    customer_id = _id(session.get("customer"))
     pack_purchase_fulfil(purchase=purchase, paid_at=_ts(event.get("created")), stripe_checkout_session_id=session["id"],
-                         stripe_payment_intent_id=session.get("payment_intent") or None)
-    return f"purchase {purchase.pk} fulfilled"
+                         stripe_payment_intent_id=session.get("payment_intent") or None, tax=tax,
+                         stripe_customer_id=customer_id)
+    details = session.get("customer_details") or {}
+    notes = _billing_details_flow_back(purchase.workspace, name=details.get("business_name") or details.get("name"),
+                                       address=details.get("address"), tax_ids=details.get("tax_ids") or [])
+    return f"purchase {purchase.pk} fulfilled" + "".join(f"; {note}" for note in notes)
+
+
+def _address_text(address: dict) -> str:
+    """A Stripe address as the lines of our billing address (the country is a field of its own)."""
+    city = " ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
+    return "\n".join(part for part in (address.get("line1"), address.get("line2"), city, address.get("state")) if part)
+
+
+def _billing_details_flow_back(workspace: Workspace, *, name: str | None = None, address: dict | None = None,
+                               tax_ids: list[dict] = ()) -> list[str]:
+    """What the buyer typed into Stripe Checkout becomes the workspace's billing details, through
+    the service the Billing details page uses (its checks, its audit row). A tax id the checks
+    refuse is left out, and said so in the event's outcome; the rest is kept."""
+    notes = []
+    changes = {}
+    if name:
+        changes["billing_name"] = name
+    if address and address.get("country"):
+        changes.update(billing_address=_address_text(address), billing_country=address["country"])
+    if changes:
+        try:
+            workspace = workspace_billing_details_update(workspace=workspace, actor=None, source="stripe", **changes)
+        except BillingDetailsError as error:
+            notes.append(f"billing details refused: {error}")
+    for tax_id in tax_ids[:1]:  # the first id; a workspace keeps one
+        country = workspace.billing_country.code or tax_id.get("country") or ""
+        try:
+            workspace_billing_details_update(workspace=workspace, actor=None, source="stripe",
+                                             billing_country=country, tax_id=tax_id.get("value") or "")
+        except BillingDetailsError as error:
+            notes.append(f"tax id refused: {error}"[:150])
+    return notes
+
+
+def _workspace_for_customer(customer_id: str) -> Workspace | None:
+    return Workspace.objects.filter(stripe_customer_id=customer_id).first() if customer_id else None
+
+
+def customer_updated(event: dict, customer: dict) -> str:
+    """The name and address a customer typed in Checkout (customer_update: auto) or changed in
+    Stripe flow back into the workspace's billing details."""
+    workspace = _workspace_for_customer(customer.get("id") or "")
+    if workspace is None:
+        return "ignored: no workspace for this customer"
+    if StripeEvent.objects.filter(object_id=customer["id"], type="customer.updated",
+                                  stripe_created__gt=_ts(event.get("created", 0))).exclude(event_id=event["id"]).exists():
+        return "ignored: a newer customer.updated was already applied"
+    notes = _billing_details_flow_back(workspace, name=customer.get("name"), address=customer.get("address"))
+    return f"billing details of {workspace.slug} updated" + "".join(f"; {note}" for note in notes)
+
+
+def customer_tax_id_created(event: dict, tax_id: dict) -> str:
+    """A tax id the buyer gave in Checkout (tax_id_collection) becomes the workspace's, if it is
+    valid for its country (invoices/tax.py)."""
+    customer_id = _id(tax_id.get("customer")) or _id((tax_id.get("owner") or {}).get("customer"))
+    workspace = _workspace_for_customer(customer_id)
+    if workspace is None:
+        return "ignored: no workspace for this customer"
+    notes = _billing_details_flow_back(workspace, tax_ids=[tax_id])
+    return notes[0] if notes else f"tax id of {workspace.slug} recorded"
 
 
 def _invoice_subscription_metadata(invoice: dict) -> dict:
@@ -152,10 +223,13 @@ def invoice_paid(event: dict, invoice: dict) -> str:
                      _ts((li.get("period") or {}).get("start")) if (li.get("period") or {}).get("start") else None,
                      _ts((li.get("period") or {}).get("end")) if (li.get("period") or {}).get("end") else None)
                     for li in lines]
-    plan_payment_record(workspace=workspace, plan=plan, amount_cents=int(invoice.get("amount_paid") or 0),
+    paid = int(invoice.get("amount_paid") or 0)
+    # Stripe Tax's tax on this invoice; the lines and the plan payment are the amount before it.
+    tax = stripe_invoice_tax(invoice, taxable_cents=sum(amount for _, amount, _, _ in stripe_lines))
+    plan_payment_record(workspace=workspace, plan=plan, amount_cents=paid - tax.tax_cents,
                         period_start=_ts(period.get("start")), period_end=_ts(period.get("end")),
                         stripe_invoice_id=invoice["id"], grant=grant, stripe_subscription_id=subscription_id,
-                        stripe_customer_id=invoice.get("customer") or "", stripe_lines=stripe_lines)
+                        stripe_customer_id=invoice.get("customer") or "", stripe_lines=stripe_lines, tax=tax)
     return f"plan payment {plan.pk} recorded for {workspace.slug}"
 
 
@@ -277,4 +351,6 @@ HANDLERS = {
     "customer.subscription.updated": subscription_updated,
     "customer.subscription.deleted": subscription_deleted,
     "charge.refunded": charge_refunded,
+    "customer.updated": customer_updated,
+    "customer.tax_id.created": customer_tax_id_created,
 }

@@ -19,14 +19,15 @@ from billing.money import NANOS_PER_CREDIT, cents_display, price_display
 from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.services import memberships_for
 from billing.tenancy import membership_for
+from invoices.tax import TaxDecision, tax_preview, workspace_tax
 from usage.forecast import credit_forecast
 
 from . import stripe_client
 from .activity import latest_ledger, ledger_csv_rows, ledger_page
 from .auto_recharge import AutoRechargeError, auto_recharge_recent, auto_recharge_set, auto_recharge_test_card_set
 from .forms import AutoRechargeForm, LedgerFilterForm
-from .plans import (PlanError, is_upgrade, plan_change, plan_member_cap_check, plan_subscribe_test, quote_confirmed_check,
-                    sales_contact_send)
+from .plans import (PlanError, is_upgrade, plan_change, plan_member_cap_check, plan_subscribe_test,
+                    quote_confirmed_check, quote_invoice_lines, sales_contact_send)
 from .prorations import plan_change_quote
 from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
 
@@ -162,6 +163,7 @@ def buy(request, slug):
         "purchases": workspace.purchases.select_related("pack").order_by("-created_at")[:10],
         "auto": auto, "auto_form": form, "test_cards": AutoRecharge.TEST_CARDS,
         "auto_attempts": auto_recharge_recent(workspace=workspace),
+        "tax_note": tax_preview(workspace=workspace, stripe=stripe_client.stripe_enabled()),
     })
 
 
@@ -229,7 +231,8 @@ def test_checkout(request, slug, purchase_id):
         return redirect("billing:purchase_done", slug=slug, purchase_id=purchase.pk)
     return render(request, "billing/test_checkout.html", {
         "purchase": purchase, "price": price_display(purchase.amount_cents, purchase.currency),
-        "total": purchase.credits + purchase.bonus,
+        "total": purchase.credits + purchase.bonus, "tax": TaxDecision.from_json(purchase.tax_detail),
+        "pay": price_display(purchase.total_cents, purchase.currency),
     })
 
 
@@ -243,7 +246,7 @@ def purchase_done(request, slug, purchase_id):
     wallet.refresh_from_db()
     return render(request, "billing/purchase_done.html", {
         "purchase": purchase, "pending": purchase.status == Purchase.PENDING, "wallet": wallet,
-        "total": purchase.credits + purchase.bonus, "price": price_display(purchase.amount_cents, purchase.currency),
+        "total": purchase.credits + purchase.bonus, "price": price_display(purchase.total_cents, purchase.currency),
     })
 
 
@@ -281,6 +284,7 @@ def plans(request, slug):
         "rows": rows, "test_mode": stripe_client.test_checkout_enabled(), "members": members, "confirm": confirm,
         "payments_off": not stripe_client.payments_configured(),
         "contact_form": SalesContactForm(initial={"name": request.user.display_name, "email": request.user.email}),
+        "tax_note": tax_preview(workspace=workspace, stripe=stripe_client.stripe_enabled()),
     })
 
 
@@ -368,5 +372,8 @@ def plan_checkout(request, slug, plan_id):
         return redirect("billing:plans", slug=slug)
     if workspace.plan_id == plan.pk or not is_upgrade(current=workspace.plan, new=plan):
         return redirect("billing:plans", slug=slug)
+    quote = plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())
+    # The tax the invoice will carry: the table's, on the invoice's own lines.
+    tax = workspace_tax(workspace=workspace, amounts=[line.amount_cents for line in quote_invoice_lines(quote)])
     return render(request, "billing/plan_checkout.html", {
-        "plan": plan, "quote": plan_change_quote(workspace=workspace, plan=plan, at=timezone.now())})
+        "plan": plan, "quote": quote, "tax": tax, "pay_cents": quote.amount_cents + tax.tax_cents})

@@ -5,9 +5,11 @@ typo in a deployment is caught before the first request rather than in the middl
 """
 
 import os
+import re
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+from django_countries.data import COUNTRIES  # plain data: importable before settings are configured
 
 
 def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
@@ -91,3 +93,31 @@ def redis_url(name: str) -> str:
     if raw and urlparse(raw).scheme not in ("redis", "rediss", "unix"):
         raise _bad(name, raw, "a redis://host:port/db URL")
     return raw
+
+
+def env_country(name: str, default: str) -> str:
+    """An ISO 3166-1 alpha-2 country code (checked against django-countries' list)."""
+    value = env_str(name, default).upper()
+    if value not in COUNTRIES:
+        raise _bad(name, value, "an ISO 3166-1 alpha-2 country code such as US, DE or GB")
+    return value
+
+
+def env_tax_rates(name: str) -> dict[str, str]:
+    """Country tax rates in percent, `DE=19,FR=20,GB=20`: {"DE": "19", ...} (decimal strings, so
+    nothing on the money path is ever a float). At most 2 decimals, between 0 and 100."""
+    raw = os.environ.get(name, "")
+    rates: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        country, _, rate = (piece.strip() for piece in item.partition("="))
+        country = country.upper()
+        if country not in COUNTRIES or not re.fullmatch(r"(100|\d{1,2})(\.\d{1,2})?", rate) or \
+                (rate.startswith("100") and rate.strip("0.") != "1"):
+            raise _bad(name, raw, "comma-separated COUNTRY=PERCENT pairs such as DE=19,FR=20,GB=20 "
+                                  "(ISO country codes, rates from 0 to 100 with at most 2 decimals)")
+        if country in rates:
+            raise _bad(name, raw, f"each country once ({country} is given twice)")
+        rates[country] = rate
+    return rates

@@ -6,7 +6,8 @@ from pathlib import Path
 from kombu import Queue
 
 from .embedded_db import embedded_url
-from .env import database_from_url, env_bool, env_choice, env_int, env_list, env_str, redis_url
+from .env import (database_from_url, env_bool, env_choice, env_country, env_int, env_list, env_str, env_tax_rates,
+                  redis_url)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "djstripe",
     "axes",
     "csp",
+    "django_countries",
     "billing",
     "usage",
     "budgets",
@@ -209,7 +211,12 @@ SELLER = {
     "address": env_str("SELLER_ADDRESS", "1 Market Street\nSan Francisco, CA 94105\nUnited States"),
     "email": env_str("SELLER_EMAIL", "billing@lenserfight.com"),
     "tax_id": env_str("SELLER_TAX_ID", ""),
+    "country": env_country("SELLER_COUNTRY", "US"),
 }
+# Tax on the built-in test checkout and payments recorded outside Stripe (docs/tax.md): country
+# rates in percent, e.g. DE=19,FR=20,GB=20; a country not listed pays none. Stripe Tax computes
+# the tax of Stripe payments.
+BILLING_TAX_RATES = env_tax_rates("BILLING_TAX_RATES")
 # Alert webhooks go to public addresses only; self-hosters who send to their own network opt in.
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 SALES_EMAIL = env_str("SALES_EMAIL", "sales@lenserfight.com")

@@ -47,6 +47,7 @@ from .settings import *  # noqa: E402,F401,F403
 
 CELERY_TASK_ALWAYS_EAGER = True
 BILLING_TEST_CHECKOUT = True
+BILLING_TAX_RATES = {"DE": "19", "FR": "20", "GB": "20"}  # the table docs/tax.md uses as its example
 CELERY_TASK_EAGER_PROPAGATES = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -25,9 +25,9 @@ class InvoiceResource(resources.ModelResource):
 
     class Meta:
         model = Invoice
-        fields = ("number", "kind", "status", "issued_at", "workspace", "description", "total", "total_cents",
-                  "currency", "buyer_name", "buyer_contact", "buyer_email", "buyer_workspace", "buyer_address",
-                  "buyer_tax_id", "refers_to", "period_start", "period_end", "stripe_invoice_id")
+        fields = ("number", "kind", "status", "issued_at", "workspace", "description", "total", "subtotal_cents",
+                  "tax_cents", "total_cents", "reverse_charge", "currency", "buyer_name", "buyer_contact", "buyer_email",
+                  "buyer_workspace", "buyer_address", "buyer_country", "buyer_tax_id", "refers_to", "period_start", "period_end", "stripe_invoice_id")
         export_order = fields
 
     def dehydrate_total(self, invoice):
@@ -89,8 +89,9 @@ class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
     date_hierarchy = "issued_at"
     inlines = [InvoiceLineInline]
     actions = ["rerender_pdf"]
-    fields = ("number", "kind", "status", "description", "issued_at", "workspace", "total_display", "currency",
-              "buyer_name", "buyer_contact", "buyer_email", "buyer_workspace", "buyer_address", "buyer_tax_id",
+    fields = ("number", "kind", "status", "description", "issued_at", "workspace", "subtotal_cents", "tax_cents",
+              "reverse_charge", "total_display", "currency", "buyer_name", "buyer_contact", "buyer_email",
+              "buyer_workspace", "buyer_address", "buyer_country", "buyer_tax_id",
               "refers_to", "purchase", "stripe_invoice_id", "period_start", "period_end", "idempotency_key",
               "pdf_rendered_at", "pdf_link")
     readonly_fields = fields

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django_countries import countries
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
@@ -27,6 +28,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from billing.money import cents_display, nanos_display
 
 from .models import Invoice
+from .tax import REVERSE_CHARGE_NOTE, TaxLine
 
 TEMPLATE = "invoices/invoice_pdf.html"
 STYLESHEET = "invoices/invoice_pdf.css"
@@ -122,6 +124,7 @@ def invoice_pdf_data(*, invoice: Invoice) -> dict:
             "address": seller.get("address", ""),
             "email": seller.get("email", ""),
             "tax_id": seller.get("tax_id", ""),
+            "country": countries.name(seller.get("country", "")) or seller.get("country", ""),
         },
         "buyer": {
             "name": invoice.buyer_name,
@@ -130,9 +133,17 @@ def invoice_pdf_data(*, invoice: Invoice) -> dict:
             "workspace": invoice.buyer_workspace,
             "address": invoice.buyer_address,
             "tax_id": invoice.buyer_tax_id,
+            "country": countries.name(invoice.buyer_country) if invoice.buyer_country else "",
         },
         "lines": lines,
-        "subtotal": cents_display(sum(line.amount_cents for line in invoice_lines), currency),
+        "subtotal": cents_display(invoice.subtotal_cents, currency),
+        "taxes": [
+            {"text": TaxLine(tax.label, tax.jurisdiction, tax.rate, tax.taxable_cents, tax.amount_cents).text,
+             "taxable": cents_display(tax.taxable_cents, currency), "amount": cents_display(tax.amount_cents, currency)}
+            for tax in invoice.taxes.all()
+        ],
+        "no_tax": cents_display(0, currency) if not invoice.tax_cents else "",
+        "reverse_charge": REVERSE_CHARGE_NOTE if invoice.reverse_charge else "",
         "total": cents_display(invoice.total_cents, currency),
         "total_label": "Total credited" if credit_note else "Total",
         "credit_notes": [

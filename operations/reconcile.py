@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from budgets.counters import RunCounters
+from invoices.models import Invoice, InvoiceLine, InvoiceTax
 from budgets.models import SpendCounter
 from usage.models import Run
 from usage.selectors import detail_kept_from
@@ -82,6 +84,46 @@ def reconcile_workspace(*, workspace: Workspace) -> list[str]:
         problems += _counter_problems(workspace, label)
         problems += _run_period_problems(workspace, label)
         problems += _auto_recharge_problems(workspace, label)
+        problems += _invoice_problems(workspace, label)
+    return problems
+
+
+def _summed(model, field: str):
+    """The sum of `field` over an invoice's rows of `model`, as a subquery (0 when none)."""
+    return Coalesce(Subquery(model.objects.filter(invoice=OuterRef("pk")).values("invoice")
+                             .annotate(total=Sum(field)).values("total")), 0)
+
+
+def _invoice_problems(workspace: Workspace, label: str) -> list[str]:
+    """Every invoice and credit note: total = subtotal + tax (also a database constraint), the
+    subtotal is its lines', the tax its tax lines'; a credit pack's invoice bills what the buyer
+    paid (price and tax) and delivers the credits its ledger entries credited."""
+    problems = []
+    ledger = dict(LedgerEntry.objects.filter(workspace_id=workspace.pk, purchase__isnull=False,
+                                             kind__in=[LedgerEntry.PURCHASE, LedgerEntry.BONUS])
+                  .values_list("purchase_id").annotate(total=Sum("amount")).values_list("purchase_id", "total"))
+    paid = {pk: amount + tax for pk, amount, tax in Purchase.objects.filter(workspace_id=workspace.pk)
+            .values_list("pk", "amount_cents", "tax_cents")}
+    invoices = (Invoice.objects.filter(workspace_id=workspace.pk)
+                .annotate(lines_total=_summed(InvoiceLine, "amount_cents"), taxes_total=_summed(InvoiceTax, "amount_cents"),
+                          credits_total=_summed(InvoiceLine, "credits"))
+                .values_list("number", "kind", "purchase_id", "subtotal_cents", "tax_cents", "total_cents",
+                             "lines_total", "taxes_total", "credits_total"))
+    for number, kind, purchase_id, subtotal, tax, total, lines, taxes, credits in invoices:
+        if total != subtotal + tax:
+            problems.append(f"{label}: {number} totals {total} cents but its subtotal {subtotal} plus tax {tax} is "
+                            f"{subtotal + tax}")
+        if lines != subtotal:
+            problems.append(f"{label}: {number} has a subtotal of {subtotal} cents but its lines sum to {lines}")
+        if taxes != tax:
+            problems.append(f"{label}: {number} has {tax} cents of tax but its tax lines sum to {taxes}")
+        if kind == Invoice.INVOICE and purchase_id is not None:
+            if credits != ledger.get(purchase_id, 0):
+                problems.append(f"{label}: {number} delivers {_credits(credits)} but the ledger credited "
+                                f"{_credits(ledger.get(purchase_id, 0))} for its purchase")
+            if total != paid.get(purchase_id):
+                problems.append(f"{label}: {number} totals {total} cents but its purchase was paid "
+                                f"{paid.get(purchase_id)} cents")
     return problems
 
 

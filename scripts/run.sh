@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 # key kept in var/ across restarts. E-mail goes to the console (alerts show up in this terminal).
 export DEBUG="${DEBUG:-false}"
 export BILLING_TEST_CHECKOUT="${BILLING_TEST_CHECKOUT:-true}"  # the demo pays through the built-in checkout
+export BILLING_TAX_RATES="${BILLING_TAX_RATES-DE=19,FR=20,GB=20}"  # the demo's tax table (docs/tax.md)
 export PORT="${PORT:-8000}"
 # Loopback only: the demo has known passwords and a staff superuser, and a request from another
 # machine that sends `Host: 127.0.0.1` would pass ALLOWED_HOSTS. HOST=0.0.0.0 serves the network.

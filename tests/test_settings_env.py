@@ -24,6 +24,12 @@ SOCKET_URL = "postgres://postgres@/lenserfight?host=/srv/var/postgres"  # a Unix
     (lambda: env.database_from_url("DATABASE_URL", SOCKET_URL), "DATABASE_URL", "postgres://host:port/db"),
     (lambda: env.database_from_url("DATABASE_URL", SOCKET_URL), "DATABASE_URL", "postgres://host:5432/"),
     (lambda: env.redis_url("REDIS_URL"), "REDIS_URL", "http://localhost:6379"),
+    (lambda: env.env_tax_rates("BILLING_TAX_RATES"), "BILLING_TAX_RATES", "DE:19"),
+    (lambda: env.env_tax_rates("BILLING_TAX_RATES"), "BILLING_TAX_RATES", "XX=19"),
+    (lambda: env.env_tax_rates("BILLING_TAX_RATES"), "BILLING_TAX_RATES", "DE=100.5"),
+    (lambda: env.env_tax_rates("BILLING_TAX_RATES"), "BILLING_TAX_RATES", "DE=19.125"),
+    (lambda: env.env_tax_rates("BILLING_TAX_RATES"), "BILLING_TAX_RATES", "DE=19,de=7"),
+    (lambda: env.env_country("SELLER_COUNTRY", "US"), "SELLER_COUNTRY", "USA"),
 ])
 def test_it_names_the_variable_with_a_bad_value(monkeypatch, reader, name, value):
     monkeypatch.setenv(name, value)
@@ -83,3 +89,10 @@ def test_the_settings_default_to_the_embedded_postgresql_under_var(tmp_path):
 def test_the_settings_require_a_secret_key_in_production():
     result = _start(SECRET_KEY="", DEBUG="false")
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_the_tax_table_reads_country_rates_as_exact_decimal_strings(monkeypatch):
+    monkeypatch.setenv("BILLING_TAX_RATES", " de=19, FR=20 ,GB=20,CH=8.1,AE=0")
+    assert env.env_tax_rates("BILLING_TAX_RATES") == {"DE": "19", "FR": "20", "GB": "20", "CH": "8.1", "AE": "0"}
+    monkeypatch.delenv("BILLING_TAX_RATES")
+    assert env.env_tax_rates("BILLING_TAX_RATES") == {}

@@ -67,7 +67,9 @@ class MembershipInline(CreditFieldsMixin, admin.TabularInline):
     extra = 0
     can_delete = False  # a membership ends on Settings -> Members (its tokens are revoked, its history kept)
     fields = ("user", "role", "monthly_budget", "created_at")
-    readonly_fields = ("created_at",)
+    # Billing details are changed through their service (its checks and audit row): the owner's
+    # Billing details page or `manage.py set_billing_details`; the admin shows them.
+    readonly_fields = ("created_at", "billing_name", "billing_address", "billing_country", "tax_id", "billing_email")
     autocomplete_fields = ("user",)
     credit_fields = ("monthly_budget",)
 
@@ -161,7 +163,9 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
         for member_form in formset.forms:
             if member_form.has_changed():
                 membership_staff_save(membership=member_form.save(commit=False), form=member_form, actor=request.user)
-    readonly_fields = ("created_at",)
+    # Billing details are changed through their service (its checks and audit row): the owner's
+    # Billing details page or `manage.py set_billing_details`; the admin shows them.
+    readonly_fields = ("created_at", "billing_name", "billing_address", "billing_country", "tax_id", "billing_email")
     # The wallet, plan, period, budget and latest ledger are the summary at the top of the page
     # (templates/admin/billing/workspace/change_form.html); the wallet is changed only by "Adjust credits".
     fieldsets = (
@@ -170,7 +174,8 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
         ("Enterprise values (empty: the plan's)", {"fields": (
             "custom_monthly_credits", "custom_requests_per_minute", "custom_concurrent_runs")}),
         ("Stripe", {"fields": ("stripe_customer_id", "stripe_subscription_id")}),
-        ("Invoicing", {"fields": ("billing_name", "billing_address", "tax_id")}),
+        ("Billing details (set_billing_details SLUG ...)", {"fields": (
+            "billing_name", "billing_address", "billing_country", "tax_id", "billing_email")}),
     )
 
     list_per_page = 50

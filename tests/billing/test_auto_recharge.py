@@ -309,6 +309,7 @@ class FakeStripe:
         self.intents, self.answers, self.requests, self.charges = {}, {}, [], []
         self.card = "succeeds"
         self.after_charge = None  # e.g. the webhook arriving before the synchronous answer
+        self.tax_percent = 0  # what Stripe Tax charges on an auto-recharge (tax.calculations)
 
     def creates(self):
         return [(body, headers) for method, url, body, headers in self.requests
@@ -330,6 +331,16 @@ class FakeStripe:
                 "payment_method": params.get("payment_method"), "metadata": metadata, "livemode": False,
                 "last_payment_error": None, "next_action": None}
             answer = self._confirm(intent_id) if params.get("confirm") == "true" else self._ok(intent_id)
+        elif method == "post" and path == "/v1/tax/calculations":
+            amount = int(params["line_items[0][amount]"])
+            tax = amount * self.tax_percent // 100
+            answer = json.dumps({
+                "id": "taxcalc_test_1", "object": "tax.calculation", "amount_total": amount + tax, "currency": "usd",
+                "customer": params.get("customer"), "tax_amount_exclusive": tax, "tax_amount_inclusive": 0,
+                "tax_breakdown": [{"amount": tax, "inclusive": False, "taxability_reason": "standard_rated",
+                                   "taxable_amount": amount,
+                                   "tax_rate_details": {"country": "DE", "percentage_decimal": f"{self.tax_percent}.0",
+                                                        "state": None, "tax_type": "vat"}}]}), 200, {}
         elif method == "post" and path.endswith("/confirm"):
             answer = self._confirm(path.split("/")[-2])
         elif method == "get" and path.startswith("/v1/payment_intents/"):
@@ -402,7 +413,8 @@ def test_stripe_webhook_before_the_synchronous_success_credits_once(client, team
 
     fake_stripe.after_charge = webhook_first
     auto_recharge_set(workspace=ws, enabled=True, threshold=credits(6000), pack_id="builder")
-    (create, confirm) = [(m, u, b, h) for m, u, b, h in fake_stripe.requests if m == "post"]
+    (create, confirm) = [(m, u, b, h) for m, u, b, h in fake_stripe.requests
+                         if m == "post" and "/v1/payment_intents" in u]  # after Stripe Tax's calculation
     assert create[1].endswith("/v1/payment_intents") and "confirm=" not in create[2]
     assert "customer=cus_test_9" in create[2] and "payment_method=pm_card_visa" in create[2] and "amount=2000" in create[2]
     assert create[3].get("Idempotency-Key") == f"{key}:try:1"
@@ -607,7 +619,8 @@ def test_a_try_started_but_never_sent_is_swept_and_paid_once(team, fake_stripe, 
         with pytest.raises(WorkerKilled):
             auto_recharge_pay(key)
     attempt = _attempts(ws).get()
-    assert (attempt.status, attempt.tries, fake_stripe.requests) == ("pending", 1, [])
+    intents = [url for _, url, _, _ in fake_stripe.requests if "/v1/payment_intents" in url]
+    assert (attempt.status, attempt.tries, intents) == ("pending", 1, [])  # only Stripe Tax was asked
     auto_recharge_retry_due(now=timezone.now() + timedelta(minutes=30))
     attempt.refresh_from_db()
     assert attempt.status == "succeeded" and fake_stripe.charges == ["pi_auto_1"]

@@ -84,29 +84,3 @@ def test_it_lists_credit_notes_with_their_invoice(client, team, invoice):
     assert note.number in body and "-$20.00" in body and "Refunded" in body
     detail = client.get(urls("acme", invoice.number)["detail"]).content.decode()
     assert note.number in detail
-
-
-@pytest.mark.django_db
-def test_it_saves_billing_details_for_future_invoices(client, team, invoice):
-    client.force_login(team.admin)
-    response = client.post(reverse("invoices:history", kwargs={"slug": "acme"}), {
-        "billing_name": "Acme GmbH", "billing_address": "<b>Hauptstr. 1</b>\nBerlin", "tax_id": "DE1"})
-    assert response.status_code == 302
-    team.workspace.refresh_from_db()
-    assert (team.workspace.billing_name, team.workspace.tax_id) == ("Acme GmbH", "DE1")
-    assert AuditEvent.objects.filter(action="billing_details.update", actor=team.admin).exists()
-    invoice.refresh_from_db()
-    assert invoice.buyer_name == "Olivia Owner"  # issued invoices keep their snapshot
-    later = invoice_issue_for_purchase(purchase=make_purchase(workspace=team.workspace))
-    assert later.buyer_name == "Acme GmbH"
-    detail = client.get(urls("acme", later.number)["detail"]).content.decode()
-    assert "&lt;b&gt;Hauptstr. 1&lt;/b&gt;" in detail and "<b>Hauptstr" not in detail
-
-
-@pytest.mark.django_db
-def test_members_cannot_change_billing_details(client, team):
-    client.force_login(team.member)
-    response = client.post(reverse("invoices:history", kwargs={"slug": "acme"}), {"billing_name": "Hijack"})
-    assert response.status_code == 403
-    team.workspace.refresh_from_db()
-    assert team.workspace.billing_name == ""

@@ -112,3 +112,30 @@ def test_the_task_renders_after_commit_and_a_refund_rerenders_with_the_new_stamp
     assert invoice.status == Invoice.REFUNDED and "REFUNDED" in pdf_text(bytes(invoice.pdf)).upper()
     note_text = squash(pdf_text(bytes(note.pdf)))
     assert "CREDIT NOTE" in note_text.upper() and invoice.number in note_text and "-$20.00" in note_text
+
+
+@pytest.mark.django_db
+def test_it_prints_seller_buyer_tax_ids_subtotal_each_tax_total_and_the_reverse_charge_note(team, settings, tmp_path):
+    from invoices.services import workspace_billing_details_update
+    from buying.purchases import pack_purchase_fulfil, purchase_start
+
+    settings.SELLER = {**settings.SELLER, "tax_id": "US-EIN 12-3456789"}
+    ws = team.workspace
+    workspace_billing_details_update(workspace=ws, actor=None, billing_name="Acme GmbH",
+                                     billing_address="Hauptstr. 1\n10115 Berlin", billing_country="DE")
+    taxed = pack_purchase_fulfil(purchase=purchase_start(workspace=ws, pack_id="builder"))
+    data = invoice_pdf(invoice=Invoice.objects.get(purchase=taxed))
+    (tmp_path / "taxed.pdf").write_bytes(data)  # kept for a look: pdftoppm -png
+    text = squash(pdf_text(data))
+    for seen in ("LenserFight Inc.", "1 Market Street", "Tax ID: US-EIN 12-3456789", "Acme GmbH", "Hauptstr. 1",
+                 "Germany", "Subtotal $20.00", "VAT 19% (Germany) on $20.00 $3.80", "Total (USD) $23.80"):
+        assert seen in text, seen
+    assert "Reverse charge" not in text
+    workspace_billing_details_update(workspace=ws, actor=None, tax_id="DE136695976")
+    reverse = pack_purchase_fulfil(purchase=purchase_start(workspace=ws, pack_id="builder"))
+    data = invoice_pdf(invoice=Invoice.objects.get(purchase=reverse))
+    (tmp_path / "reverse-charge.pdf").write_bytes(data)
+    text = squash(pdf_text(data))
+    for seen in ("Tax ID: DE136695976", "Subtotal $20.00", "VAT (reverse charge) $0.00", "Total (USD) $20.00",
+                 "Reverse charge: VAT to be accounted for by the recipient. Buyer's VAT id: DE136695976."):
+        assert seen in text, seen

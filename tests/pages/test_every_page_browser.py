@@ -16,6 +16,7 @@ import pytest
 from billing.models import User, credits
 from buying.purchases import pack_purchase_fulfil, purchase_start
 from budgets.services import budget_set
+from invoices.services import workspace_billing_details_update
 from tests.factories import PASSWORD
 from budgets.models import Agent
 from usage.partitions import month_add, month_start, run_detail_retire
@@ -60,6 +61,7 @@ PAGES = [
     Page("members", "/w/{slug}/settings/members/", EVERYONE),
     Page("history", "/w/{slug}/settings/billing/history/", MANAGERS),
     Page("invoice", "/w/{slug}/settings/billing/history/{invoice}/", MANAGERS),
+    Page("billing-details", "/w/{slug}/settings/billing/details/", MANAGERS),
     Page("tokens", "/w/{slug}/settings/tokens/", EVERYONE),
     Page("audit-log", "/w/{slug}/settings/audit/", MANAGERS),
     Page("password-change", "/accounts/password_change/", EVERYONE),
@@ -115,6 +117,9 @@ def demo(team):
     long_ago = datetime.combine(month_add(month_start(now.date()), -15), datetime.min.time(), tzinfo=dt_timezone.utc)
     make_run(team, "long-ago", when=long_ago + timedelta(days=3), nodes=[NodeInput("n", "gpt-4o-mini", 100, 10)])
     run_detail_retire()
+    # A German buyer: the pack's invoice carries 19% VAT (the test settings' tax table).
+    workspace_billing_details_update(workspace=team.workspace, actor=team.owner, billing_name="Acme GmbH",
+                                     billing_address="Hauptstr. 1\n10115 Berlin", billing_country="DE")
     purchase = purchase_start(workspace=team.workspace, pack_id="builder", actor=team.owner)
     pack_purchase_fulfil(purchase=purchase)
     budget_set(workspace=team.workspace, monthly_limit=credits(30), warning=True, critical=True, hard_limit=False,
