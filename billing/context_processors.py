@@ -15,6 +15,7 @@ NAV = [
     ("Activity", "billing:activity", True),
     ("Members", "budgets:members", False),
     ("Developer tokens", "usage:tokens", False),
+    ("Security", "accounts:security", True),
 ]
 
 

@@ -221,6 +221,9 @@ class Workspace(models.Model):
     billing_name = models.CharField(max_length=200, blank=True)
     billing_address = models.TextField(blank=True)
     tax_id = models.CharField(max_length=64, blank=True)
+    # Owners and admins must sign in with a second factor before they reach the workspace's pages
+    # (billing.tenancy.membership_for; set through accounts.two_factor.two_factor_requirement_set).
+    two_factor_required = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
