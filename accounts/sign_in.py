@@ -8,6 +8,7 @@ django_otp.login() mark the session signed in and verified."""
 import time
 
 import django_otp
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
@@ -72,6 +73,18 @@ def _sso_error(request, message: str, status: int = 400):
     return render(request, "accounts/sso_error.html", {"message": message}, status=status)
 
 
+def _sso_form(request, form, next_url: str, status: int = 200):
+    """The page asking for the address. Its form is answered by a redirect to the provider, which
+    browsers check against the page's CSP form-action: any https origin may receive it here (and
+    loopback http where SSO_ALLOW_LOOPBACK allows such a provider)."""
+    response = render(request, "accounts/sso_start.html", {"form": form, "next": next_url}, status=status)
+    targets = ["https:"]
+    if settings.SSO_ALLOW_LOOPBACK:
+        targets += ["http://127.0.0.1:*", "http://localhost:*"]
+    response._csp_update = {"form-action": targets}
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def sso_start(request):
     """/accounts/sso/?email=… (GET or POST): the workspace that owns the address's domain sends the
@@ -79,16 +92,16 @@ def sso_start(request):
     data = request.POST if request.method == "POST" else request.GET
     next_url = data.get("next", "")[:2000]
     if "email" not in data:
-        return render(request, "accounts/sso_start.html", {"form": SsoStartForm(), "next": next_url})
+        return _sso_form(request, SsoStartForm(), next_url)
     form = SsoStartForm(data)
     if not form.is_valid():
-        return render(request, "accounts/sso_start.html", {"form": form, "next": next_url}, status=400)
+        return _sso_form(request, form, next_url, status=400)
     email = form.cleaned_data["email"]
     connection = sso_connection_for_email(email)
     if connection is None:
         form.add_error("email", f"No workspace signs in addresses at {email.rpartition('@')[2]} through single "
                                 f"sign-on. Sign in with your password instead.")
-        return render(request, "accounts/sso_start.html", {"form": form, "next": next_url}, status=400)
+        return _sso_form(request, form, next_url, status=400)
     try:
         return sso_authorization_redirect(request, connection=connection, email=email,
                                           next_url=safe_next(request, next_url) if next_url else "")

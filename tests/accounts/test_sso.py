@@ -328,3 +328,27 @@ def test_set_sso_command(acme, provider):
     assert not connection.enabled and connection.domain_names == ["acme.example", "acme.test"]
     assert Client().get("/accounts/sso/", {"email": "new@acme.test"}).status_code == 400
     assert AuditEvent.objects.filter(workspace=acme.workspace, action="sso.settings_set", actor=None).count() == 2
+
+
+def test_staff_set_sso_in_the_admin_under_the_same_rules(acme, team_plan_workspace, provider):
+    staff = User.objects.create_user(email="staff@lenserfight.test", password=PASSWORD, is_staff=True,
+                                     is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    form = {"enabled": "on", "issuer": provider.issuer, "client_id": provider.client_id,
+            "client_secret": provider.client_secret, "domains_text": "acme.test", "default_role": "member"}
+    response = client.post("/admin/accounts/ssoconnection/add/", {**form, "workspace": team_plan_workspace.pk})
+    assert response.status_code == 200 and "part of the Enterprise plan" in response.content.decode()
+    assert not SsoConnection.objects.exists()
+    response = client.post("/admin/accounts/ssoconnection/add/", {**form, "workspace": acme.workspace.pk})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    connection = SsoConnection.objects.get(workspace=acme.workspace)
+    assert AuditEvent.objects.get(action="sso.settings_set").actor == staff
+    page = client.get(f"/admin/accounts/ssoconnection/{connection.pk}/change/").content.decode()
+    assert provider.client_secret not in page and "acme.test" in page
+    assert _sso(Client(), provider, "new@acme.test").status_code == 302
+
+
+@pytest.fixture
+def team_plan_workspace(db):
+    return make_workspace(slug="teamco", plan="team").workspace
