@@ -11,6 +11,7 @@ state), where requests may go (provider_url_check: https only, never an internal
 http to loopback only when SSO_ALLOW_LOOPBACK, in DEBUG and the tests), bounded timeouts, no
 redirects, and a clear message for each way a sign-in can fail."""
 
+import hashlib
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from authlib.integrations.django_client import DjangoOAuth2App
 from authlib.integrations.django_client.integration import DjangoIntegration
 from authlib.integrations.requests_client import OAuth2Session
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from joserfc import errors as jose_errors
@@ -39,6 +41,9 @@ STATE_NAME = "sso"  # authlib keeps each sign-in's state under the session key _
 # refused whatever the provider's discovery document lists.
 ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 CLOCK_LEEWAY_SECONDS = 60
+# A provider's discovery document is kept this long (shared cache): a burst of sign-ins, or someone
+# repeating /accounts/sso/, costs the provider one request. Keys (JWKS) are fetched at each callback.
+DISCOVERY_CACHE_SECONDS = 300
 
 
 class SsoFailed(Exception):
@@ -111,6 +116,10 @@ def provider_metadata(issuer: str) -> dict:
     """The provider's discovery document (issuer + /.well-known/openid-configuration), checked: its
     issuer is exactly the configured one, and the endpoints we call pass provider_url_check."""
     provider_url_check(issuer)
+    cache_key = "sso-discovery:" + hashlib.sha256(issuer.encode()).hexdigest()
+    cached = cache.get(cache_key)
+    if isinstance(cached, dict):
+        return dict(cached)
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
         with _ProviderSession() as session:
@@ -134,7 +143,8 @@ def provider_metadata(issuer: str) -> dict:
     if not metadata["id_token_signing_alg_values_supported"]:
         raise SsoFailed("The identity provider signs ID tokens only with algorithms the portal does not accept "
                         "(an asymmetric one such as RS256 or ES256 is needed).", 502)
-    return metadata
+    cache.set(cache_key, metadata, DISCOVERY_CACHE_SECONDS)
+    return dict(metadata)
 
 
 def _app(connection: SsoConnection, metadata: dict) -> _ProviderApp:

@@ -352,3 +352,28 @@ def test_staff_set_sso_in_the_admin_under_the_same_rules(acme, team_plan_workspa
 @pytest.fixture
 def team_plan_workspace(db):
     return make_workspace(slug="teamco", plan="team").workspace
+
+
+def test_a_person_with_an_authenticator_enters_a_code_after_sso(acme, provider):
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    _configure(acme, provider)
+    device = TOTPDevice.objects.create(user=acme.member, name="phone", confirmed=True)
+    client = Client()
+    response = _sso(client, provider, "member@acme.test")
+    assert response.status_code == 302 and response["Location"] == "/accounts/two-factor/verify/"
+    assert _signed_in(client) is None
+    totp = TOTP(device.bin_key)
+    response = client.post("/accounts/two-factor/verify/", {"token": f"{totp.token():06d}"})
+    assert response.status_code == 302 and response["Location"] == "/w/acme/settings/billing/"
+    assert _signed_in(client) == acme.member
+
+
+def test_the_discovery_document_is_read_once_for_a_burst_of_sign_ins(acme, provider):
+    _configure(acme, provider)
+    log = provider.data_dir / "provider.log"
+    before = log.read_text().count("openid-configuration")
+    for _ in range(3):
+        _start(Client(), "new@acme.test")
+    assert log.read_text().count("openid-configuration") == before + 1
