@@ -11,7 +11,7 @@ from django.urls import reverse
 from billing.tenancy import TwoFactorRequired
 
 
-class two_factor_enrolment_redirect:  # noqa: N801  (named like the function middlewares in settings)
+class TwoFactorEnrolmentRedirect:
     def __init__(self, get_response):
         self.get_response = get_response
 

@@ -22,7 +22,7 @@ from billing.models import AuditEvent, Membership, User, Workspace, email_canoni
 from billing.services import member_add
 
 from .models import SsoConnection, SsoDomain
-from .oidc import VerifiedIdentity, provider_url_check, SsoFailed
+from .oidc import SsoFailed, VerifiedIdentity, provider_url_check
 from .secret_box import secret_encrypt
 
 MAX_DOMAINS = 20
@@ -188,7 +188,12 @@ def sso_member_sign_in(*, identity: VerifiedIdentity) -> Membership:
                                f"{connection.workspace.name} to invite it; once it has joined, SSO signs it in.")
         else:
             first, _, last = identity.name.strip().partition(" ")
-            user = User.objects.create_user(email=email, password=None, first_name=first[:150], last_name=last[:150])
+            try:
+                with transaction.atomic():
+                    user = User.objects.create_user(email=email, password=None, first_name=first[:150],
+                                                    last_name=last[:150])
+            except IntegrityError:  # the same person's other tab got there first
+                raise SsoError("You were signed up in another window a moment ago: start again to sign in.") from None
         try:
             return member_add(workspace=connection.workspace, user=user, role=connection.default_role, actor=user,
                               via="sso")
