@@ -24,7 +24,7 @@ KINDS = [
     ("token", "Developer tokens"), ("budget", "Budgets and alerts"), ("agent", "Agent budgets"),
     ("plan", "Plans"), ("purchase", "Purchases"), ("auto_recharge", "Auto-recharge"),
     ("billing_details", "Billing details"), ("credits", "Staff adjustments"), ("sso", "Single sign-on"),
-    ("mfa", "Two-factor sign-in"), ("sales", "Sales enquiries"),
+    ("two_factor", "Two-factor sign-in"), ("sales", "Sales enquiries"),
 ]
 STAFF, SYSTEM = AuditEvent.STAFF, AuditEvent.SYSTEM
 

@@ -1,15 +1,21 @@
-"""Sign-up, invitation and password forms. Passwords go through Django's AUTH_PASSWORD_VALIDATORS."""
+"""Sign-in, sign-up, invitation, password, single sign-on and two-factor forms. Passwords go through
+Django's AUTH_PASSWORD_VALIDATORS."""
+
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
+from django.urls import reverse
 
 from billing.emails import email_send
 from billing.forms import DayField
 from billing.models import Membership, User, email_canonical, email_plain_check
 
 from . import audit_log
+from .sso import BREAK_GLASS, REFUSED, SsoError, domains_parse, sso_password_policy
 
 
 class NewPasswordMixin:
@@ -109,3 +115,61 @@ class AuditFilterForm(forms.Form):
         if start and end and end < start:
             start, end = end, start
         return audit_log.AuditFilters(actor=data.get("actor") or "", kind=data.get("kind") or "", start=start, end=end)
+class LoginForm(AuthenticationForm):
+    """Django's sign-in form (through authenticate(), so django-axes counts failures), which then
+    refuses the password of a member of a workspace that requires SSO for their domain. The check
+    comes after the password, so the answer reveals nothing about an address to someone without
+    its password. The owner may still sign in (break-glass): `break_glass` holds the connection."""
+
+    break_glass = None
+    sso_url = ""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        policy, connection = sso_password_policy(user)
+        if policy == REFUSED:
+            self.sso_url = reverse("accounts:sso") + "?" + urlencode({"email": user.email})
+            raise forms.ValidationError(
+                f"{connection.workspace.name} signs in people at {user.email.rpartition('@')[2]} through single "
+                f"sign-on: use Continue with SSO. Passwords are turned off for its members.", code="sso_required")
+        if policy == BREAK_GLASS:
+            self.break_glass = connection
+
+
+class SsoStartForm(forms.Form):
+    email = forms.EmailField(label="Work e-mail address", max_length=254)
+
+
+class SsoSettingsForm(forms.Form):
+    enabled = forms.BooleanField(label="Single sign-on is on", required=False, initial=True)
+    issuer = forms.URLField(label="Issuer URL", max_length=300, assume_scheme="https",
+                            help_text="Exactly as your identity provider states it (its discovery document is read from "
+                                      "ISSUER/.well-known/openid-configuration).")
+    client_id = forms.CharField(label="Client id", max_length=255)
+    client_secret = forms.CharField(label="Client secret", max_length=1000, required=False, strip=True,
+                                    widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+                                    help_text="Stored encrypted and never shown again. Leave empty to keep the stored one.")
+    domains = forms.CharField(label="E-mail domains", max_length=2000,
+                              help_text="Comma-separated, like example.com, example.org. A domain belongs to one "
+                                        "workspace only.")
+    required = forms.BooleanField(label="SSO required: members at these domains cannot sign in with a password "
+                                        "(the owner still can, and it is logged)", required=False)
+    default_role = forms.ChoiceField(label="Role of people who arrive through SSO",
+                                     choices=[(Membership.MEMBER, "Member"), (Membership.ADMIN, "Admin")])
+
+    def clean_domains(self):
+        try:
+            return domains_parse(self.cleaned_data["domains"])
+        except SsoError as error:
+            raise forms.ValidationError(str(error)) from None
+
+
+class TwoFactorRequirementForm(forms.Form):
+    two_factor_required = forms.BooleanField(
+        label="Require two-factor authentication for the owner and admins", required=False)
+
+
+class OtpTokenForm(forms.Form):
+    token = forms.CharField(label="Code", max_length=32, strip=True,
+                            widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text",
+                                                          "autocapitalize": "off", "spellcheck": "false"}))

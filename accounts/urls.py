@@ -3,13 +3,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import security_views, sign_in, views
 
 app_name = "accounts"
 
 public = [
     path("accounts/signup/", views.signup, name="signup"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("accounts/sso/", sign_in.sso_start, name="sso"),
+    path("accounts/sso/callback/", sign_in.sso_callback, name="sso_callback"),
+    path("accounts/two-factor/verify/", sign_in.two_factor_verify_view, name="two_factor_verify"),
+    path("accounts/two-factor/", security_views.two_factor_view, name="two_factor"),
 ]
 
 workspace = [
@@ -22,9 +26,12 @@ workspace = [
     path("settings/members/leave/", views.member_leave_view, name="member_leave"),
     path("settings/audit/", views.audit_log_page, name="audit_log"),
     path("settings/audit/export.csv", views.audit_log_csv, name="audit_log_csv"),
+    path("settings/security/", security_views.security_view, name="security"),
+    path("settings/security/two-factor/", security_views.security_two_factor_view, name="security_two_factor"),
 ]
 
 auth = [
+    path("accounts/login/", sign_in.LoginView.as_view(), name="login"),
     path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),

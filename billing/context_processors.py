@@ -17,6 +17,7 @@ NAV = [
     ("Members", "budgets:members", False),
     ("Developer tokens", "usage:tokens", False),
     ("Audit log", "accounts:audit_log", True),
+    ("Security", "accounts:security", True),
 ]
 
 

@@ -225,6 +225,9 @@ class Workspace(models.Model):
     billing_country = CountryField(blank=True, default="")  # ISO 3166-1 alpha-2; decides the tax (invoices/tax.py)
     tax_id = models.CharField(max_length=64, blank=True)  # normalised, and valid for billing_country when it can be checked
     billing_email = models.EmailField(blank=True)  # where invoices go; empty: the owner's e-mail
+    # Owners and admins must sign in with a second factor before they reach the workspace's pages
+    # (billing.tenancy.membership_for; set through accounts.two_factor.two_factor_requirement_set).
+    two_factor_required = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]

@@ -22,9 +22,11 @@ def user_get_or_create(*, email: str, password: str | None = None, name: str = "
     return user
 
 
-def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBER, actor=None) -> Membership:
-    """Add a person directly (scripts, the demo, staff): no invitation. The plan's member cap,
-    pending invitations included, applies; a former member is re-activated on their old row."""
+def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBER, actor=None,
+               via: str = "") -> Membership:
+    """Add a person directly (scripts, the demo, staff, a first single sign-on): no invitation. The
+    plan's member cap, pending invitations included, applies; a former member is re-activated on
+    their old row. `via` names the way in for the audit log ("sso")."""
     if role == Membership.OWNER:
         raise ValueError("A workspace has exactly one owner; add an admin or a member.")
     with transaction.atomic():
@@ -40,7 +42,7 @@ def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBE
         else:
             membership = Membership.objects.create(workspace=workspace, user=user, role=role)
         audit_record(workspace_id=workspace.pk, actor=actor, action="member.add",
-                     after={"email": user.email, "role": role})
+                     after={"email": user.email, "role": role, **({"via": via} if via else {})})
     return membership
 
 

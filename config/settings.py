@@ -41,6 +41,10 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "django_countries",
+    # Two-factor sign-in (issue 32): TOTP authenticators and recovery codes (accounts/two_factor.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "billing",
     "usage",
     "budgets",
@@ -64,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "billing.audit.audit_origin",  # the IP address and site of the audit rows a request writes
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): this session passed its second factor
+    "accounts.middleware.TwoFactorEnrolmentRedirect",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the "too many attempts" page
@@ -230,6 +236,16 @@ SIGNUP_ATTEMPTS_PER_HOUR = env_int("SIGNUP_ATTEMPTS_PER_HOUR", 10, minimum=1)
 # and per client IP (a 429 page).
 PASSWORD_RESETS_PER_ADDRESS_PER_HOUR = env_int("PASSWORD_RESETS_PER_ADDRESS_PER_HOUR", 3, minimum=1)
 PASSWORD_RESETS_PER_IP_PER_HOUR = env_int("PASSWORD_RESETS_PER_IP_PER_HOUR", 20, minimum=1)
+# Single sign-on (OpenID Connect, docs/security.md). The client secrets are stored encrypted with a
+# key derived from SSO_SECRET_KEY, else from SECRET_KEY (SECRET_KEY_FALLBACKS still decrypt older
+# ones). The identity provider is reached over https only, never at an internal address; plain http
+# to a loopback address is allowed in development (DEBUG) and the tests, for a provider on this machine.
+SSO_SECRET_KEY = env_str("SSO_SECRET_KEY")
+SSO_ALLOW_LOOPBACK = DEBUG
+SSO_CONNECT_TIMEOUT_SECONDS = 5
+SSO_READ_TIMEOUT_SECONDS = 10
+# Two-factor sign-in: the name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = "LenserFight"
 # Attach the invoice PDF to purchase and plan receipts (the link to the invoice is always there).
 RECEIPT_ATTACH_PDF = env_bool("RECEIPT_ATTACH_PDF", False)
 

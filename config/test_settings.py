@@ -58,3 +58,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405  (Django's test client)
+SSO_ALLOW_LOOPBACK = True  # the tests start a real OpenID provider on 127.0.0.1 (tests/oidc_provider/)

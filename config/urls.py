@@ -14,7 +14,6 @@ workspace_patterns = [
 
 urlpatterns = [
     path("", buying_views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include(accounts_urls.auth)),
     path("", include("accounts.urls")),

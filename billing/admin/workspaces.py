@@ -67,9 +67,7 @@ class MembershipInline(CreditFieldsMixin, admin.TabularInline):
     extra = 0
     can_delete = False  # a membership ends on Settings -> Members (its tokens are revoked, its history kept)
     fields = ("user", "role", "monthly_budget", "created_at")
-    # Billing details are changed through their service (its checks and audit row): the owner's
-    # Billing details page or `manage.py set_billing_details`; the admin shows them.
-    readonly_fields = ("created_at", "billing_name", "billing_address", "billing_country", "tax_id", "billing_email")
+    readonly_fields = ("created_at",)
     autocomplete_fields = ("user",)
     credit_fields = ("monthly_budget",)
 
@@ -163,6 +161,8 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
         for member_form in formset.forms:
             if member_form.has_changed():
                 membership_staff_save(membership=member_form.save(commit=False), form=member_form, actor=request.user)
+    # Billing details are changed through their service (its checks and audit row): the owner's
+    # Billing details page or `manage.py set_billing_details`; the admin shows them.
     # Billing details are changed through their service (its checks and audit row): the owner's
     # Billing details page or `manage.py set_billing_details`; the admin shows them.
     readonly_fields = ("created_at", "billing_name", "billing_address", "billing_country", "tax_id", "billing_email")
