@@ -103,8 +103,10 @@ def audit_page(*, workspace: Workspace, filters: AuditFilters, before: int | Non
 
 
 def field_changes(event: AuditEvent) -> list[tuple[str, object, object]]:
-    """(field, before, after) for every field either side names, in the order written."""
-    names = list(dict.fromkeys([*event.before, *event.detail]))
+    """(field, before, after) for the fields the page shows: each field either side names, in the
+    order written, except those the change left as they were (the CSV keeps every field)."""
+    names = [name for name in dict.fromkeys([*event.before, *event.detail])
+             if not (name in event.before and name in event.detail and event.before[name] == event.detail[name])]
     return [(name, event.before.get(name, ""), event.detail.get(name, "")) for name in names]
 
 
