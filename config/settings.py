@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "operations",
     "accounts",
 ]
+# dj-stripe's migrations with one squashed migration for fresh databases (config/djstripe_migrations).
+MIGRATION_MODULES = {"djstripe": "config.djstripe_migrations"}
 
 MIDDLEWARE = [
     "config.middleware.drop_stripe_secret_override",
