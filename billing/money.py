@@ -75,6 +75,18 @@ def nanos_display(nanos: int, *, signed: bool = False) -> str:
     return sign + text
 
 
+def nanos_table(nanos: int, *, signed: bool = False) -> str:
+    """Credits in a table column: always two decimals (2,517.00 · 12.60 · -49.20), so a column's
+    decimal points line up; the exact value goes in the cell's tooltip (see credits_cell). A non-zero
+    amount that two decimals would show as 0.00 reads "<0.01" (or "-<0.01"): never as zero."""
+    nanos = int(nanos)
+    sign = "-" if nanos < 0 else ("+" if signed and nanos > 0 else "")
+    if 0 < abs(nanos) < NANOS_PER_CREDIT // 200:  # under 0.005: 0.00 after rounding
+        return f"{sign}<0.01"
+    rounded = nanos_to_decimal(abs(nanos)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{sign}{rounded:,.2f}"
+
+
 def rate_to_nanos_per_token(rate_per_million) -> int:
     """A rate in credits per 1M tokens (at most 3 decimals) as nanocredits per token."""
     if isinstance(rate_per_million, float):
