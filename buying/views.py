@@ -16,7 +16,7 @@ from billing.edition import is_community
 from billing.models import AutoRecharge, CreditPack, Plan, Purchase
 from billing.money import NANOS_PER_CREDIT, cents_display, price_display
 from billing.members import member_cap, seats_over_cap, seats_taken
-from billing.services import memberships_for
+from billing.services import current_membership
 from billing.tenancy import membership_for
 from usage.forecast import credit_forecast
 
@@ -38,12 +38,8 @@ NOT_CONFIGURED = ("Payments are not configured: nothing can be bought until the 
 def home(request):
     """Where people land after login: the Overview of the workspace they used last (else their
     first); staff without a workspace go to the admin; anyone else sees how to get a workspace."""
-    memberships = memberships_for(request.user)
     user = request.user
-    membership = None
-    if user.last_workspace_id:
-        membership = memberships.filter(workspace_id=user.last_workspace_id).first()
-    membership = membership or memberships.first()
+    membership = current_membership(user)
     if membership is not None:
         return redirect("billing:overview", slug=membership.workspace.slug)
     if user.is_staff:

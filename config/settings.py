@@ -278,7 +278,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "LenserFight Billing API",
     "DESCRIPTION": "Authorize and complete runs, read balances, usage and rates. "
-    "Authenticate with `Authorization: Bearer lf_...` (create a token under Settings -> Developer tokens).",
+    "Authenticate with `Authorization: Bearer lf_...`: create a token on the [Developer tokens](/settings/tokens/) "
+    "page of your workspace (Settings -> Developer tokens).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/v1",

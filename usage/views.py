@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
+from billing.services import current_membership
 from billing.tenancy import membership_for
 from billing.replica import reads_from_replica
 
@@ -208,6 +209,17 @@ def tokens(request, slug):
         "tokens": tokens_visible_to(membership=membership),
         "sees_all": membership.can_manage_billing,
     })
+
+
+@require_safe
+@login_required
+def tokens_current(request):
+    """/settings/tokens/: the Tokens page of the workspace the person is in (the API docs link here,
+    since they belong to no workspace)."""
+    membership = current_membership(request.user)
+    if membership is None:
+        return redirect("home")
+    return redirect("usage:tokens", slug=membership.workspace.slug)
 
 
 @login_required

@@ -15,7 +15,8 @@ def test_it_parses_credits_exactly():
     assert credits_to_nanos("-2.25") == -2_250_000_000
 
 
-@pytest.mark.parametrize("bad", [1.5, "abc", "1.0000000001", "NaN", "Infinity", str(10**12 + 1), True])
+@pytest.mark.parametrize("bad", [1.5, "abc", "1.0000000001", "NaN", "Infinity", str(10**12 + 1), True, "1e9", "2E3",
+                                 "1.5e-3", "0x10", "1_000"])
 def test_it_refuses_floats_bad_text_and_excess_precision(bad):
     with pytest.raises(InvalidAmount):
         credits_to_nanos(bad)
