@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from billing.edition import is_community
-from billing.models import AutoRecharge, CreditPack, Plan, Purchase
+from billing.models import AutoRecharge, CreditPack, Plan, Purchase, Workspace
 from billing.money import NANOS_PER_CREDIT, cents_display, price_display
 from billing.members import member_cap, seats_over_cap, seats_taken
 from billing.services import current_membership
@@ -281,8 +281,10 @@ def plans(request, slug):
 def _plan_features(workspace, plan, cap) -> list[str]:
     """The plan's feature phrases without their member claim: the card's member line says it, from
     the cap that applies to this workspace (a personal workspace holds one member whatever the plan
-    says), so the two can never contradict each other."""
-    return [f.strip() for f in plan.features.split(",") if f.strip() and "member" not in f.lower()]
+    says), so the two can never contradict each other. For the same reason a personal workspace's cards
+    leave out "Team workspaces": upgrading it does not make it one (issue 30)."""
+    claims = ("member",) + (("team workspace",) if workspace.kind == Workspace.PERSONAL else ())
+    return [f.strip() for f in plan.features.split(",") if f.strip() and not any(c in f.lower() for c in claims)]
 
 
 def _expected_cents(request) -> int | None:

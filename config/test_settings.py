@@ -57,3 +57,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405  (Django's test client)
+# The tests serve static files from the apps (no collectstatic); WhiteNoise still looks at STATIC_ROOT
+# once per server and warns "No directory at ..." when it is missing (pytest.ini turns that into an error).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
