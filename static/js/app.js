@@ -61,6 +61,14 @@ document.addEventListener("DOMContentLoaded", function () {
           Array.from(row.cells).forEach(function (cell) {
             column += cell.colSpan;
             if (heads[column - 1] && cell.colSpan === 1) cell.setAttribute("data-label", heads[column - 1]);
+            if (cell.childNodes.length > 1) {
+              // One box for the value: a cell's loose text, links and line breaks would each become
+              // a flex item of their own and could not wrap.
+              var value = document.createElement("span");
+              value.className = "cell-value";
+              while (cell.firstChild) value.appendChild(cell.firstChild);
+              cell.appendChild(value);
+            }
           });
         });
       });

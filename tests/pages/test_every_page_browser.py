@@ -18,6 +18,7 @@ import pytest
 from billing.models import User, credits
 from buying.purchases import pack_purchase_fulfil, purchase_start
 from budgets.services import budget_set
+from budgets.workspaces import workspace_create
 from tests.factories import PASSWORD
 from budgets.models import Agent
 from usage.partitions import month_add, month_start, run_detail_retire
@@ -50,6 +51,7 @@ PAGES = [
     Page("buy", "/w/{slug}/settings/billing/buy/", MANAGERS),
     Page("purchase-done", "/w/{slug}/settings/billing/buy/{purchase}/", MANAGERS),
     Page("plans", "/w/{slug}/settings/billing/plans/", MANAGERS),
+    Page("plans-quote", "/w/{pro_slug}/settings/billing/plans/", ("owner",)),  # an itemised upgrade quote
     Page("activity", "/w/{slug}/settings/billing/activity/", MANAGERS),
     Page("usage", "/w/{slug}/settings/billing/usage/", EVERYONE),
     Page("run-two-models", "/w/{slug}/runs/two-models/", EVERYONE),
@@ -185,7 +187,9 @@ def demo(team):
     budget_set(workspace=team.workspace, monthly_limit=credits(30), warning=True, critical=True, hard_limit=False,
                webhook_url="", actor=team.owner)
     User.objects.create_user(email="staff@acme.test", password=PASSWORD, is_staff=True, is_superuser=True)
-    return {
+    # The owner's second workspace, on Pro: its Plans page quotes the upgrade to Team.
+    workspace_create(slug="acme-labs", name="Acme Labs", owner=team.owner, plan_id="pro")
+    return {"pro_slug": "acme-labs",
         "slug": team.workspace.slug, "workspace": team.workspace.pk, "purchase": purchase.pk,
         "invoice": purchase.invoices.get().number, "agent": Agent.objects.get(workspace=team.workspace, name="bot").pk,
     }
