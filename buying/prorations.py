@@ -58,26 +58,26 @@ class PlanChangeQuote:
         return bool(self.plan.price_cents) and self.plan.price_cents > (self.old_plan.price_cents or 0)
 
     def lines(self) -> list[tuple[str, str]]:
-        """The quote itemised as Stripe's invoice preview shows it: (what, amount) rows."""
-        days = f"{self.days_left} of {self.days_in_period} day{'s' if self.days_in_period != 1 else ''}"
-        rows = [(f"Remaining time on {self.plan.name} ({days} left)", price_display_cents(self.charge_cents))]
+        """The quote itemised as Stripe's invoice preview shows it: (what, amount) rows, short enough
+        for a plan card. The next invoice is next_invoice()."""
+        days = f"{self.days_left} of {self.days_in_period} days"
+        rows = [(f"{self.plan.name}, {days} left", price_display_cents(self.charge_cents))]
         if self.credit_cents:
-            rows.append((f"Unused time on {self.old_plan.name} (the same {self.days_left} days)",
-                         price_display_cents(-self.credit_cents)))
+            rows.append((f"Unused time on {self.old_plan.name}", price_display_cents(-self.credit_cents)))
         rows.append(("Due today", price_display_cents(self.amount_cents)))
-        rows.append((f"{self.plan.name} monthly credits for the days left",
-                     nanos_display(self.new_credits_for_days, signed=True)))
+        rows.append((f"{self.plan.name} credits for those days", nanos_display(self.new_credits_for_days, signed=True)))
         if self.old_credits_for_days:
-            rows.append((f"Less {self.old_plan.name} monthly credits for the same days (already granted, unused)",
-                         nanos_display(-self.old_credits_for_days, signed=True)))
+            rows.append((f"Less unused {self.old_plan.name} credits", nanos_display(-self.old_credits_for_days, signed=True)))
         capped = self.new_credits_for_days - self.old_credits_for_days - self.credits_now
         if capped > 0:
-            rows.append(("Less what this period already granted above that", nanos_display(-capped, signed=True)))
-        rows.append(("Credits granted now", nanos_display(self.credits_now)))
-        rows.append((f"Next invoice, {self.period_end:%b} {self.period_end.day}, {self.period_end.year}",
-                     f"{price_display_cents(self.plan.price_cents or 0)} for {self.plan.name}, with "
-                     f"{nanos_display(self.monthly_credits)} credits"))
+            rows.append(("Less grants already this period", nanos_display(-capped, signed=True)))
+        rows.append(("Credits now", nanos_display(self.credits_now)))
         return rows
+
+    def next_invoice(self) -> str:
+        return (f"Next invoice {self.period_end:%b} {self.period_end.day}, {self.period_end.year}: "
+                f"{price_display_cents(self.plan.price_cents or 0)} for {self.plan.name}, with "
+                f"{nanos_display(self.monthly_credits)} credits.")
 
     def sentence(self) -> str:
         """What the Plans page promises before the button."""

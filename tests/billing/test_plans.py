@@ -194,8 +194,9 @@ def test_the_plans_page_itemises_the_quote_as_stripe_does(client):
                                                           table[:table.index("</table>")])]
     assert rows == quote.lines()
     labels = [label for label, _ in rows]
-    assert labels[0].startswith("Remaining time on Team") and labels[1].startswith("Unused time on Pro")
-    assert "Due today" in labels and "Credits granted now" in labels and labels[-1].startswith("Next invoice")
+    assert labels[0].startswith("Team, ") and labels[1] == "Unused time on Pro"
+    assert "Due today" in labels and "Less unused Pro credits" in labels and labels[-1] == "Credits now"
+    assert unescape(re.search(r'data-testid="quote-next-team">([^<]+)<', page).group(1)) == quote.next_invoice()
     assert quote.charge_cents - quote.credit_cents == quote.amount_cents > 0
     assert quote.new_credits_for_days - quote.old_credits_for_days == quote.credits_now > 0
     assert dict(rows)["Due today"] == f"${quote.amount_cents // 100}.{quote.amount_cents % 100:02d}"
