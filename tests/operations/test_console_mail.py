@@ -52,6 +52,7 @@ def test_a_receipt_sent_by_the_worker_shows_on_the_console():
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+        worker.stdout.close()
     output = output.decode()
     assert f"To: {invoice.buyer_email}" in output, output
     assert invoice.number in output

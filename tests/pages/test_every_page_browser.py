@@ -101,7 +101,7 @@ OVERFLOW_JS = """() => {
 # A word that wraps inside itself ("Ch/ar/ge", "owner@demo.tes/t", "(you/)", a run id over three
 # lines). A word may still break after a hyphen, a slash or a dot-free path separator: those are
 # places a reader expects a line to end. Code blocks that scroll (pre) and hidden text are left out.
-BROKEN_WORDS_JS = """() => {
+BROKEN_WORDS_JS = r"""() => {
   const bad = [], range = document.createRange();
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node && bad.length < 5; node = walker.nextNode()) {
