@@ -11,6 +11,7 @@ NAV = [
     ("Plans", "billing:plans", True),
     ("Usage", "usage:usage", False),
     ("Alerts", "budgets:alerts", False),
+    ("Agent budgets", "budgets:agents", False),
     ("History", "invoices:history", True),
     ("Billing details", "invoices:billing_details", True),
     ("Activity", "billing:activity", True),
@@ -19,6 +20,9 @@ NAV = [
     ("Audit log", "accounts:audit_log", True),
     ("Security", "accounts:security", True),
 ]
+# Pages outside the menu's paths, and the item they belong under: a run is part of Usage, an
+# agent's budget of Agent budgets.
+BELONGS_UNDER = {"usage:run": "usage:usage", "budgets:agent_budget": "budgets:agents"}
 
 
 def billing(request):
@@ -28,6 +32,7 @@ def billing(request):
     if not match or membership is None:
         return context
     items = []
+    parent = BELONGS_UNDER.get(match.view_name)
     for label, name, manage_only in NAV:
         if manage_only and not membership.can_manage_billing:
             continue
@@ -35,7 +40,7 @@ def billing(request):
             url = reverse(name, kwargs={"slug": membership.workspace.slug})
         except NoReverseMatch:
             continue
-        items.append({"label": label, "url": url, "active": request.path == url or (
+        items.append({"label": label, "url": url, "active": name == parent or request.path == url or (
             name != "billing:overview" and request.path.startswith(url))})
     context.update(nav_items=items, membership=membership, workspace=membership.workspace)
     if request.user.is_authenticated:

@@ -4,6 +4,7 @@ Stored amounts are integer nanocredits (1 credit = 10**9). They leave the system
 strings (API, CSV) and are shown rounded in pages. Prices are integer cents; Stripe gets minor units.
 """
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 NANOS_PER_CREDIT = 1_000_000_000
@@ -17,12 +18,23 @@ class InvalidAmount(ValueError):
     pass
 
 
+# Digits with an optional sign and decimal point: what people type. Decimal() would also take "1e9"
+# (a one-billion-credit budget typed by accident), "NaN" and "Infinity".
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
 def credits_to_nanos(value, *, max_decimals: int = 9) -> int:
     """Parse credits given as str/int/Decimal into nanocredits, refusing floats and excess precision."""
     if isinstance(value, float) or isinstance(value, bool):
         raise InvalidAmount("Credits must be given as a decimal string or an integer, not a float.")
+    text = str(value).strip().replace(",", "")
+    if re.fullmatch(r"[+-]?[\d.]*[eE][+-]?\d+", text):
+        raise InvalidAmount(f"{value} is in scientific notation: write the number of credits in digits "
+                            f"(e.g. 1000000000).")
+    if not _PLAIN_NUMBER.fullmatch(text):
+        raise InvalidAmount(f"{value!r} is not a number of credits.")
     try:
-        amount = Decimal(str(value).strip().replace(",", ""))
+        amount = Decimal(text)
     except (InvalidOperation, ValueError):
         raise InvalidAmount(f"{value!r} is not a number of credits.") from None
     if not amount.is_finite():
@@ -73,6 +85,18 @@ def nanos_display(nanos: int, *, signed: bool = False) -> str:
         return f"{sign}{int(rounded):,}"
     text = f"{rounded:,f}".rstrip("0")
     return sign + text
+
+
+def nanos_table(nanos: int, *, signed: bool = False) -> str:
+    """Credits in a table column: always two decimals (2,517.00 · 12.60 · -49.20), so a column's
+    decimal points line up; the exact value goes in the cell's tooltip (see credits_cell). A non-zero
+    amount that two decimals would show as 0.00 reads "<0.01" (or "-<0.01"): never as zero."""
+    nanos = int(nanos)
+    sign = "-" if nanos < 0 else ("+" if signed and nanos > 0 else "")
+    if 0 < abs(nanos) < NANOS_PER_CREDIT // 200:  # under 0.005: 0.00 after rounding
+        return f"{sign}<0.01"
+    rounded = nanos_to_decimal(abs(nanos)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{sign}{rounded:,.2f}"
 
 
 def rate_to_nanos_per_token(rate_per_million) -> int:

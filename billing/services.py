@@ -48,3 +48,12 @@ def member_add(*, workspace: Workspace, user: User, role: str = Membership.MEMBE
 
 def memberships_for(user: User):
     return Membership.objects.filter(user=user).select_related("workspace", "workspace__plan").order_by("workspace__name")
+
+
+def current_membership(user: User) -> Membership | None:
+    """The workspace a signed-in person is in: the one they used last, else their first."""
+    memberships = memberships_for(user)
+    membership = None
+    if user.last_workspace_id:
+        membership = memberships.filter(workspace_id=user.last_workspace_id).first()
+    return membership or memberships.first()

@@ -4,7 +4,7 @@ re-check); fired alerts and spend counters are written only by services, so they
 from django.contrib import admin
 
 from billing.admin import CreditFieldsMixin, ReadOnlyAdmin, amount_cell, credits_column
-from billing.money import nanos_display
+from billing.money import nanos_table
 
 from .models import BudgetAlert, SpendCounter, WorkspaceBudget
 from .services import budget_set
@@ -29,7 +29,7 @@ class WorkspaceBudgetAdmin(CreditFieldsMixin, admin.ModelAdmin):
 
     @admin.display(description="Monthly budget")
     def limit_display(self, obj):
-        return amount_cell("-" if obj.monthly_limit is None else nanos_display(obj.monthly_limit))
+        return amount_cell("-" if obj.monthly_limit is None else nanos_table(obj.monthly_limit))
 
     def save_model(self, request, obj, form, change):
         budget_set(workspace=obj.workspace, monthly_limit=obj.monthly_limit, warning=obj.warning_enabled,

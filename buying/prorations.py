@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Q, Sum
 
 from billing.models import LedgerEntry, Plan, Workspace
-from billing.money import nanos_display, price_display
+from billing.money import cents_display as price_display_cents, nanos_display, price_display
 
 DAY = timedelta(days=1)
 
@@ -37,6 +37,11 @@ class PlanChangeQuote:
     credit_cents: int  # the unused part of the old plan's price for the same days (0 on Free)
     credits_now: int  # nanocredits granted at once
     monthly_credits: int  # nanocredits per period from period_end on
+    # The grant's parts: the new plan's monthly credits for the days left, less the old plan's for the
+    # same days (already granted at the period start, unused by definition). credits_now is their
+    # difference, capped so this period's grants never pass the new plan's allowance.
+    new_credits_for_days: int = 0
+    old_credits_for_days: int = 0
 
     @property
     def amount_cents(self) -> int:
@@ -51,6 +56,28 @@ class PlanChangeQuote:
     @property
     def is_paid_upgrade(self) -> bool:
         return bool(self.plan.price_cents) and self.plan.price_cents > (self.old_plan.price_cents or 0)
+
+    def lines(self) -> list[tuple[str, str]]:
+        """The quote itemised as Stripe's invoice preview shows it: (what, amount) rows, short enough
+        for a plan card. The next invoice is next_invoice()."""
+        days = f"{self.days_left} of {self.days_in_period} days"
+        rows = [(f"{self.plan.name}, {days} left", price_display_cents(self.charge_cents))]
+        if self.credit_cents:
+            rows.append((f"Unused time on {self.old_plan.name}", price_display_cents(-self.credit_cents)))
+        rows.append(("Due today", price_display_cents(self.amount_cents)))
+        rows.append((f"{self.plan.name} credits for those days", nanos_display(self.new_credits_for_days, signed=True)))
+        if self.old_credits_for_days:
+            rows.append((f"Less unused {self.old_plan.name} credits", nanos_display(-self.old_credits_for_days, signed=True)))
+        capped = self.new_credits_for_days - self.old_credits_for_days - self.credits_now
+        if capped > 0:
+            rows.append(("Less grants already this period", nanos_display(-capped, signed=True)))
+        rows.append(("Credits now", nanos_display(self.credits_now)))
+        return rows
+
+    def next_invoice(self) -> str:
+        return (f"Next invoice {self.period_end:%b} {self.period_end.day}, {self.period_end.year}: "
+                f"{price_display_cents(self.plan.price_cents or 0)} for {self.plan.name}, with "
+                f"{nanos_display(self.monthly_credits)} credits.")
 
     def sentence(self) -> str:
         """What the Plans page promises before the button."""
@@ -90,12 +117,14 @@ def plan_change_quote(*, workspace: Workspace, plan: Plan, at: datetime, monthly
     upgrade = new_monthly > old_monthly or (plan.price_cents or 0) > (old_plan.price_cents or 0)
     charge = _prorate_cents(plan.price_cents or 0, days_left, period_days) if upgrade else 0
     credit = _prorate_cents(old_plan.price_cents or 0, days_left, period_days) if upgrade else 0
-    credits_now = 0
+    credits_now = new_for_days = old_for_days = 0
     if new_monthly > old_monthly:
-        prorated = new_monthly * days_left // period_days - old_monthly * days_left // period_days
+        new_for_days, old_for_days = new_monthly * days_left // period_days, old_monthly * days_left // period_days
+        prorated = new_for_days - old_for_days
         credits_now = max(min(prorated, new_monthly - granted_this_period(workspace=workspace)), 0)
     return PlanChangeQuote(
         workspace_id=workspace.pk, old_plan=old_plan, plan=plan, at=at, period_start=workspace.period_start,
         period_end=workspace.period_end, days_left=days_left, days_in_period=period_days, charge_cents=charge,
         credit_cents=credit, credits_now=credits_now, monthly_credits=new_monthly,
+        new_credits_for_days=new_for_days, old_credits_for_days=old_for_days,
     )

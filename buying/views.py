@@ -14,10 +14,10 @@ from django.views.decorators.http import require_safe
 
 from billing.edition import is_community
 from billing.forms import digits_int
-from billing.models import AutoRecharge, CreditPack, Plan, Purchase
+from billing.models import AutoRecharge, CreditPack, Plan, Purchase, Workspace
 from billing.money import NANOS_PER_CREDIT, cents_display, price_display
 from billing.members import member_cap, seats_over_cap, seats_taken
-from billing.services import memberships_for
+from billing.services import current_membership
 from billing.tenancy import membership_for
 from invoices.tax import TaxDecision, tax_preview, workspace_tax
 from usage.forecast import credit_forecast
@@ -41,12 +41,8 @@ NOT_CONFIGURED = ("Payments are not configured: nothing can be bought until the 
 def home(request):
     """Where people land after login: the Overview of the workspace they used last (else their
     first); staff without a workspace go to the admin; anyone else sees how to get a workspace."""
-    memberships = memberships_for(request.user)
     user = request.user
-    membership = None
-    if user.last_workspace_id:
-        membership = memberships.filter(workspace_id=user.last_workspace_id).first()
-    membership = membership or memberships.first()
+    membership = current_membership(user)
     if membership is not None:
         return redirect("billing:overview", slug=membership.workspace.slug)
     if user.is_staff:
@@ -291,8 +287,10 @@ def plans(request, slug):
 def _plan_features(workspace, plan, cap) -> list[str]:
     """The plan's feature phrases without their member claim: the card's member line says it, from
     the cap that applies to this workspace (a personal workspace holds one member whatever the plan
-    says), so the two can never contradict each other."""
-    return [f.strip() for f in plan.features.split(",") if f.strip() and "member" not in f.lower()]
+    says), so the two can never contradict each other. For the same reason a personal workspace's cards
+    leave out "Team workspaces": upgrading it does not make it one (issue 30)."""
+    claims = ("member",) + (("team workspace",) if workspace.kind == Workspace.PERSONAL else ())
+    return [f.strip() for f in plan.features.split(",") if f.strip() and not any(c in f.lower() for c in claims)]
 
 
 def _expected_cents(request) -> int | None:

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "operations",
     "accounts",
 ]
+# dj-stripe's migrations with one squashed migration for fresh databases (config/djstripe_migrations).
+MIGRATION_MODULES = {"djstripe": "config.djstripe_migrations"}
 
 MIDDLEWARE = [
     "config.middleware.drop_stripe_secret_override",
@@ -137,6 +139,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_USERNAME_CALLABLE = "config.auth.login_username"
 AXES_RESET_ON_SUCCESS = True
+# No "AXES: BEGIN" line at each start; its INFO lines for every login are silenced in LOGGING below.
+AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "config.auth.lockout_response"
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
@@ -172,6 +176,9 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The worker's stdout stays its stdout. Celery's default routes it into its WARNING log, which a worker
+# started with --loglevel=error (make run) drops: the console e-mail backend's receipts vanished.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 # One queue per job type (docs/scale.md): a slow job (a PDF, a retention drop) never waits in front
 # of a payment or an alert. A worker started without -Q consumes them all (`make run`, the Procfile);
 # at scale each queue gets its own pool (`celery -A config worker -Q documents`).
@@ -295,7 +302,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "LenserFight Billing API",
     "DESCRIPTION": "Authorize and complete runs, read balances, usage and rates. "
-    "Authenticate with `Authorization: Bearer lf_...` (create a token under Settings -> Developer tokens).",
+    "Authenticate with `Authorization: Bearer lf_...`: create a token on the [Developer tokens](/settings/tokens/) "
+    "page of your workspace (Settings -> Developer tokens).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/v1",
@@ -312,12 +320,20 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "no_traceback_below_500": {"()": "config.logging.NoTracebackBelow500"},
+        "no_harfbuzz_fallback": {"()": "config.logging.NoHarfBuzzFallback"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     # WeasyPrint and fontTools narrate every render at INFO; kombu warns "No hostname was supplied"
-    # on every publish to the embedded file broker, which has no host by design.
-    "loggers": {**{name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
-                "kombu.connection": {"level": "ERROR"}},
+    # on every publish to the embedded file broker, which has no host by design. django-axes logs
+    # four INFO lines per login; its lockouts (WARNING) still show.
+    "loggers": {"weasyprint": {"level": "WARNING", "filters": ["no_harfbuzz_fallback"]},
+                "fontTools": {"level": "WARNING"},
+                "axes": {"level": "WARNING"},
+                "kombu.connection": {"level": "ERROR"},
+                "django.request": {"filters": ["no_traceback_below_500"]}},
 }
 
 # --- HTTPS in production (README "Deploy"): `check --deploy` is clean with these set.

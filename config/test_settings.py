@@ -59,3 +59,6 @@ STORAGES = {
 }
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405  (Django's test client)
 SSO_ALLOW_LOOPBACK = True  # the tests start a real OpenID provider on 127.0.0.1 (tests/oidc_provider/)
+# The tests serve static files from the apps (no collectstatic); WhiteNoise still looks at STATIC_ROOT
+# once per server and warns "No directory at ..." when it is missing (pytest.ini turns that into an error).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts import urls as accounts_urls
 from buying import views as buying_views
+from usage import views as usage_views
 
 workspace_patterns = [
     path("", include("buying.urls")),
@@ -14,6 +15,7 @@ workspace_patterns = [
 
 urlpatterns = [
     path("", buying_views.home, name="home"),
+    path("settings/tokens/", usage_views.tokens_current, name="tokens-current"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include(accounts_urls.auth)),
     path("", include("accounts.urls")),

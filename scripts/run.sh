@@ -62,24 +62,14 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 [ -s var/secret_key ] || $PY -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
 export SECRET_KEY="${SECRET_KEY:-$(cat var/secret_key)}"
-$PY manage.py collectstatic --noinput -v0
-$PY manage.py migrate --noinput -v0
-seed_log=var/seed_demo.log
-$PY manage.py seed_demo --if-empty | tee "$seed_log"
-# seed_demo prints a developer token for owner@demo.test alone on its last line; keep it for the
-# banner. A database seeded earlier has no new token: make one (once) so the banner always has one.
-last_line="$(tail -n 1 "$seed_log")"
-if [[ "$last_line" == lf_* ]]; then
-  echo "$last_line" > var/demo_token
-elif [ ! -s var/demo_token ]; then
-  $PY manage.py create_token acme owner@demo.test --name "make run" 2>/dev/null | tail -n 1 > var/demo_token || true
-fi
+# Static files, migrations, the demo (first time only; it prints no token), the banner's developer
+# token in var/demo_token, and the Stripe webhook endpoint: one process, one Django start.
+$PY manage.py run_prepare --token-file var/demo_token
 DEMO_TOKEN="$(cat var/demo_token 2>/dev/null || true)"
-$PY manage.py stripe_webhook_endpoint --quiet || true
 
 .venv/bin/celery --quiet -A config worker --loglevel=error --pool=solo --concurrency=1 & pids+=($!)
 .venv/bin/celery --quiet -A config beat --loglevel=error & pids+=($!)
-$PY manage.py runserver "$HOST:$PORT" --noreload & server=$!; pids+=($server)
+$PY manage.py runserver "$HOST:$PORT" --noreload --skip-checks & server=$!; pids+=($server)
 up=""
 for _ in $(seq 60); do
   kill -0 "$server" 2>/dev/null || break

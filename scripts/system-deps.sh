@@ -8,6 +8,11 @@ python3 - <<'PY' 2>/dev/null || missing+=(libpango-1.0-0 libpangoft2-1.0-0 fonts
 import ctypes.util, sys
 sys.exit(0 if ctypes.util.find_library("pango-1.0") else 1)
 PY
+# WeasyPrint subsets the invoice PDFs' fonts with HarfBuzz when it can (fontTools otherwise, with a warning).
+python3 - <<'PY' 2>/dev/null || missing+=(libharfbuzz-subset0)
+import ctypes.util, sys
+sys.exit(0 if ctypes.util.find_library("harfbuzz-subset") else 1)
+PY
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null; then
   echo "Missing system packages: ${missing[*]} (install them with your package manager)." >&2

@@ -54,6 +54,7 @@ MEMBER_MAY = {
 # Routes outside /w/<slug>/ and /v1/ (and the admin, staff only), with why anyone may call them.
 PUBLIC_ROUTES = {
     "home": "redirects a signed-in user to their own first workspace",
+    "tokens-current": "redirects a signed-in user to the Tokens page of their own workspace (the API docs link)",
     "login": "the sign-in page (throttled: tests/test_login_throttling.py)",
     "logout": "ends the caller's own session",
     "api-schema": "the public OpenAPI schema",

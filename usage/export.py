@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from django.db import connections
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django.utils.text import slugify
 from django.db.models import Max, Min, Sum
 from psycopg import sql
 
@@ -187,6 +188,25 @@ def export_rows(*, workspace: Workspace, filters: RunFilter, kept_from: date | N
     yield from _copy_rows(workspace, filters, using, detailed)
 
 
+def csv_file_name(*, workspace: Workspace, filters: RunFilter, detailed: bool = False) -> str:
+    """The download's name says what is in it: the days (or the period) and each filter, e.g.
+    usage-acme-2026-11-17-to-2026-12-07-agent-code-reviewer-status-failed.csv."""
+    if filters.period_start:
+        days = f"period-{filters.period_start:%Y-%m-%d}"
+    else:
+        first = filters.start.isoformat() if filters.start else "start"
+        last = (filters.end or timezone.now().date()).isoformat()
+        days = f"{first}-to-{last}"
+    parts = ["usage", workspace.slug, days]
+    for name in ("agent", "model", "status"):
+        value = getattr(filters, name)
+        if value:
+            parts += [name, slugify(value)[:40] or "x"]
+    if detailed:
+        parts.append("detailed")
+    return "-".join(parts) + ".csv"
+
+
 def csv_response(*, workspace, data) -> StreamingHttpResponse:
     """`data["columns"]`: "detailed" for the detailed export, else the default columns."""
     filters = RunFilter.from_data(data, workspace=workspace)
@@ -195,8 +215,7 @@ def csv_response(*, workspace, data) -> StreamingHttpResponse:
                                                  using=current_read_alias(),
                                                  detailed=data.get("columns") == "detailed"),
                                      content_type="text/csv")
-    stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="usage-{workspace.slug}-{stamp}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{csv_file_name(workspace=workspace, filters=filters, detailed=data.get("columns") == "detailed")}"'
     response["Cache-Control"] = "no-store"
     notice = detail_notice(start=filters.start, kept_from=kept_from)
     if notice:

@@ -42,6 +42,10 @@ class RunFilter:
     def with_range(self, start: date | None, end: date | None) -> "RunFilter":
         return replace(self, start=start, end=end)
 
+    def for_days(self, start: date, end: date) -> "RunFilter":
+        """The same agent, model and status over the UTC days [start, end], whatever period was chosen."""
+        return replace(self, start=start, end=end, period_start=None)
+
     def for_period(self, period_start: datetime) -> "RunFilter":
         return replace(self, period_start=period_start)
 

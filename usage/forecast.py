@@ -12,7 +12,10 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
-from billing.models import AutoRecharge, Wallet, Workspace
+from billing.money import nanos_display
+
+from billing.models import AutoRecharge, AutoRechargeAttempt, Wallet, Workspace
+from billing.recharge_trigger import COUNTED
 
 from .selectors import usage_summary
 
@@ -25,18 +28,35 @@ class CreditForecast:
     runs_out_on: date | None  # available reaches zero at that rate
     next_auto_recharge_on: date | None  # available falls below the auto-recharge threshold
     beyond_horizon: bool = False  # there is usage, and available lasts more than HORIZON_DAYS at that rate
+    # Why an active auto-recharge cannot fire when credits next fall, by its own rule (docs/auto-recharge.md):
+    # "rearm": it fired and waits for available credits to be back above the threshold; "ceiling": this
+    # period's ceiling is reached. Then next_auto_recharge_on is None.
+    auto_recharge_waits: str = ""
+    threshold: int = 0
+    ceiling: int = 0
+    period_end: date | None = None
 
     @property
     def sentence(self) -> str:
         if self.next_auto_recharge_on:
-            return f"At the current rate, the next auto-recharge is around {self.next_auto_recharge_on:%b} " \
-                   f"{self.next_auto_recharge_on.day}, {self.next_auto_recharge_on.year}."
+            return f"At the current rate, the next auto-recharge is around {_day(self.next_auto_recharge_on)}."
+        runs_out = ""
         if self.runs_out_on:
-            return f"At the current rate, credits run out on {self.runs_out_on:%b} {self.runs_out_on.day}, " \
-                   f"{self.runs_out_on.year}."
-        if self.beyond_horizon:
-            return "At the current rate, credits last more than a year."
-        return ""
+            runs_out = f"At the current rate, credits run out on {_day(self.runs_out_on)}."
+        elif self.beyond_horizon:
+            runs_out = "At the current rate, credits last more than a year."
+        if self.auto_recharge_waits == "rearm":
+            return (f"Auto-recharge already fired below {nanos_display(self.threshold)} credits and fires again only "
+                    f"after available credits are back above that (a purchase, or the next period's credits). "
+                    + runs_out).strip()
+        if self.auto_recharge_waits == "ceiling":
+            return (f"Auto-recharge reached its ceiling of {self.ceiling} this period; none until the period renews "
+                    f"on {_day(self.period_end)}. " + runs_out).strip()
+        return runs_out
+
+
+def _day(day: date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
 
 
 def credit_forecast(*, workspace: Workspace, today: date | None = None) -> CreditForecast:
@@ -48,10 +68,21 @@ def credit_forecast(*, workspace: Workspace, today: date | None = None) -> Credi
     available = wallet.available
     runs_out = _day_within_horizon(today, max(available, 0) // rate)
     auto = AutoRecharge.objects.filter(pk=workspace.pk).first()
-    next_recharge = None
+    next_recharge, waits, ceiling = None, "", 0
     if auto is not None and auto.is_active:
-        next_recharge = _day_within_horizon(today, max(available - auto.threshold, 0) // rate)
-    return CreditForecast(rate, runs_out, next_recharge, beyond_horizon=runs_out is None)
+        # The trigger's own rule (billing.recharge_trigger): a crossing fires only while armed, and
+        # counts against this period's ceiling.
+        used = AutoRechargeAttempt.objects.filter(workspace=workspace, period_start=workspace.period_start,
+                                                  status__in=COUNTED).count()
+        if used >= auto.max_per_period:
+            waits, ceiling = "ceiling", auto.max_per_period
+        elif not wallet.auto_recharge_armed:
+            waits = "rearm"
+        else:
+            next_recharge = _day_within_horizon(today, max(available - auto.threshold, 0) // rate)
+    return CreditForecast(rate, runs_out, next_recharge, beyond_horizon=runs_out is None, auto_recharge_waits=waits,
+                          threshold=auto.threshold if auto else 0, ceiling=ceiling,
+                          period_end=workspace.period_end.date())
 
 
 def _day_within_horizon(today: date, days: int) -> date | None:

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import AIModel
 from billing.pricing import model_rates_at, price_tokens
+from billing.services import current_membership
 from billing.tenancy import membership_for
 from billing.replica import reads_from_replica
 
@@ -23,7 +24,7 @@ from .models import Run
 from .filters import RunFilter
 from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_from, detail_notice, encode_cursor,
                         filter_choices, run_detail, run_dropped_notice, runs_page, runs_page_newer, savings_for,
-                        spend_by_model, usage_summary)
+                        usage_summary)
 from .tokens import token_create, token_revoke, tokens_visible_to
 
 
@@ -68,17 +69,18 @@ def usage(request, slug):
         run_filters = run_filters.for_period(workspace.period_start)
     summary = usage_summary(workspace=workspace, start=start, end=end, filters=run_filters)
     today = timezone.now().date()
-    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today, filters=run_filters)
-    whole_period = (start, end) == (summary.period_start, today) and not run_filters.narrows_runs
-    period_by_model = summary.by_model if whole_period else spend_by_model(
-        workspace=workspace, start=summary.period_start, end=today)
+    # The last 90 days whatever the period or dates chosen; agent, model and status still apply.
+    last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today,
+                           filters=run_filters.for_days(today - timedelta(days=89), today))
     runs, next_cursor, newer_cursor = _runs_table(workspace, run_filters, request.GET)
     query = run_filters.as_query()
     return render(request, "usage/usage.html", {
         "summary": summary,
         "chart": bar_chart(summary.daily),
         "chart_90": bar_chart(last_90),
-        "savings": savings_for(by_model=period_by_model),
+        "chart_90_total": sum(credits for _, credits in last_90),
+        # The same runs as the tables and the CSV: every figure below the cards follows the filters.
+        "savings": savings_for(by_model=summary.by_model),
         "runs": runs,
         "next_cursor": next_cursor,
         "is_first_page": newer_cursor is None,
@@ -207,6 +209,17 @@ def tokens(request, slug):
         "tokens": tokens_visible_to(membership=membership),
         "sees_all": membership.can_manage_billing,
     })
+
+
+@require_safe
+@login_required
+def tokens_current(request):
+    """/settings/tokens/: the Tokens page of the workspace the person is in (the API docs link here,
+    since they belong to no workspace)."""
+    membership = current_membership(request.user)
+    if membership is None:
+        return redirect("home")
+    return redirect("usage:tokens", slug=membership.workspace.slug)
 
 
 @login_required

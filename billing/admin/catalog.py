@@ -5,7 +5,7 @@ from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 
 from billing.models import CreditPack, Plan
-from billing.money import price_display as price_text
+from billing.money import cents_display as price_text  # money to the cent in every table
 
 from .fields import IMPORT_EXPORT_FORMATS, CreditFieldsMixin, CreditsWidget, amount_cell, credits_column
 

@@ -6,13 +6,16 @@ from import_export import widgets
 from import_export.formats.base_formats import CSV, XLSX
 
 from billing.forms import CreditsField, RateFormField  # noqa: F401  (re-exported for the admins)
-from billing.money import credits_to_nanos, nanos_display, nanos_to_str, rate_str, rate_to_nanos_per_token
+from billing.money import credits_to_nanos, nanos_table, nanos_to_str, rate_str, rate_to_nanos_per_token
 
 IMPORT_EXPORT_FORMATS = [CSV, XLSX]
 
 
-def amount_cell(text: str):
-    """A changelist cell holding an amount: the admin's stylesheet right-aligns it (admin/css/lenserfight.css)."""
+def amount_cell(text: str, exact: str = ""):
+    """A changelist cell holding an amount: the admin's stylesheet right-aligns it (admin/css/lenserfight.css);
+    `exact`, when given, is the cell's tooltip."""
+    if exact:
+        return format_html('<span class="money" title="{}">{}</span>', exact, text)
     return format_html('<span class="money">{}</span>', text)
 
 
@@ -22,7 +25,8 @@ def credits_column(field: str, description: str, *, ordering: str | None = None)
 
     @admin.display(description=description, ordering=ordering)
     def column(self, obj):
-        return amount_cell(nanos_display(getattr(obj, field)))
+        nanos = getattr(obj, field)
+        return amount_cell(nanos_table(nanos), f"{nanos_to_str(nanos)} credits") if nanos is not None else "–"
 
     return column
 

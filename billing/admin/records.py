@@ -4,7 +4,7 @@ from django.contrib import admin
 from import_export.admin import ExportMixin
 
 from billing.models import AuditEvent, LedgerEntry, Purchase, Wallet
-from billing.money import cents_display, nanos_display, nanos_to_str
+from billing.money import cents_display, nanos_table, nanos_to_str
 
 from .fields import IMPORT_EXPORT_FORMATS, ReadOnlyAdmin, amount_cell, credits_column
 
@@ -41,7 +41,7 @@ class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.display(description="Credits", ordering="amount")
     def amount_display(self, obj):
-        return amount_cell(nanos_display(obj.amount, signed=True))
+        return amount_cell(nanos_table(obj.amount, signed=True), f"{nanos_to_str(obj.amount)} credits")
 
     @admin.display(description="Exact credits")
     def amount_exact(self, obj):

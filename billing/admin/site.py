@@ -14,6 +14,9 @@ admin.site.site_header = "LenserFight Billing"
 admin.site.site_title = "LenserFight Billing admin"
 admin.site.index_title = "Run the business: workspaces, credits, rates, invoices"
 admin.site.site_url = "/"
+# No app list down the side of every page: it repeats the index and the breadcrumbs, and its ~290 px
+# left the ledger's and the runs' changelists too narrow at 1280 px (their last columns were cut off).
+admin.site.enable_nav_sidebar = False
 
 STRIPE_MODELS_SHOWN = {"Customer", "Subscription", "Session", "PaymentIntent", "Charge", "Refund", "Event",
                        "WebhookEventTrigger", "WebhookEndpoint"}

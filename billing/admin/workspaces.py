@@ -16,7 +16,7 @@ from billing.ledger import LedgerError, credits_adjust
 from billing.audit import audit_record
 from billing.models import LedgerEntry, Membership, Workspace
 from billing.services import member_add
-from billing.money import nanos_display
+from billing.money import nanos_display, nanos_table, nanos_to_str
 
 from .fields import CreditFieldsMixin, CreditsField, amount_cell
 
@@ -199,7 +199,10 @@ class WorkspaceAdmin(CreditFieldsMixin, admin.ModelAdmin):
 
     def _figure(self, obj, attribute):
         wallet = self._wallet(obj)
-        return amount_cell("-" if wallet is None else nanos_display(getattr(wallet, attribute)))
+        if wallet is None:
+            return amount_cell("-")
+        nanos = getattr(wallet, attribute)
+        return amount_cell(nanos_table(nanos), f"{nanos_to_str(nanos)} credits")
 
     @admin.display(description="Balance")
     def wallet_balance(self, obj):
@@ -254,7 +257,7 @@ class MembershipAdmin(CreditFieldsMixin, admin.ModelAdmin):
 
     @admin.display(description="Monthly budget")
     def budget_display(self, obj):
-        return amount_cell("-" if obj.monthly_budget is None else nanos_display(obj.monthly_budget))
+        return amount_cell("-" if obj.monthly_budget is None else nanos_table(obj.monthly_budget))
 
     def save_model(self, request, obj, form, change):
         membership_staff_save(membership=obj, form=form, actor=request.user)

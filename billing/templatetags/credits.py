@@ -1,10 +1,12 @@
 """Template filters for money, all through billing/money.py: {{ nanos|credits }} (2,000 · 12.6),
+{{ nanos|credits_cell }} in tables (2,000.00, exact in the tooltip),
 {{ nanos|credits_signed }} (+150), {{ nanos|credits_exact }}, {{ cents|price }} ($29) and {{ cents|usd }} ($29.00,
 invoices and credit notes)."""
 
 from django import template
+from django.utils.html import format_html
 
-from billing.money import cents_display, nanos_display, nanos_to_str, price_display, rate_str
+from billing.money import cents_display, nanos_display, nanos_table, nanos_to_str, price_display, rate_str
 
 register = template.Library()
 
@@ -17,6 +19,22 @@ def credits(nanos):
 @register.filter
 def credits_signed(nanos):
     return "" if nanos is None else nanos_display(nanos, signed=True)
+
+
+@register.filter
+def credits_cell(nanos):
+    """A table cell's credits: two decimals (columns line up), the exact amount in the tooltip."""
+    if nanos is None:
+        return ""
+    return format_html('<span class="amount" title="{} credits">{}</span>', nanos_to_str(nanos), nanos_table(nanos))
+
+
+@register.filter
+def credits_cell_signed(nanos):
+    if nanos is None:
+        return ""
+    return format_html('<span class="amount" title="{} credits">{}</span>', nanos_to_str(nanos),
+                       nanos_table(nanos, signed=True))
 
 
 @register.filter

@@ -3,8 +3,26 @@
 // "js" class is set before the first paint; everything else waits for the document.
 document.documentElement.classList.add("js");
 document.addEventListener("submit", function (event) {
-  var message = event.target.getAttribute("data-confirm");
-  if (message && !window.confirm(message)) event.preventDefault();
+  var form = event.target;
+  var message = form.getAttribute("data-confirm");
+  if (message && !window.confirm(message)) { event.preventDefault(); return; }
+  // A second press while the first is on its way sends nothing: the button says it is busy. The
+  // buttons are disabled only after this event, once the browser has read the pressed button's value.
+  if (form.classList.contains("submitting")) { event.preventDefault(); return; }
+  form.classList.add("submitting");
+  var pressed = event.submitter || form.querySelector("button[type=submit], button:not([type])");
+  if (pressed) pressed.setAttribute("aria-busy", "true");
+  setTimeout(function () {
+    form.querySelectorAll("button, input[type=submit]").forEach(function (button) { button.disabled = true; });
+  }, 0);
+});
+window.addEventListener("pageshow", function () {
+  // Back to a page kept in the browser's cache: its forms can be sent again.
+  document.querySelectorAll("form.submitting").forEach(function (form) {
+    form.classList.remove("submitting");
+    form.querySelectorAll("[aria-busy]").forEach(function (button) { button.removeAttribute("aria-busy"); });
+    form.querySelectorAll("button, input[type=submit]").forEach(function (button) { button.disabled = false; });
+  });
 });
 document.addEventListener("change", function (event) {
   var form = event.target.form;
@@ -43,6 +61,14 @@ document.addEventListener("DOMContentLoaded", function () {
           Array.from(row.cells).forEach(function (cell) {
             column += cell.colSpan;
             if (heads[column - 1] && cell.colSpan === 1) cell.setAttribute("data-label", heads[column - 1]);
+            if (cell.childNodes.length > 1) {
+              // One box for the value: a cell's loose text, links and line breaks would each become
+              // a flex item of their own and could not wrap.
+              var value = document.createElement("span");
+              value.className = "cell-value";
+              while (cell.firstChild) value.appendChild(cell.firstChild);
+              cell.appendChild(value);
+            }
           });
         });
       });

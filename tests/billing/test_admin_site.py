@@ -30,7 +30,7 @@ def test_it_is_branded_and_lists_only_the_stripe_models_staff_use(staff_client):
 @pytest.mark.django_db
 def test_amounts_in_changelists_are_marked_for_right_alignment(staff_client, team):
     page = staff_client.get(reverse("admin:billing_ledgerentry_changelist")).content.decode()
-    assert '<span class="money">+5,000</span>' in page
+    assert '<span class="money" title="5000 credits">+5,000.00</span>' in page
 
 
 @pytest.mark.django_db

@@ -262,6 +262,25 @@ def test_the_forecast_reads_the_usage_daily_average(client, team, roomy_agent):
                                                         ).content.decode()
 
 
+
+@pytest.mark.django_db(transaction=True)
+def test_the_forecast_says_no_recharge_can_fire_until_credits_are_back_above_the_threshold(client, team, roomy_agent):
+    """Issue 30: after a crossing the trigger is disarmed; the forecast must not promise a date."""
+    ws = team.workspace
+    credits_adjust(workspace=ws, amount=credits(5000), reason="test: purchased credits to spend")  # 10,000
+    _turn_on(ws, threshold=8000, pack="starter")  # Starter: 100 credits
+    _spend_down_to(ws, credits(7800))  # a crossing buys 100 -> 7,900: still below, so disarmed
+    _run(team, "r1")
+    assert not _wallet(team.workspace).auto_recharge_armed
+    client.login(email=team.owner.email, password=PASSWORD)
+    page = client.get(reverse("billing:overview", kwargs={"slug": "acme"})).content.decode()
+    assert "next auto-recharge is around" not in page
+    assert "fires again only after available credits are back above that" in page
+    from usage.forecast import credit_forecast
+
+    assert credit_forecast(workspace=team.workspace).next_auto_recharge_on is None
+
+
 # --- Stripe: an off-session PaymentIntent stubbed at Stripe's HTTP edge ---------------------------
 
 @pytest.fixture

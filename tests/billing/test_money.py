@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from billing.money import (
-    InvalidAmount, cents_display, credits_to_nanos, nanos_display, price_display, nanos_to_decimal, nanos_to_str, rate_to_nanos_per_token,
+    InvalidAmount, cents_display, credits_to_nanos, nanos_display, nanos_table, price_display, nanos_to_decimal, nanos_to_str, rate_to_nanos_per_token,
 )
 
 
@@ -15,7 +15,8 @@ def test_it_parses_credits_exactly():
     assert credits_to_nanos("-2.25") == -2_250_000_000
 
 
-@pytest.mark.parametrize("bad", [1.5, "abc", "1.0000000001", "NaN", "Infinity", str(10**12 + 1), True])
+@pytest.mark.parametrize("bad", [1.5, "abc", "1.0000000001", "NaN", "Infinity", str(10**12 + 1), True, "1e9", "2E3",
+                                 "1.5e-3", "0x10", "1_000"])
 def test_it_refuses_floats_bad_text_and_excess_precision(bad):
     with pytest.raises(InvalidAmount):
         credits_to_nanos(bad)
@@ -65,3 +66,20 @@ def test_it_round_trips_exact_strings(nanos):
     assert Decimal(text) == nanos_to_decimal(nanos)
     if abs(nanos) <= 10**21:
         assert credits_to_nanos(text) == nanos
+
+
+def test_tables_show_two_decimals_so_columns_line_up():
+    # issue 30: "11,093.1, 12,025, -49.2, 545.9 and 2,517.0023" in one column
+    assert [nanos_table(credits_to_nanos(v)) for v in ("11093.1", "12025", "-49.2", "545.9", "2517.0023")] == [
+        "11,093.10", "12,025.00", "-49.20", "545.90", "2,517.00"]
+    assert nanos_table(150 * 10**9, signed=True) == "+150.00" and nanos_table(0, signed=True) == "0.00"
+    assert nanos_table(4_200_000) == "<0.01" and nanos_table(-4_200_000, signed=True) == "-<0.01"
+    assert nanos_table(5_000_000) == "0.01"
+
+
+@given(st.integers(-(10**18), 10**18))
+def test_a_table_never_shows_a_non_zero_amount_as_zero(nanos):
+    text = nanos_table(nanos)
+    assert (text in ("0.00",)) == (nanos == 0)
+    if "<" not in text:
+        assert text.split(".")[1].isdigit() and len(text.split(".")[1]) == 2

@@ -172,3 +172,46 @@ def test_the_checkout_session_parameters_reach_stripe_http_edge(team, settings, 
     body = captured["body"].decode() if isinstance(captured["body"], bytes) else captured["body"]
     assert captured["url"].endswith("/v1/checkout/sessions") and "mode=payment" in body
     assert f"client_reference_id={purchase.pk}" in body and "metadata[pack]=pro" in body.replace("%5B", "[").replace("%5D", "]")
+
+
+@pytest.mark.django_db
+def test_the_plans_page_itemises_the_quote_as_stripe_does(client):
+    """Issue 30: the quote was one sentence. Now: the unused time on the old plan, the remaining time
+    on the new one, what is due today, the credits granted now with the unused monthly credits
+    counted against them, and the next invoice."""
+    import re
+    from html import unescape
+
+    from billing.models import Plan
+    from buying.prorations import plan_change_quote
+    from django.utils import timezone
+    from tests.factories import PASSWORD, make_workspace
+
+    solo = make_workspace(slug="solo", plan="pro")
+    client.login(email=solo.owner.email, password=PASSWORD)
+    page = client.get("/w/solo/settings/billing/plans/").content.decode()
+    quote = plan_change_quote(workspace=solo.workspace, plan=Plan.objects.get(pk="team"), at=timezone.now())
+    table = page[page.index('data-testid="quote-lines-team"'):]
+    rows = [(unescape(a), unescape(b)) for a, b in re.findall(r'<th scope="row">([^<]+)</th><td class="num">([^<]+)</td>',
+                                                          table[:table.index("</table>")])]
+    assert rows == quote.lines()
+    labels = [label for label, _ in rows]
+    assert labels[0].startswith("Team, ") and labels[1] == "Unused time on Pro"
+    assert "Due today" in labels and "Less unused Pro credits" in labels and labels[-1] == "Credits now"
+    assert unescape(re.search(r'data-testid="quote-next-team">([^<]+)<', page).group(1)) == quote.next_invoice()
+    assert quote.charge_cents - quote.credit_cents == quote.amount_cents > 0
+    assert quote.new_credits_for_days - quote.old_credits_for_days == quote.credits_now > 0
+    assert dict(rows)["Due today"] == f"${quote.amount_cents // 100}.{quote.amount_cents % 100:02d}"
+
+
+@pytest.mark.django_db
+def test_a_personal_workspaces_pro_card_does_not_promise_team_workspaces(client, outsider):
+    """Issue 30: the card said both "Up to 1 member" and "Team workspaces"."""
+    import re
+
+    client.login(email="outsider@example.com", password="pw-outsider-1")
+    page = client.get("/w/elsewhere/settings/billing/plans/").content.decode()
+    card = page[page.index('data-plan="pro"'):page.index('data-plan="team"')]
+    assert "Up to 1 member (personal workspace)" in card and "priority support" in card
+    assert "Team workspaces" not in card
+    assert not re.search(r"Team workspaces", page[:page.index('data-plan="pro"')])

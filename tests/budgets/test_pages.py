@@ -70,7 +70,7 @@ def test_it_explains_bad_amounts(client, team):
     _login(client, team.admin)
     url = reverse("budgets:alerts", kwargs={"slug": "acme"})
     for value, words in [("-5", "greater than zero"), ("abc", "is not a number"), ("1.0000000001", "decimal places"),
-                         ("1e13", "more than")]:
+                         ("10000000000000", "more than"), ("1e13", "scientific notation")]:
         response = client.post(url, {"monthly_limit": value})
         assert response.status_code == 200
         assert words in response.content.decode(), value
@@ -178,3 +178,17 @@ def test_it_lets_an_admin_budget_members_and_other_admins_but_never_the_owner(cl
     page = client.get(url).content.decode()
     assert f'aria-label="Monthly budget of {team.owner.email}"' not in page
     assert f'aria-label="Monthly budget of {team.member.email}"' in page
+
+
+@pytest.mark.django_db
+def test_a_budget_in_scientific_notation_is_a_form_error_and_changes_nothing(client, team):
+    """Issue 30: "1e9" was saved as a one-billion-credit budget."""
+    from budgets.models import WorkspaceBudget
+
+    before = WorkspaceBudget.objects.get(workspace=team.workspace).monthly_limit
+    client.login(email=team.owner.email, password="correct-horse-9")
+    response = client.post("/w/acme/settings/billing/alerts/", {"action": "budget", "monthly_limit": "1e9",
+                                                                "warning_enabled": "on"})
+    assert response.status_code == 200
+    assert "scientific notation" in response.content.decode()
+    assert WorkspaceBudget.objects.get(workspace=team.workspace).monthly_limit == before

@@ -1,5 +1,7 @@
 """Every page, as each persona, at 1280 and 390 px in headless Chromium: no page scrolls sideways, no
-table cell spills out of its table (a wide table scrolls inside its own box instead), and axe-core
+table cell spills out of its table (a wide table scrolls inside its own box instead), no word is
+broken inside itself across lines (a pill, a run id, an e-mail address), no form control is narrower
+than what it holds or left unstyled, no admin changelist cuts a cell off at 1280 px, and axe-core
 finds no serious or critical accessibility violation. Screenshots: var/screenshots/pages/.
 
 To add a page, add a row to PAGES: its name, its path (formatted with the ids of the demo data
@@ -16,6 +18,7 @@ import pytest
 from billing.models import User, credits
 from buying.purchases import pack_purchase_fulfil, purchase_start
 from budgets.services import budget_set
+from budgets.workspaces import workspace_create
 from invoices.services import workspace_billing_details_update
 from tests.factories import PASSWORD
 from budgets.models import Agent
@@ -49,6 +52,7 @@ PAGES = [
     Page("buy", "/w/{slug}/settings/billing/buy/", MANAGERS),
     Page("purchase-done", "/w/{slug}/settings/billing/buy/{purchase}/", MANAGERS),
     Page("plans", "/w/{slug}/settings/billing/plans/", MANAGERS),
+    Page("plans-quote", "/w/{pro_slug}/settings/billing/plans/", ("owner",)),  # an itemised upgrade quote
     Page("activity", "/w/{slug}/settings/billing/activity/", MANAGERS),
     Page("usage", "/w/{slug}/settings/billing/usage/", EVERYONE),
     Page("run-two-models", "/w/{slug}/runs/two-models/", EVERYONE),
@@ -101,6 +105,71 @@ OVERFLOW_JS = """() => {
 }"""
 
 
+# A word that wraps inside itself ("Ch/ar/ge", "owner@demo.tes/t", "(you/)", a run id over three
+# lines). A word may still break after a hyphen, a slash or a dot-free path separator: those are
+# places a reader expects a line to end. Code blocks that scroll (pre) and hidden text are left out.
+BROKEN_WORDS_JS = r"""() => {
+  const bad = [], range = document.createRange();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node && bad.length < 5; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!el || !el.getClientRects().length || el.closest("pre, script, style, svg, option, select, textarea, .sr-only, details:not([open])")) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden") continue;
+    const pieces = /[^\s\-\/\u2013\u2014]+[\-\/\u2013\u2014]?/g;
+    for (let m; (m = pieces.exec(node.textContent)); ) {
+      if (m[0].length < 2) continue;
+      range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0.5).map(r => Math.round(r.top)));
+      if (tops.size > 1) { bad.push("word broken across lines: " + m[0].slice(0, 40)); break; }
+    }
+  }
+  return bad;
+}"""
+
+# Controls narrower than their content (a pack select cut to "Builder: 525 credit"), buttons whose
+# label spills, and text fields without the stylesheet's look (an input with no type is unstyled).
+CONTROLS_JS = """() => {
+  const bad = [], canvas = document.createElement("canvas").getContext("2d");
+  for (const el of document.querySelectorAll("select, button, .btn, input, textarea")) {
+    if (!el.getClientRects().length || el.closest("#changelist-filter, .sr-only") || el.type === "hidden") continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden") continue;
+    const name = (el.id || el.name || el.textContent || el.value || el.tagName).trim().slice(0, 30);
+    if (el.tagName === "SELECT") {
+      const option = el.options[el.selectedIndex];
+      if (!option) continue;
+      canvas.font = style.font;
+      const needed = canvas.measureText(option.text).width + parseFloat(style.paddingLeft) + parseFloat(style.paddingRight) + 16;
+      if (needed > el.clientWidth + 1) bad.push(`select narrower than its choice: ${name} ("${option.text.slice(0, 40)}")`);
+    } else if (el.scrollWidth > el.clientWidth + 1 && !["checkbox", "radio", "file"].includes(el.type)) {
+      bad.push(`control narrower than its content: ${name}`);
+    }
+    if (el.tagName === "INPUT" && !["checkbox", "radio", "submit", "button", "file", "image", "search"].includes(el.type)
+        && !document.querySelector("#site-name") && parseFloat(style.paddingLeft) < 4) {
+      bad.push(`unstyled field (type "${el.getAttribute("type") || ""}"): ${name}`);
+    }
+  }
+  return bad.slice(0, 5);
+}"""
+
+# The admin's changelists at 1280 px: every cell whole and inside the visible box (nothing cut
+# mid-number by the box's edge, no column off-screen behind a scroll).
+ADMIN_CLIPPED_JS = """() => {
+  const bad = [], list = document.querySelector("#result_list");
+  if (!list) return bad;
+  const box = list.closest(".results") || list.parentElement, edge = box.getBoundingClientRect();
+  for (const cell of list.querySelectorAll("th, td")) {
+    const r = cell.getBoundingClientRect();
+    if (r.right > edge.right + 1 || r.right > innerWidth + 1 || cell.scrollWidth > cell.clientWidth + 1)
+      bad.push("changelist cell cut off: " + (list.querySelectorAll("thead th")[cell.cellIndex]?.textContent.trim() || "")
+               + " / " + cell.textContent.trim().slice(0, 30));
+    if (bad.length >= 3) break;
+  }
+  return bad;
+}"""
+
+
 @pytest.fixture
 def demo(team):
     """A small Acme: runs over a week (one with two models and a tool, one over its reservation, one
@@ -128,7 +197,9 @@ def demo(team):
     budget_set(workspace=team.workspace, monthly_limit=credits(30), warning=True, critical=True, hard_limit=False,
                webhook_url="", actor=team.owner)
     User.objects.create_user(email="staff@acme.test", password=PASSWORD, is_staff=True, is_superuser=True)
-    return {
+    # The owner's second workspace, on Pro: its Plans page quotes the upgrade to Team.
+    workspace_create(slug="acme-labs", name="Acme Labs", owner=team.owner, plan_id="pro")
+    return {"pro_slug": "acme-labs",
         "slug": team.workspace.slug, "workspace": team.workspace.pk, "purchase": purchase.pk,
         "invoice": purchase.invoices.get().number, "agent": Agent.objects.get(workspace=team.workspace, name="bot").pk,
     }
@@ -156,6 +227,10 @@ def _check(page, axe, url, *, where, wait_for, status, screenshot) -> list[str]:
     if scroll_width > inner_width:
         problems.append(f"{where}: scrolls sideways ({scroll_width}px in {inner_width}px)")
     problems += [f"{where}: {issue}" for issue in page.evaluate(OVERFLOW_JS)]
+    problems += [f"{where}: {issue}" for issue in page.evaluate(BROKEN_WORDS_JS)]
+    problems += [f"{where}: {issue}" for issue in page.evaluate(CONTROLS_JS)]
+    if page.viewport_size["width"] >= 1280:
+        problems += [f"{where}: {issue}" for issue in page.evaluate(ADMIN_CLIPPED_JS)]
     for violation in axe.run(page).response["violations"]:
         if violation["impact"] in ("serious", "critical"):
             nodes = "; ".join(node["html"][:80] for node in violation["nodes"][:2])

@@ -184,3 +184,18 @@ def test_the_page_and_the_api_stream_the_same_detailed_csv(client, team, cached_
     assert client.get(f"/w/{team.workspace.slug}/settings/billing/usage/export.csv",
                       {"columns": "everything"}).status_code == 400
     assert api.get("/v1/usage/export.csv", {"columns": "everything"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_file_name_names_the_days_and_the_filters(client, team):
+    """Issue 30: every download was called usage-acme-<today>.csv whatever it held."""
+    client.login(email=team.owner.email, password=PASSWORD)
+
+    def name(**query):
+        return client.get("/w/acme/settings/billing/usage/export.csv", query)["Content-Disposition"]
+
+    assert name(**{"from": "2026-11-01", "to": "2026-11-30", "agent": "Code Reviewer", "status": "failed"}) == (
+        'attachment; filename="usage-acme-2026-11-01-to-2026-11-30-agent-code-reviewer-status-failed.csv"')
+    period = team.workspace.period_start.date().isoformat()
+    assert name(period="current", model="gpt-4o", columns="detailed") == (
+        f'attachment; filename="usage-acme-period-{period}-model-gpt-4o-detailed.csv"')

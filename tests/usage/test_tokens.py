@@ -106,3 +106,15 @@ def test_the_command_refuses_a_non_member(team, outsider):
 
     with pytest.raises(CommandError):
         call_command("create_token", "acme", outsider.email, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_the_api_docs_token_hint_links_to_the_tokens_page_of_ones_own_workspace(client, team, outsider):
+    """Issue 30: "create a token under Settings -> Developer tokens" linked nowhere."""
+    schema = client.get("/v1/schema/").content.decode()
+    assert "[Developer tokens](/settings/tokens/)" in schema
+    assert client.get("/settings/tokens/").status_code == 302  # to the login
+    client.force_login(team.member)
+    assert client.get("/settings/tokens/")["Location"] == "/w/acme/settings/tokens/"
+    client.force_login(outsider)
+    assert client.get("/settings/tokens/")["Location"] == "/w/elsewhere/settings/tokens/"

@@ -2,15 +2,19 @@
 the agent, model and status filters and equal the CSV exported with the same filters; the period
 figures are the ones every other screen shows (issue 10 section 1)."""
 
+import re
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.utils import timezone
 
-from billing.models import credits
-from billing.money import nanos_to_str
+from billing.models import AIModel, credits
+from billing.money import credits_to_nanos, nanos_display, nanos_to_str
 from budgets.selectors import period_spend
+from usage.selectors import Spend, savings_for
 from usage.services import NodeInput, run_authorize
 from usage.tokens import token_create
 
@@ -54,11 +58,52 @@ def test_it_equals_the_csv_exported_with_the_same_filters(client, team, mixed, f
     assert Decimal(usage["this_period"]) == _csv_total(period_rows)
     if filters.get("agent"):
         assert {row["agent"] for row in usage["by_agent"]} <= {filters["agent"]}
-    # The page shows the same figures.
-    assert client.login(email=team.owner.email, password="correct-horse-9")
+    _assert_the_page_shows_the_csv(client, mixed, filters)
+
+
+def _exact(html: str, pattern: str) -> list[tuple[str, Decimal]]:
+    """(key, exact credits) of each row matched by `pattern`: the last amount cell's tooltip."""
+    return [(unescape(key), Decimal(exact)) for key, exact in re.findall(pattern, html, re.S)]
+
+
+def _assert_the_page_shows_the_csv(client, api, filters):
+    """Every figure the Usage page shows under the filters, read against the CSV exported with the
+    same filters: a figure shown in two places is the same figure. Savings is read through its one
+    selector (savings_for) from the CSV's per-model tokens."""
+    assert client.login(email="owner@acme.test", password="correct-horse-9")
     page = client.get("/w/acme/settings/billing/usage/", filters).content.decode()
-    for row in usage["by_agent"]:
-        assert row["agent"] in page
+    rows = parse(api.get("/v1/usage/export.csv", {**filters, "period": "current", "columns": "detailed"})
+                 .streaming_content)
+    header, rows = rows[0], [dict(zip(rows[0], row)) for row in rows[1:]]
+    total = sum((Decimal(row["credits"]) for row in rows), Decimal(0))
+    assert Decimal(re.search(r'data-testid="range-total" title="([^ ]+) credits"', page).group(1)) == total
+    assert re.search(r'data-testid="period-used">([^<]+)<', page).group(1) == nanos_display(credits_to_nanos(total))
+    by_model, by_agent = defaultdict(Decimal), defaultdict(Decimal)
+    tokens = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for row in rows:
+        by_model[row["model"]] += Decimal(row["credits"])
+        by_agent[row["agent"]] += Decimal(row["credits"])
+        for i, name in enumerate(("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                                  "reasoning_tokens")):
+            tokens[row["model"]][i] += int(row[name])
+    cell = r'.*?<span class="amount" title="([^ ]+) credits">[^<]*</span></td></tr>'
+    assert dict(_exact(page, r'data-testid="by-model" data-key="([^"]+)"' + cell)) == dict(by_model)
+    assert dict(_exact(page, r'data-testid="by-agent" data-key="([^"]+)"' + cell)) == dict(by_agent)
+    # The last 90 days: the same filters over the days, whatever the period.
+    today = timezone.now().date()
+    days = parse(api.get("/v1/usage/export.csv", {**filters, "from": (today - timedelta(days=89)).isoformat(),
+                                                   "to": today.isoformat()}).streaming_content)
+    assert Decimal(re.search(r'data-testid="total-90" title="([^ ]+) credits"', page).group(1)) == _csv_total(days)
+    # Savings: the CSV's tokens per model through the page's one selector.
+    names = dict(AIModel.objects.values_list("id", "name"))
+    spends = [Spend(model, names.get(model, model), 0, i, o, 0, ci, cw, rs) for model, (i, o, ci, cw, rs) in tokens.items()]
+    savings = savings_for(by_model=spends)
+    if rows:
+        assert re.search(r'data-testid="savings-actual">([^<]+)<', page).group(1) == nanos_display(savings.actual)
+        assert re.search(r'data-testid="savings-cheapest">([^<]+)<', page).group(1) == nanos_display(savings.cheapest)
+        assert f"the {sum(t[0] for t in tokens.values()):,} input and {sum(t[1] for t in tokens.values()):,} output" in page
+    else:
+        assert 'data-testid="savings-actual"' not in page
 
 
 @pytest.mark.django_db

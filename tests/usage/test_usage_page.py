@@ -135,3 +135,28 @@ def test_the_api_run_the_page_and_the_csv_agree(client, team):
     assert f"Exactly {body['credits']} credits" in html
     rows = parse(export_rows(workspace=team.workspace, filters=RunFilter()))
     assert sum(Decimal(r[6]) for r in rows[1:]) == Decimal(body["credits"])
+
+
+@pytest.mark.django_db
+def test_the_run_and_agent_pages_light_their_menu_item_and_agent_budgets_is_in_the_menu(client, team):
+    """Issue 30: Agent budgets had no place in the sidebar; the agent and run pages lit no item; run
+    pages were titled "Run run_...". """
+    import re
+
+    from budgets.models import Agent
+    from usage.services import run_authorize
+
+    run_authorize(membership=team.membership(team.member), workflow="Ticket routing", agent="bot", model="gpt-4o",
+                  public_id="run_abc123")
+    client.login(email=team.member.email, password=PASSWORD)
+    agent = Agent.objects.get(workspace=team.workspace, name="bot")
+
+    def active(path):
+        html = client.get(path).content.decode()
+        return re.findall(r'class="active" aria-current="page">([^<]+)<', html), html
+
+    assert active("/w/acme/runs/run_abc123/")[0] == ["Usage"]
+    items, html = active(f"/w/acme/agents/{agent.pk}/settings/budget/")
+    assert items == ["Agent budgets"] and ">Agent budgets</a>" in html
+    title = re.search(r"<title>([^<]+)</title>", client.get("/w/acme/runs/run_abc123/").content.decode()).group(1)
+    assert title.startswith("Ticket routing, ") and "Run run_" not in title

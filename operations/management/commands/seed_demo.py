@@ -4,8 +4,14 @@ Two workspaces (Acme Team on the Team plan; owner@demo.test's personal Free work
 agents and workflows, ~90 days of runs authorized and completed through usage.services with `now=`
 in the past (so reservations, charges, counters and rollups are exactly what production would
 hold), period grants and expiries, pack purchases with invoices, a staff adjustment, a monthly
-budget on Acme that the current period has passed 80% of, two runs still running, and a developer
-token. `manage.py reconcile` agrees with all of it.
+budget on Acme that the current period has used about 85% of (the warning banner, not the hard
+limit), two runs still running, two that expired, and a developer token. `manage.py reconcile`
+agrees with all of it.
+
+Everything is placed relative to today: Acme's current period started about 20 days ago whatever
+the day of the month, and its runs in that period are priced as they are replayed so that charged
+plus held lands on USED_TARGET of the budget (tests/operations/test_seed_demo.py checks it on
+several days of the month).
 
 History is replayed in time order: before each run the workspace's billing period is rolled forward
 to contain the run's time, exactly as the period-grant job would have done then."""
@@ -13,6 +19,7 @@ to contain the run's time, exactly as the period-grant job would have done then.
 import random
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -31,6 +38,7 @@ from buying.purchases import purchase_record_manual
 from billing.services import member_add, user_get_or_create
 from budgets.workspaces import workspace_create
 from budgets.alerts import alerts_check
+from budgets.selectors import period_spend
 from budgets.services import agent_budget_set, budget_set, member_budget_set
 from usage.errors import RunRefused
 from usage.models import Agent, Run
@@ -40,6 +48,10 @@ from usage.tokens import token_create
 PASSWORD = "demo12345"
 DAYS = 90
 ACME_BUDGET = credits(6000)
+# The two runs left running hold their agents' max per run (50 credits each).
+RUNNING_HOLDS = credits(100)
+MEAN_COST_FACTOR = (3 * 1.15 + 0.3) / 4 * 0.97
+USED_TARGET = 85  # percent of ACME_BUDGET used (charged + held) when the seed ends: past the 80% warning, under 95%
 ACME_AGENTS = {
     # name: (max per run, per day, per month) in credits; Support Triage keeps the product defaults
     "Research Assistant": (50, 400, 3000),
@@ -69,8 +81,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when any workspace exists.")
         parser.add_argument("--seed", type=int, default=42, help="Random seed (the demo is reproducible).")
+        parser.add_argument("--days", type=int, default=DAYS, choices=range(30, 367), metavar="30..366",
+                            help=f"Days of history (default {DAYS}).")
+        parser.add_argument("--token-file", default="",
+                            help="Write the developer token to this file (mode 600) instead of printing it.")
 
-    def handle(self, *args, if_empty, seed, **options):
+    def handle(self, *args, if_empty, seed, days, token_file, **options):
         if Workspace.objects.exists():
             if if_empty:
                 self.stdout.write("seed_demo: workspaces exist already; nothing to do.")
@@ -79,6 +95,7 @@ class Command(BaseCommand):
                 raise CommandError("The demo workspaces (acme, owner-personal) exist already.")
         started = time.monotonic()
         self.random = random.Random(seed)
+        self.days, self.token_file = days, token_file
         self.now = timezone.now().replace(microsecond=0)
         self.counts = {"runs": 0, "refused": 0, "purchases": 0}
         # Celery tasks enqueued on commit (alert checks after each charge) run inline while seeding,
@@ -124,18 +141,25 @@ class Command(BaseCommand):
             acme.pk: [self._membership(acme, user) for user in (owner, admin, member)],
             personal.pk: [self._membership(personal, owner)],
         }
-        start_day = (self.now - timedelta(days=DAYS)).date()
-        purchases = {start_day + timedelta(days=12): (acme, "builder", admin),
-                     start_day + timedelta(days=58): (acme, "team", owner),
-                     start_day + timedelta(days=40): (personal, "starter", owner)}
-        for offset in range(DAYS + 1):
+        start_day = (self.now - timedelta(days=self.days)).date()
+        # Purchases a number of days ago (a shorter history leaves the older ones out).
+        purchases = {(self.now - timedelta(days=ago)).date(): (workspace, pack, actor) for ago, workspace, pack, actor in
+                     ((78, acme, "builder", admin), (32, acme, "team", owner), (50, personal, "starter", owner))}
+        # Every run's moment first, so that Acme's current period knows how many runs are left to price.
+        cutoff = self.now - timedelta(minutes=10)
+        schedule = {(workspace.pk, day): self._moments(day, team=workspace is acme, before=cutoff)
+                    for offset in range(self.days + 1) for day in [start_day + timedelta(days=offset)]
+                    for workspace in (acme, personal)}
+        self.acme_runs_left = sum(1 for (pk, _), moments in schedule.items() if pk == acme.pk
+                                  for moment in moments if moment >= self.acme_current_start)
+        for offset in range(self.days + 1):
             day = start_day + timedelta(days=offset)
             if day in purchases:
                 workspace, pack, actor = purchases[day]
                 self._purchase(workspace, pack, actor, self._at(day, 6))
-            self._day(acme, memberships[acme.pk], ACME_AGENTS, day, team=True)
-            self._day(personal, memberships[personal.pk], PERSONAL_AGENTS, day, team=False)
-            if offset % 10 == 0 or offset == DAYS:
+            self._day(acme, memberships[acme.pk], ACME_AGENTS, schedule[acme.pk, day], team=True)
+            self._day(personal, memberships[personal.pk], PERSONAL_AGENTS, schedule[personal.pk, day], team=False)
+            if offset % 10 == 0 or offset == self.days:
                 self.stdout.write(f"  {day:%Y-%m-%d}: {self.counts['runs']} runs so far")
         self._roll(acme, self.now)
         self._roll(personal, self.now)
@@ -206,30 +230,43 @@ class Command(BaseCommand):
         return timezone.make_aware(datetime.combine(day, datetime.min.time())) + timedelta(
             hours=hour, minutes=minute, seconds=second)
 
-    def _day(self, workspace, memberships, agents, day, *, team: bool):
+    def _moments(self, day, *, team: bool, before: datetime) -> list[datetime]:
+        """The moments of one day's runs (fewer at weekends), in time order, all before `before`."""
         weekend = day.weekday() >= 5
         if team:
-            in_current_period = self._at(day, 12) >= self.acme_current_start
             runs = self.random.randint(3, 5) if weekend else self.random.randint(10, 14)
-            daily_credits = 330 if in_current_period else 140
         else:
             runs = self.random.randint(0, 1) if weekend else self.random.randint(1, 2)
-            daily_credits = 1.2
-        if not runs:
-            return
-        per_run = daily_credits * (0.6 if weekend else 1.1) / max(runs, 1)
         moments = sorted(self._at(day, self.random.randint(7, 21), self.random.randint(0, 59), self.random.randint(0, 59))
                          for _ in range(runs))
+        return [moment for moment in moments if moment < before]
+
+    def _day(self, workspace, memberships, agents, moments, *, team: bool):
         for moment, next_moment in zip(moments, moments[1:] + [None]):
-            if moment >= self.now - timedelta(minutes=10):
-                break
             self._roll(workspace, moment)
             agent = self.random.choice(list(agents))
+            target = self._target(workspace, moment, weekend=moment.weekday() >= 5, team=team)
             # Runs are replayed one after the other, so each finishes before the next starts and
             # before its period ends: the ledger's order is then also its time order.
             limit = min(m for m in (next_moment, workspace.period_end) if m is not None and m > moment)
-            self._run(workspace, self.random.choice(memberships), agent, moment, per_run, team=team,
+            self._run(workspace, self.random.choice(memberships), agent, moment, target, team=team,
                       finish_before=limit)
+
+    def _target(self, workspace, moment, *, weekend: bool, team: bool) -> float:
+        """About what a run should cost, in credits. In Acme's current period: what is left to charge
+        to reach USED_TARGET of the budget, shared among the runs left, so the period ends near it
+        whatever the day of the month (the two running runs' holds are counted in)."""
+        if not team:
+            return 1.2 * (0.6 if weekend else 1.1) / 1.5
+        if moment < self.acme_current_start:
+            return 140 * (0.6 if weekend else 1.1) / 11
+        goal = ACME_BUDGET * USED_TARGET // 100 - RUNNING_HOLDS
+        left = max(goal - period_spend(workspace=workspace).charged, 0) / 1e9
+        runs_left = max(self.acme_runs_left, 1)
+        self.acme_runs_left -= 1
+        # _run multiplies by ~U(0.3, 1.7) and by the agent's factor (1.15, Support Triage 0.3), and a few
+        # runs stop early: divide by that mean so the target holds on average.
+        return left / runs_left / MEAN_COST_FACTOR
 
     def _run(self, workspace, membership, agent, moment, target_credits, *, team: bool, status=None,
              finish_before=None):
@@ -322,5 +359,13 @@ class Command(BaseCommand):
                           f"(monthly {nanos_display(wallet.monthly)}, purchased {nanos_display(wallet.purchased)}).")
         self.stdout.write("Logins (password demo12345): owner@demo.test, admin@demo.test, member@demo.test, "
                           "staff@demo.test (admin site)")
-        self.stdout.write("Developer token for owner@demo.test in acme (shown once):")
-        self.stdout.write(raw)
+        if self.token_file:
+            # make run prints it once, in its closing banner; nobody else reads the file.
+            path = Path(self.token_file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(raw + "\n")
+            path.chmod(0o600)
+            self.stdout.write(f"Developer token for owner@demo.test in acme: written to {path}")
+        else:
+            self.stdout.write("Developer token for owner@demo.test in acme (shown once):")
+            self.stdout.write(raw)
