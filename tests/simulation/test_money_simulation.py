@@ -42,14 +42,12 @@ def _run(seed_value: int, *, steps: int, examples: int, shrink: bool = True) -> 
         raise
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.skipif(SEED is not None, reason="make simulate runs its own seed")
 @pytest.mark.parametrize("seed_value", FIXED_SEEDS)
 def test_it_keeps_every_balance_figure_and_invariant_through_a_simulated_history(db, simulation_settings, seed_value):
     _run(seed_value, steps=STEPS, examples=EXAMPLES)
 
 
-@pytest.mark.needs_postgres
 @pytest.mark.skipif(SEED is None, reason="only under make simulate SEED=...")
 def test_simulate(db, simulation_settings):
     """`make simulate`: one seed, as many steps and examples as asked."""
