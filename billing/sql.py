@@ -6,7 +6,10 @@ decision inside PostgreSQL. The functions live in readable, commented files besi
 (`sql_file_install`). This module keeps only what that needs from Python:
 
 - `sql_row`: one statement through Django's own connection (its transaction and atomic blocks, its
-  query log, its error wrapping), for the function calls and the completion's one read;
+  query log, its error wrapping), for the function calls and the completion's one read. Its cursor
+  binds the parameters on the server and prepares each statement once per connection (unless
+  settings.DATABASE_PREPARE is off): Django's own cursors bind on the client, quoting every value
+  into the statement's text in Python, and PostgreSQL then parses and plans each text anew;
 - `columns` and `instance_from_row`: that read's run as a model instance, converted as the ORM
   converts it, without compiling a queryset.
 
@@ -18,8 +21,12 @@ every execution). A phase now sends one short statement of a dozen parameters.""
 import hashlib
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
+import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, migrations
+from django.db.backends.postgresql.base import CursorMixin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,9 +53,33 @@ def sql_file_sha256(path: str) -> str:
 
 def sql_row(sql: str, params=()) -> tuple | None:
     """The first row of one statement (None when it returns none)."""
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+    with _cursor(connections[DEFAULT_DB_ALIAS]) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+def _cursor(db):
+    """A cursor of the Django connection (its transaction, query log and error wrapping) that binds
+    on the server and prepares what it runs; Django's own cursor with DATABASE_PREPARE off (behind a
+    pooler that cannot keep prepared statements). psycopg forgets a connection's prepared statements
+    after a rollback; the next call prepares again."""
+    if not settings.DATABASE_PREPARE:
+        return db.cursor()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    with db.wrap_database_errors:
+        cursor = _PreparingCursor(db.connection)
+    return db.make_debug_cursor(cursor) if db.queries_logged else db.make_cursor(cursor)
+
+
+class _PreparingCursor(CursorMixin, psycopg.Cursor):
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        super().execute(query, params, prepare=True, binary=binary)
+        if self._query is None:
+            # A prepared execution leaves no text where Django's query log reads it.
+            self._query = SimpleNamespace(query=query.encode())
+        return self
 
 
 @cache

@@ -23,7 +23,7 @@ from django.utils import timezone
 from billing.edition import is_community
 from billing.models import Membership, User, Workspace
 from billing.money import NANOS_PER_CREDIT, nanos_display
-from billing.pricing import CLASS_COLUMNS, TokenCounts, price_node, rates_from_rows
+from billing.pricing import TokenCounts, price_node, rates_from_rows
 from billing.recharge_trigger import recharge_enqueue
 from billing.sql import columns, instance_from_row, sql_row
 from budgets.alerts import alerts_check_later, alerts_on_refusal
@@ -161,38 +161,17 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     raise _refusal_error(refusal)
 
 
-# The run a client's id names (a completion, a replayed authorize), with the names its API answer
-# shows and the rates in force when it was authorized for the given models and tools (what a
-# completion prices its nodes with), in one statement. Found through RunKey, as
-# Run.objects.for_public_id does: the key's run_created_at prunes the other month partitions.
-RUN_BY_PUBLIC_ID = f"""
-    SELECT {columns(Run, "r")}, f.name, a.name, m.user_id, u.email,
-           (SELECT json_agg(json_build_array(x.model_id, x.input_nanos_per_token, x.output_nanos_per_token,
-                                             {", ".join(f"x.{column}" for column in CLASS_COLUMNS)}))
-              FROM (SELECT DISTINCT ON (mr.model_id) mr.*
-                      FROM billing_modelrate mr
-                     WHERE mr.model_id = ANY(%s) AND mr.effective_from <= r.created_at
-                     ORDER BY mr.model_id, mr.effective_from DESC) x),
-           (SELECT json_agg(json_build_array(t.tool, t.nanos_per_call))
-              FROM (SELECT DISTINCT ON (tr.tool) tr.tool, tr.nanos_per_call
-                      FROM billing_toolrate tr
-                     WHERE tr.tool = ANY(%s) AND tr.effective_from <= r.created_at
-                     ORDER BY tr.tool, tr.effective_from DESC) t)
-    FROM usage_run r
-    JOIN usage_workflow f ON f.id = r.workflow_id
-    JOIN usage_agent a ON a.id = r.agent_id
-    JOIN billing_membership m ON m.id = r.member_id
-    JOIN billing_user u ON u.id = m.user_id
-    WHERE r.workspace_id = %s
-      AND r.id = (SELECT k.run_id FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)
-      AND r.created_at = (SELECT k.run_created_at FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)"""
+# The run a client's id names, with the names its answer shows and the rates in force when it was
+# authorized, in one call (usage_run_for_completion, usage/sql/runs.sql). The run's columns are read
+# in the order instance_from_row takes them.
+RUN_BY_PUBLIC_ID = (f"SELECT {columns(Run, '(c.run)')}, c.workflow_name, c.agent_name, c.user_id, c.email, "
+                    "c.model_rates, c.tool_rates FROM usage_run_for_completion(%s, %s, %s, %s) c")
 
 
 def _run_by_public_id(*, workspace_id: int, public_id: str, models=(), tools=()) -> tuple[Run | None, list, list]:
     """The run (None if there is none), and the rows of the rates in force at its authorization
     for `models` and `tools` (billing.pricing.rates_from_rows reads them)."""
-    row = sql_row(RUN_BY_PUBLIC_ID, [sorted(models), sorted(tools), workspace_id, workspace_id, public_id,
-                                     workspace_id, public_id])
+    row = sql_row(RUN_BY_PUBLIC_ID, [workspace_id, public_id, sorted(models), sorted(tools)])
     if row is None:
         return None, [], []
     run = instance_from_row(Run, row)

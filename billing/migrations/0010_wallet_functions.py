@@ -13,5 +13,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("billing/sql/wallet.sql", sha256="8b87fa43a08daa1bca64b428913bd80c325d3243bda2e46959740a5a0a9aedca"),
+        sql_file_install("billing/sql/wallet.sql", sha256="a8affce293d3f6292dfb3beadbbb98372d48b70a67b93d4d64d1bcb45d853ed6"),
     ]

@@ -84,9 +84,15 @@ END $$;
 -- the buckets do not change, available does. Returns billing_wallet_watch's key.
 CREATE OR REPLACE FUNCTION billing_hold_place(p_workspace bigint, p_amount bigint) RETURNS text
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_threshold bigint;
 BEGIN
   UPDATE billing_wallet SET reserved = reserved + p_amount, running_runs = running_runs + 1, updated_at = now()
-   WHERE workspace_id = p_workspace;
+   WHERE workspace_id = p_workspace
+  RETURNING auto_recharge_threshold INTO v_threshold;
+  IF v_threshold IS NULL THEN
+    RETURN NULL;  -- no threshold, nothing to watch: skip the watch's read
+  END IF;
   RETURN billing_wallet_watch(p_workspace);  -- a hold can take available below the threshold
 END $$;
 
@@ -102,19 +108,18 @@ END $$;
 
 
 -- Charge a finished run p_cost nanocredits and, when p_release is not NULL, release its open hold of
--- p_release. The monthly bucket pays first, then purchased, which may go below zero by an
+-- p_release. w is the wallet row as the caller locked it. The monthly bucket pays first, then purchased, which may go below zero by an
 -- over-reservation (the monthly bucket never does). One ledger entry per bucket that pays (none for
 -- zero), keyed run:<run id>:charge:<bucket> (database-unique: a run is charged once), each with the
 -- bucket's balance and the wallet's balance after it.
-CREATE OR REPLACE FUNCTION billing_run_charge(p_workspace bigint, p_run bigint, p_public_id text, p_cost bigint,
+CREATE OR REPLACE FUNCTION billing_run_charge(w billing_wallet, p_run bigint, p_public_id text, p_cost bigint,
     p_release bigint, p_at timestamptz) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-  w billing_wallet%ROWTYPE;
+  p_workspace bigint := w.workspace_id;
   v_from_monthly bigint;
   v_from_purchased bigint;
 BEGIN
-  SELECT * INTO w FROM billing_wallet WHERE workspace_id = p_workspace;
   v_from_monthly := least(p_cost, greatest(w.monthly, 0));
   v_from_purchased := p_cost - v_from_monthly;
   INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after, reason,
@@ -134,5 +139,8 @@ BEGIN
          running_runs = running_runs - CASE WHEN p_release IS NULL THEN 0 ELSE 1 END,
          updated_at = now()
    WHERE workspace_id = p_workspace;
+  IF w.auto_recharge_threshold IS NULL THEN
+    RETURN NULL;  -- no threshold, nothing to watch (the lock keeps it from changing meanwhile)
+  END IF;
   RETURN billing_wallet_watch(p_workspace);
 END $$;

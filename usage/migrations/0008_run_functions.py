@@ -14,5 +14,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("usage/sql/runs.sql", sha256="dfbe006eb8154d459c5840a24b97baf31609d1137b0986484f428ff533af7e70"),
+        sql_file_install("usage/sql/runs.sql", sha256="ba22dd313a10f8e55ec49a399c78f61426d4194b994233691c3b8cba4e78d044"),
     ]

@@ -15,6 +15,50 @@
 -- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
 
 
+-- The run a client's id names, for a completion (or a replayed authorize): the run row, the names its
+-- answer shows, and the rates in force when it was authorized for p_models and p_tools (what the
+-- caller prices the nodes with: a class without a rate of its own is NULL here, priced at its
+-- parent's by billing.pricing). No row when there is no such run. Found through usage_runkey: the
+-- key's run_created_at names the run's month partition. A read: it locks nothing. A function rather
+-- than a statement because PL/pgSQL keeps its statements' plans for the session, and planning this
+-- lookup over the month partitions cost several times its execution.
+CREATE OR REPLACE FUNCTION usage_run_for_completion(p_workspace bigint, p_public_id text, p_models text[],
+    p_tools text[])
+RETURNS TABLE (run usage_run, workflow_name text, agent_name text, user_id bigint, email text, model_rates json,
+               tool_rates json)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_run bigint;
+  v_created timestamptz;
+BEGIN
+  SELECT k.run_id, k.run_created_at INTO v_run, v_created
+    FROM usage_runkey k WHERE k.workspace_id = p_workspace AND k.public_id = p_public_id;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+  SELECT r, f.name::text, a.name::text, m.user_id, u.email::text,
+         (SELECT json_agg(json_build_array(x.model_id, x.input_nanos_per_token, x.output_nanos_per_token,
+                                           x.cached_input_nanos_per_token, x.cache_write_nanos_per_token,
+                                           x.reasoning_nanos_per_token))
+            FROM (SELECT DISTINCT ON (mr.model_id) mr.*
+                    FROM billing_modelrate mr
+                   WHERE mr.model_id = ANY(p_models) AND mr.effective_from <= v_created
+                   ORDER BY mr.model_id, mr.effective_from DESC) x),
+         (SELECT json_agg(json_build_array(t.tool, t.nanos_per_call))
+            FROM (SELECT DISTINCT ON (tr.tool) tr.tool, tr.nanos_per_call
+                    FROM billing_toolrate tr
+                   WHERE tr.tool = ANY(p_tools) AND tr.effective_from <= v_created
+                   ORDER BY tr.tool, tr.effective_from DESC) t)
+    FROM usage_run r
+    JOIN usage_workflow f ON f.id = r.workflow_id
+    JOIN usage_agent a ON a.id = r.agent_id
+    JOIN billing_membership m ON m.id = r.member_id
+    JOIN billing_user u ON u.id = m.user_id
+   WHERE r.id = v_run AND r.created_at = v_created AND r.workspace_id = p_workspace;
+END $$;
+
+
 -- Authorize a run: reserve credits, or refuse with the code of the limit that binds. Returns one row;
 -- `outcome` says which of these it is:
 --   'authorized'     the run was created (run_id, run_created_at, reserved, max_output_tokens,
@@ -132,11 +176,12 @@ CREATE OR REPLACE FUNCTION usage_run_complete(p_workspace bigint, p_run bigint, 
 RETURNS TABLE (outcome text, released boolean, recharge_key text)
 LANGUAGE plpgsql AS $$
 DECLARE
+  w billing_wallet%ROWTYPE;
   r usage_run%ROWTYPE;
   v_open boolean := true;
   v_key text;
 BEGIN
-  PERFORM 1 FROM billing_wallet WHERE workspace_id = p_workspace FOR UPDATE;
+  SELECT * INTO w FROM billing_wallet WHERE workspace_id = p_workspace FOR UPDATE;
   -- Conditional, under the lock: the first completion wins and a replay changes nothing. The run's
   -- created_at names its month partition.
   UPDATE usage_run
@@ -174,7 +219,7 @@ BEGIN
          tool_credits bigint, credits bigint, tools jsonb, cache_saving bigint)
    ORDER BY n.position;
 
-  v_key := billing_run_charge(p_workspace, r.id, r.public_id, p_cost, CASE WHEN v_open THEN r.reserved END, p_now);
+  v_key := billing_run_charge(w, r.id, r.public_id, p_cost, CASE WHEN v_open THEN r.reserved END, p_now);
   PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.day, r.period_start, p_cost,
                                    CASE WHEN v_open THEN -r.reserved ELSE 0 END);
 
