@@ -118,15 +118,17 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     params = [workspace.pk, membership.pk, workflow, agent, model, public_id, estimated_input_tokens,
               estimated_cached_input_tokens, max_output_tokens, body_hash, now, now.date(),
               settings.RESERVATION_TTL_SECONDS, is_community()]
+    refused_by_database = None
     try:
         answer = Authorized(*_locked_call(AUTHORIZE, params))
         if answer.outcome == "new_name":
             Agent.objects.get_or_create(workspace=workspace, name=agent)
             Workflow.objects.get_or_create(workspace=workspace, name=workflow)
             answer = Authorized(*_locked_call(AUTHORIZE, params))
-    except IntegrityError:
+    except IntegrityError as error:
         # The database's unique key on the client's id refused a twin the function did not see (it
         # looks the key up under the wallet lock first): answer as a replay of the first run.
+        refused_by_database = error
         answer = Authorized("replay", *[None] * 11)
     if answer.outcome == "authorized":
         recharge_enqueue(answer.recharge_key)
@@ -146,7 +148,7 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                 # The key outlives retention, so an old id is never charged again.
                 raise IdempotencyConflict(f"Run id {public_id!r} belongs to a run older than the kept detail; "
                                           "use a new id.")
-            raise IntegrityError(f"Run id {public_id!r} was refused by the database but no run has it.")
+            raise refused_by_database or IntegrityError(f"No run has the id {public_id!r} its key names.")
         return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
     if answer.outcome == "unknown_model":
         raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
