@@ -14,7 +14,6 @@ from .audit import audit_record
 from .models import LedgerEntry, Wallet, Workspace
 from .money import nanos_display, nanos_to_str
 from .recharge_trigger import wallet_watch
-from .sql import columns, instance_from_row, rows_insert, sql_row, sql_write
 
 MONTHLY, PURCHASED = LedgerEntry.MONTHLY, LedgerEntry.PURCHASED
 
@@ -38,66 +37,16 @@ class Posting:
 
 
 def wallet_lock(workspace_id: int) -> Wallet:
-    """The wallet row, locked until the surrounding transaction ends. Fixed SQL (billing.sql): every
-    run takes this lock twice."""
-    row = sql_row(f"SELECT {columns(Wallet, 'w')} FROM billing_wallet w WHERE w.workspace_id = %s FOR UPDATE",
-                  [workspace_id])
-    if row is None:
-        raise Wallet.DoesNotExist(f"No wallet for workspace {workspace_id}.")
-    return instance_from_row(Wallet, row)
-
-
-def _wallet_save(wallet: Wallet, *fields: str) -> None:
-    """Write `fields` of a wallet locked by the caller, and its updated_at (what save(update_fields)
-    does, as fixed SQL for the charge path)."""
-    wallet.updated_at = timezone.now()
-    fields += ("updated_at",)
-    sql_write("billing_wallet",
-              f"UPDATE billing_wallet SET {', '.join(f'{name} = %s' for name in fields)} WHERE workspace_id = %s",
-              [getattr(wallet, name) for name in fields] + [wallet.workspace_id])
+    """The wallet row, locked until the surrounding transaction ends. (The charge path locks it inside
+    its PL/pgSQL call instead: usage/sql/runs.sql.)"""
+    return Wallet.objects.select_for_update().get(workspace_id=workspace_id)
 
 
 def post(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purchase=None, at=None) -> list[LedgerEntry]:
     """Apply postings to a wallet locked by the caller: one ledger entry each, then save the buckets.
 
-    Zero postings are skipped: the ledger records changes, not non-events."""
-    entries = _apply(wallet=wallet, postings=postings, actor=actor, run=run, purchase=purchase, at=at)
-    _wallet_save(wallet, "monthly", "purchased")
-    wallet_watch(wallet)
-    return entries
-
-
-def hold_place(*, wallet: Wallet, amount: int) -> None:
-    """A run's hold: `amount` more reserved and one more running run. Not a ledger entry (SPEC
-    section 2): the buckets do not change, `available` does. Wallet locked by the caller."""
-    wallet.reserved += amount
-    wallet.running_runs += 1
-    _wallet_save(wallet, "reserved", "running_runs")
-    wallet_watch(wallet)  # a hold can take available below the auto-recharge threshold
-
-
-def hold_release(*, wallet: Wallet, amount: int) -> None:
-    """The end of a run's hold without a charge (the sweeper expired it). Wallet locked by the caller."""
-    wallet.reserved -= amount
-    wallet.running_runs -= 1
-    _wallet_save(wallet, "reserved", "running_runs")
-    wallet_watch(wallet)  # a released hold can re-arm auto-recharge
-
-
-def run_charge_post(*, wallet: Wallet, run, cost: int, release_hold: bool, at=None) -> list[LedgerEntry]:
-    """Charge a finished run (monthly bucket first, then purchased) and, if its hold is still open,
-    release it: the charge entries and one wallet write. Wallet locked by the caller."""
-    if release_hold:
-        wallet.reserved -= run.reserved
-        wallet.running_runs -= 1
-    entries = _apply(wallet=wallet, postings=charge_postings(wallet=wallet, cost=cost, key_prefix=f"run:{run.pk}:charge",
-                                                             reason=f"Run {run.public_id}"), run=run, at=at)
-    _wallet_save(wallet, "monthly", "purchased", "reserved", "running_runs")
-    wallet_watch(wallet)
-    return entries
-
-
-def _apply(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, purchase=None, at=None) -> list[LedgerEntry]:
+    Zero postings are skipped: the ledger records changes, not non-events. (A run's charge is posted
+    by billing_run_charge, billing/sql/wallet.sql, with the same split and keys.)"""
     at = at or timezone.now()
     entries = []
     for posting in postings:
@@ -116,22 +65,14 @@ def _apply(*, wallet: Wallet, postings: list[Posting], actor=None, run=None, pur
                 idempotency_key=posting.key, run=run, purchase=purchase, created_at=at,
             )
         )
-    rows_insert(LedgerEntry, entries)
+    LedgerEntry.objects.bulk_create(entries)
+    wallet.save(update_fields=["monthly", "purchased", "updated_at"])
+    wallet_watch(wallet)
     return entries
 
 
 def entry_exists(key: str) -> bool:
     return LedgerEntry.objects.filter(idempotency_key=key).exists()
-
-
-def charge_postings(*, wallet: Wallet, cost: int, key_prefix: str, reason: str) -> list[Posting]:
-    """Split a charge: the monthly bucket first, then purchased (which may go below zero by an
-    over-reservation; the monthly bucket never does)."""
-    from_monthly = min(cost, max(wallet.monthly, 0))
-    return [
-        Posting(LedgerEntry.CHARGE, MONTHLY, -from_monthly, f"{key_prefix}:monthly", reason),
-        Posting(LedgerEntry.CHARGE, PURCHASED, -(cost - from_monthly), f"{key_prefix}:purchased", reason),
-    ]
 
 
 def credits_adjust(*, workspace: Workspace, amount: int, reason: str, actor=None, key: str | None = None,

@@ -5,7 +5,6 @@ from datetime import datetime
 
 from .edition import is_community
 from .models import ModelRate, ToolRate
-from .sql import placeholders, sql_rows
 
 
 @dataclass(frozen=True)
@@ -43,24 +42,6 @@ def _rate(model_id: str, row, community: bool) -> Rate:
 CLASS_COLUMNS = ("cached_input_nanos_per_token", "cache_write_nanos_per_token", "reasoning_nanos_per_token")
 
 
-def model_rate_sql(column: str) -> str:
-    """The rate of one model in force at a time, as a scalar subquery of fixed text (billing.sql) for
-    the charge path to add to a statement it makes anyway: `column` is a column of billing_modelrate;
-    its parameters are the model id, then the time. Read the columns back with rate_from_columns."""
-    return (f"(SELECT r.{column} FROM billing_modelrate r WHERE r.model_id = %s AND r.effective_from <= %s "
-            "ORDER BY r.effective_from DESC LIMIT 1)")
-
-
-def rate_from_columns(*, model_id: str, rate_in: int | None, rate_out: int | None,
-                      cached_in: int | None = None) -> Rate | None:
-    """The Rate that model_rate_sql subqueries read, or None when the model has no rate in force.
-    Authorize reads the input, output and cached input rates only (what max_output_tokens needs);
-    complete prices with rates_at, which reads every class."""
-    if rate_in is None or rate_out is None:
-        return None
-    return _rate(model_id, (rate_in, rate_out, cached_in), is_community())
-
-
 def model_rates_at(*, at: datetime, model_ids=None) -> dict[str, Rate]:
     """The rate in force at `at` for each model (one query; rates are few)."""
     rates: dict[str, Rate] = {}
@@ -86,32 +67,14 @@ def tool_rates_at(*, at: datetime, tools=None) -> dict[str, int]:
     return rates
 
 
-def rates_at(*, at: datetime, model_ids, tools) -> tuple[dict[str, Rate], dict[str, int]]:
-    """model_rates_at and tool_rates_at together, in one statement of fixed text (a UNION ALL; the
-    charge path, billing.sql)."""
-    model_ids, tools = sorted(model_ids), sorted(tools)
-    parts, params = [], []
-    if model_ids:
-        parts.append("SELECT 'model', model_id, effective_from, input_nanos_per_token, output_nanos_per_token, "
-                     f"{', '.join(CLASS_COLUMNS)} "
-                     f"FROM billing_modelrate WHERE effective_from <= %s AND model_id IN ({placeholders(len(model_ids))})")
-        params += [at, *model_ids]
-    if tools:
-        parts.append("SELECT 'tool', tool, effective_from, nanos_per_call, 0, NULL, NULL, NULL "
-                     f"FROM billing_toolrate WHERE effective_from <= %s AND tool IN ({placeholders(len(tools))})")
-        params += [at, *tools]
-    models: dict[str, Rate] = {}
-    tool_rates: dict[str, int] = {}
-    if not parts:
-        return models, tool_rates
+def rates_from_rows(*, model_rows, tool_rows) -> tuple[dict[str, Rate], dict[str, int]]:
+    """The rates a statement read: `model_rows` as (model id, input, output, cached input, cache
+    write, reasoning) and `tool_rows` as (tool, per call), one row each in force (the completion's
+    one read, usage.services)."""
     community = is_community()
-    for kind, name, _, *row in sorted(sql_rows(" UNION ALL ".join(parts), params), key=lambda row: row[2],
-                                      reverse=True):
-        if kind == "model" and name not in models:
-            models[name] = _rate(name, row, community)
-        elif kind == "tool" and name not in tool_rates:
-            tool_rates[name] = 0 if community else row[0]
-    return models, tool_rates
+    models = {row[0]: _rate(row[0], row[1:], community) for row in model_rows}
+    tools = {row[0]: 0 if community else row[1] for row in tool_rows}
+    return models, tools
 
 
 @dataclass

@@ -1,68 +1,43 @@
 """Auto-recharge's trigger: watches a locked wallet after each change (docs/auto-recharge.md).
 
-Every writer of a wallet (authorize, complete, expire, grant and expiry, purchase, refund,
-adjustment) calls `wallet_watch` under the wallet lock, after saving it. The threshold and the armed
-flag sit on the wallet row the writer already loaded, so the common case costs no query at all.
+The rule is one PL/pgSQL function, billing_wallet_watch (billing/sql/wallet.sql): the charge path
+calls it inside its own statement, and every other writer of a wallet (grant and expiry, purchase,
+refund, adjustment, the auto-recharge settings) calls it here, under the wallet lock, after saving
+the wallet. In short:
 
-- available < threshold and armed: one crossing. The wallet is disarmed, the crossing number taken
+- available < threshold and armed: one crossing. The wallet is disarmed, the crossing numbered
   (`auto_recharge_crossings`), and one attempt inserted with the DB-unique key
-  `auto-recharge:<workspace>:<crossing>` (INSERT ... ON CONFLICT DO NOTHING, which never aborts the
-  writer's transaction). A partial unique index keeps at most one attempt in flight per workspace.
+  `auto-recharge:<workspace>:<crossing>` (ON CONFLICT DO NOTHING, which never aborts the writer's
+  transaction). A partial unique index keeps at most one attempt in flight per workspace.
   The payment (buying.auto_recharge, a layer above) is enqueued by task name after commit; the
   writer (a run) is never refused or kept waiting for it.
 - available >= threshold: re-armed (one UPDATE, only when it was disarmed).
-- The ceiling per period is counted here, under the same lock: a crossing past it is recorded as
+- The ceiling per period is counted there, under the same lock: a crossing past it is recorded as
   skipped and buys nothing.
 """
 
 from celery import current_app
 from django.db import transaction
 
-from .models import AutoRecharge, AutoRechargeAttempt, Wallet, Workspace
-
-COUNTED = (AutoRechargeAttempt.PENDING, AutoRechargeAttempt.RETRYING, AutoRechargeAttempt.SUCCEEDED,
-           AutoRechargeAttempt.REQUIRES_ACTION)
+from .models import Wallet
+from .sql import sql_row
 
 
-def wallet_watch(wallet: Wallet) -> AutoRechargeAttempt | None:
-    """Call under the wallet lock after the wallet was saved. Returns the attempt a crossing made."""
-    threshold = wallet.auto_recharge_threshold
-    if threshold is None:
-        return None
-    if wallet.available >= threshold:
-        if not wallet.auto_recharge_armed:
-            Wallet.objects.filter(pk=wallet.pk).update(auto_recharge_armed=True)
-            wallet.auto_recharge_armed = True
-        return None
-    if not wallet.auto_recharge_armed:
-        return None
-    return _cross(wallet)
+def wallet_watch(wallet: Wallet) -> None:
+    """Call under the wallet lock after the wallet was saved. The function reads the row, not this
+    copy (whose armed flag and crossings it may change: write them back only from a fresh read)."""
+    if wallet.auto_recharge_threshold is None:
+        return  # auto-recharge off or paused: nothing to watch, no statement
+    (key,) = sql_row("SELECT billing_wallet_watch(%s)", [wallet.workspace_id])
+    recharge_enqueue(key)
 
 
-def _cross(wallet: Wallet) -> AutoRechargeAttempt | None:
-    crossing = wallet.auto_recharge_crossings + 1
-    Wallet.objects.filter(pk=wallet.pk).update(auto_recharge_armed=False, auto_recharge_crossings=crossing)
-    wallet.auto_recharge_armed, wallet.auto_recharge_crossings = False, crossing
-    settings_row = AutoRecharge.objects.filter(pk=wallet.workspace_id).first()
-    if settings_row is None or not settings_row.is_active:
-        return None
-    period_start = Workspace.objects.values_list("period_start", flat=True).get(pk=wallet.workspace_id)
-    attempts = AutoRechargeAttempt.objects.filter(workspace_id=wallet.workspace_id)
-    if attempts.filter(status__in=AutoRechargeAttempt.IN_FLIGHT).exists():
-        return None  # one in flight already: its credits re-arm the trigger
-    used = attempts.filter(period_start=period_start, status__in=COUNTED).count()
-    status = AutoRechargeAttempt.PENDING if used < settings_row.max_per_period else AutoRechargeAttempt.SKIPPED
-    key = f"auto-recharge:{wallet.workspace_id}:{crossing}"
-    attempt = AutoRechargeAttempt(
-        workspace_id=wallet.workspace_id, key=key, status=status, period_start=period_start,
-        available_at_trigger=wallet.available, threshold=wallet.auto_recharge_threshold, pack_id=settings_row.pack_id,
-        last_error="" if status == AutoRechargeAttempt.PENDING else
-        f"The ceiling of {settings_row.max_per_period} auto-recharges this period was reached.",
-    )
-    AutoRechargeAttempt.objects.bulk_create([attempt], ignore_conflicts=True)
-    if status == AutoRechargeAttempt.PENDING:
+def recharge_enqueue(key: str | None) -> None:
+    """After commit, enqueue the payment of the attempt a crossing made (the key billing_wallet_watch
+    returned; None: nothing to pay). `robust`: the writer has committed; a lost enqueue is paid by
+    buying's retry sweep."""
+    if key:
         transaction.on_commit(lambda: _enqueue(key), robust=True)
-    return attempt
 
 
 # The payment belongs to the buying layer above; the money core names its task instead of importing it.

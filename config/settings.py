@@ -100,8 +100,8 @@ TEMPLATES = [
 
 # Without DATABASE_URL: the embedded PostgreSQL that `make run` starts in var/postgres (config/embedded_db.py).
 DATABASES = {"default": database_from_url("DATABASE_URL", embedded_url(VAR_DIR / "postgres"))}
-# The charge path's statements (billing/sql.py) and the period-grants job's are prepared once per
-# connection; Django's own queries never are (its cursors bind on the client). Turn it off behind a
+# The charge path's calls (billing/sql.py) and the period-grants job's statements are prepared once
+# per connection; Django's own queries never are (its cursors bind on the client). Turn it off behind a
 # connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21,
 # or without max_prepared_statements).
 DATABASE_PREPARE = env_bool("DATABASE_PREPARE", True)

@@ -1,33 +1,37 @@
 """The run lifecycle: authorize (reserve), complete (charge exactly once), expire (release).
 
-Each write is one short transaction under the workspace's wallet lock (billing.ledger.wallet_lock):
-the budget checks, the reservation and the counters move together, so concurrent runs can never
-together pass a limit, and a replayed completion finds the run already charged."""
+Each phase's locked decision is ONE statement: a call of a PL/pgSQL function (usage/sql/runs.sql)
+that locks the workspace's wallet row and, inside PostgreSQL, checks every limit, places or
+releases the hold, moves the counters, writes the run, its nodes, the rollup and the ledger entries,
+and watches the auto-recharge threshold (issue 26; docs/performance.md). Concurrent runs can never
+together pass a limit, and a replayed completion finds the run already charged. That SQL is the only
+implementation of those rules; this module validates the request, prices the nodes (billing.pricing,
+from the rates the completion's one read returns), and turns what the database answered into the
+run, a refusal or a replay, with the alerts and auto-recharge enqueued after commit."""
 
 import hashlib
 import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing.ledger import hold_place, hold_release, run_charge_post, wallet_lock
-from billing.models import Membership, User, Workspace
 from billing.edition import is_community
+from billing.models import Membership, User, Workspace
 from billing.money import NANOS_PER_CREDIT, nanos_display
-from billing.pricing import Rate, TokenCounts, model_rate_sql, price_node, rate_from_columns, rates_at
-from billing.sql import columns, instance_from_row, rows_insert, sql_execute, sql_row, writes_together
-from billing.upsert import upsert_add
+from billing.pricing import TokenCounts, price_node, rates_from_rows
+from billing.recharge_trigger import recharge_enqueue
+from billing.sql import columns, instance_from_row, sql_row
 from budgets.alerts import alerts_check_later, alerts_on_refusal
-from budgets.counters import RunCounters, counters_add
-from budgets.limits import CONCURRENCY_LIMIT, Refusal, run_reservation_decide
+from budgets.limits import CONCURRENCY_LIMIT, REFUSAL_CODES, Refusal, refusal_from_database
 
 from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunRefused,
                      UnknownModel)
-from .models import Agent, DailyUsage, Run, RunKey, RunNode, Workflow
+from .models import Agent, Run, RunKey, RunNode, Workflow
 
 MAX_NODES = 1000
 MAX_TOKENS = 10**12
@@ -68,16 +72,34 @@ def _replay(run: Run, body_hash: str, field: str) -> Run:
     return run
 
 
-def max_output_tokens_for(*, reserved: int, rate, estimated_input_tokens: int, requested: int | None,
-                          estimated_cached_input_tokens: int = 0) -> int | None:
-    """What the reservation can pay for at the model's output rate after the estimated input, of
-    which estimated_cached_input_tokens at the cached input rate."""
-    if rate.output_nanos_per_token == 0:
-        return requested
-    input_cost = ((estimated_input_tokens - estimated_cached_input_tokens) * rate.input_nanos_per_token
-                  + estimated_cached_input_tokens * rate.cached_input_nanos_per_token)
-    affordable = max(reserved - input_cost, 0) // rate.output_nanos_per_token
-    return affordable if requested is None else min(requested, affordable)
+def _locked_call(sql: str, params: list) -> tuple:
+    """One call of a run function. Outside a transaction (the API) the statement is its own
+    transaction, and the wallet lock it takes lasts that statement only. Inside a caller's
+    transaction (the demo seed, tests) a savepoint keeps an error of the call (a taken key) from
+    aborting the caller's transaction, as the atomic block around the old code did."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return sql_row(sql, params)
+    return sql_row(sql, params)
+
+
+class Authorized(NamedTuple):
+    """A row of usage_run_authorize (usage/sql/runs.sql says what each outcome carries)."""
+    outcome: str
+    remaining: int | None
+    running: int | None
+    allowed: int | None
+    run_id: int | None
+    run_created_at: object
+    reserved: int | None
+    max_output_tokens: int | None
+    period_start: object
+    workflow_id: int | None
+    agent_id: int | None
+    recharge_key: str | None
+
+
+AUTHORIZE = "SELECT * FROM usage_run_authorize(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def run_authorize(*, membership: Membership, workflow: str, agent: str, model: str, public_id: str | None = None,
@@ -85,119 +107,88 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
                   estimated_cached_input_tokens: int | None = None, body_hash: str = "", now=None) -> Authorization:
     """Reserve credits for a run, or refuse it with the code of the limit that binds.
 
-    The reservation is min(agent max per run, available, every remaining budget)."""
+    The reservation is min(agent max per run, available, every remaining budget); the workflow and
+    the agent are created on first use, but never for an unknown model (a refused request changes
+    nothing)."""
     if estimated_cached_input_tokens and estimated_cached_input_tokens > (estimated_input_tokens or 0):
         raise InvalidRequest("estimated_cached_input_tokens is a part of estimated_input_tokens and cannot exceed it.")
     workspace = membership.workspace
     now = now or timezone.now()
-    workflow_id, agent_id, rate = _workflow_agent_and_rate(workspace=workspace, workflow=workflow, agent=agent,
-                                                           model=model, at=now)
+    public_id = public_id or "run_" + secrets.token_urlsafe(12)
+    params = [workspace.pk, membership.pk, workflow, agent, model, public_id, estimated_input_tokens,
+              estimated_cached_input_tokens, max_output_tokens, body_hash, now, now.date(),
+              settings.RESERVATION_TTL_SECONDS, is_community()]
+    refused_by_database = None
     try:
-        with transaction.atomic():
-            wallet = wallet_lock(workspace.pk)
-            # budgets.limits reads every input of the decision now, under the lock (issue 9).
-            decision = run_reservation_decide(wallet=wallet, membership=membership, agent_id=agent_id,
-                                              day=now.date(), enforce=not is_community())
-            if isinstance(decision, Refusal):
-                raise _refusal_error(decision)
-            reservation = decision.amount
-            run = Run(
-                workspace_id=workspace.pk, public_id=public_id or "run_" + secrets.token_urlsafe(12),
-                workflow_id=workflow_id, agent_id=agent_id, member_id=membership.pk, model_id=model,
-                reserved=reservation, estimated_input_tokens=estimated_input_tokens, day=now.date(),
-                period_start=decision.period_start, created_at=now,
-                expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS), authorize_hash=body_hash,
-                max_output_tokens=max_output_tokens_for(reserved=reservation, rate=rate,
-                                                        estimated_input_tokens=estimated_input_tokens or 0,
-                                                        estimated_cached_input_tokens=estimated_cached_input_tokens or 0,
-                                                        requested=max_output_tokens),
-            )
-            rows_insert(Run, [run])
-            with writes_together():  # one statement on PostgreSQL (billing.sql)
-                # The exactly-once guard for the client's id, in the run's transaction (see RunKey). A
-                # taken id raises IntegrityError when the block sends its writes, as it did before.
-                rows_insert(RunKey, [RunKey(workspace_id=workspace.pk, public_id=run.public_id, run_id=run.pk,
-                                            run_created_at=now)])
-                hold_place(wallet=wallet, amount=reservation)
-                counters_add(workspace_id=workspace.pk, keys=decision.counters.keys, reserved=reservation)
-    except IntegrityError:
-        # The client's id is taken (a replay, or a racing twin): answer as a replay of the first run.
-        existing = _existing_run(workspace, public_id)
+        answer = Authorized(*_locked_call(AUTHORIZE, params))
+        if answer.outcome == "new_name":
+            Agent.objects.get_or_create(workspace=workspace, name=agent)
+            Workflow.objects.get_or_create(workspace=workspace, name=workflow)
+            answer = Authorized(*_locked_call(AUTHORIZE, params))
+    except IntegrityError as error:
+        # The database's unique key on the client's id refused a twin the function did not see (it
+        # looks the key up under the wallet lock first): answer as a replay of the first run.
+        refused_by_database = error
+        answer = Authorized("replay", *[None] * 11)
+    if answer.outcome == "authorized":
+        recharge_enqueue(answer.recharge_key)
+        run = Run(
+            id=answer.run_id, workspace_id=workspace.pk, public_id=public_id, workflow_id=answer.workflow_id,
+            agent_id=answer.agent_id, member_id=membership.pk, model_id=model, status=Run.RUNNING,
+            reserved=answer.reserved, estimated_input_tokens=estimated_input_tokens,
+            max_output_tokens=answer.max_output_tokens, day=now.date(), period_start=answer.period_start,
+            created_at=now, expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
+            authorize_hash=body_hash)
+        run._state.adding = False
+        return Authorization(run, replayed=False)
+    if answer.outcome == "replay":
+        existing = _run_by_public_id(workspace_id=workspace.pk, public_id=public_id)[0]
         if existing is None:
-            if public_id and RunKey.objects.filter(workspace=workspace, public_id=public_id).exists():
+            if RunKey.objects.filter(workspace=workspace, public_id=public_id).exists():
                 # The key outlives retention, so an old id is never charged again.
                 raise IdempotencyConflict(f"Run id {public_id!r} belongs to a run older than the kept detail; "
-                                          "use a new id.") from None
-            raise
+                                          "use a new id.")
+            raise refused_by_database or IntegrityError(f"No run has the id {public_id!r} its key names.")
         return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
-    except (RunRefused, ConcurrencyLimited) as refusal:
-        # A replay of a run authorized earlier gets its original answer, whatever the limits say now.
-        existing = _existing_run(workspace, public_id)
-        if existing is not None:
-            return Authorization(_replay(existing, body_hash, "authorize_hash"), replayed=True)
-        if isinstance(refusal, RunRefused):
-            # Read again: the period may have rolled while the request waited for the lock.
-            alerts_on_refusal(workspace=Workspace.objects.get(pk=workspace.pk), code=refusal.code, agent_id=agent_id,
-                              membership_id=membership.pk)
-        raise
-    return Authorization(run, replayed=False)
-
-
-def _existing_run(workspace, public_id: str | None) -> Run | None:
-    return _run_by_public_id(workspace_id=workspace.pk, public_id=public_id) if public_id else None
-
-
-# One statement of fixed text (billing.sql): the agent's and the workflow's ids (NULL until first
-# use) and the model's rate in force. The one-row FROM keeps the rate when the agent is new.
-AGENT_WORKFLOW_RATE = f"""
-    SELECT a.id, (SELECT f.id FROM usage_workflow f WHERE f.workspace_id = %s AND f.name = %s),
-           {model_rate_sql("input_nanos_per_token")}, {model_rate_sql("output_nanos_per_token")},
-           {model_rate_sql("cached_input_nanos_per_token")}
-    FROM (SELECT 1 AS one) AS one LEFT JOIN usage_agent a ON a.workspace_id = %s AND a.name = %s"""
-
-
-def _workflow_agent_and_rate(*, workspace, workflow: str, agent: str, model: str, at) -> tuple[int, int, Rate]:
-    """The workflow's and the agent's ids and the model's rate in force at `at`, in one query. The
-    workflow and agent are created on first use, but never for an unknown model: a refused request
-    changes nothing."""
-    agent_id, workflow_id, rate_in, rate_out, cached_in = sql_row(
-        AGENT_WORKFLOW_RATE, [workspace.pk, workflow, model, at, model, at, model, at, workspace.pk, agent])
-    rate = rate_from_columns(model_id=model, rate_in=rate_in, rate_out=rate_out, cached_in=cached_in)
-    if rate is None:
+    if answer.outcome == "unknown_model":
         raise UnknownModel(f"No rate is set for model {model!r}; see GET /v1/billing/rates.")
-    if agent_id is None:
-        agent_id = Agent.objects.get_or_create(workspace=workspace, name=agent)[0].pk
-    if workflow_id is None:
-        workflow_id = Workflow.objects.get_or_create(workspace=workspace, name=workflow)[0].pk
-    return workflow_id, agent_id, rate
+    if answer.outcome not in REFUSAL_CODES:
+        raise RuntimeError(f"usage_run_authorize answered {answer.outcome!r}")
+    refusal = refusal_from_database(code=answer.outcome, remaining=answer.remaining, running=answer.running,
+                                    allowed=answer.allowed)
+    if refusal.code != CONCURRENCY_LIMIT:
+        # Read again: the period may have rolled while the request waited for the lock.
+        alerts_on_refusal(workspace=Workspace.objects.get(pk=workspace.pk), code=refusal.code,
+                          agent_id=answer.agent_id, membership_id=membership.pk)
+    raise _refusal_error(refusal)
 
 
-# The run a client's id names (a completion, a replayed authorize), with the names its API answer
-# shows, in one statement of fixed text (billing.sql). Found through RunKey, as Run.objects.for_public_id does: the key's run_created_at
-# prunes the other month partitions at execution time.
-RUN_BY_PUBLIC_ID = f"""
-    SELECT {columns(Run, "r")}, f.name, a.name, m.user_id, u.email
-    FROM usage_run r
-    JOIN usage_workflow f ON f.id = r.workflow_id
-    JOIN usage_agent a ON a.id = r.agent_id
-    JOIN billing_membership m ON m.id = r.member_id
-    JOIN billing_user u ON u.id = m.user_id
-    WHERE r.workspace_id = %s
-      AND r.id = (SELECT k.run_id FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)
-      AND r.created_at = (SELECT k.run_created_at FROM usage_runkey k WHERE k.workspace_id = %s AND k.public_id = %s)"""
+# The run a client's id names, with the names its answer shows and the rates in force when it was
+# authorized, in one call (usage_run_for_completion, usage/sql/runs.sql). The run's columns are read
+# in the order instance_from_row takes them.
+RUN_BY_PUBLIC_ID = (f"SELECT {columns(Run, '(c.run)')}, c.workflow_name, c.agent_name, c.user_id, c.email, "
+                    "c.model_rates, c.tool_rates FROM usage_run_for_completion(%s, %s, %s, %s) c")
 
 
-def _run_by_public_id(*, workspace_id: int, public_id: str) -> Run | None:
-    row = sql_row(RUN_BY_PUBLIC_ID, [workspace_id, workspace_id, public_id, workspace_id, public_id])
+def _run_by_public_id(*, workspace_id: int, public_id: str, models=(), tools=()) -> tuple[Run | None, list, list]:
+    """The run (None if there is none), and the rows of the rates in force at its authorization
+    for `models` and `tools` (billing.pricing.rates_from_rows reads them)."""
+    row = sql_row(RUN_BY_PUBLIC_ID, [workspace_id, public_id, sorted(models), sorted(tools)])
     if row is None:
-        return None
+        return None, [], []
     run = instance_from_row(Run, row)
-    workflow_name, agent_name, user_id, email = row[-4:]
+    workflow_name, agent_name, user_id, email, model_rows, tool_rows = row[-6:]
     run.workflow = Workflow.from_db(connection.alias, ["id", "name"], [run.workflow_id, workflow_name])
     run.agent = Agent.from_db(connection.alias, ["id", "name"], [run.agent_id, agent_name])
     run.member = Membership.from_db(connection.alias, ["id", "user_id"], [run.member_id, user_id])
     run.member.user = User.from_db(connection.alias, ["id", "email"], [user_id, email])
-    return run
+    return run, _json(model_rows), _json(tool_rows)
+
+
+def _json(value) -> list:
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _refusal_error(refusal: Refusal) -> RunError:
@@ -206,12 +197,25 @@ def _refusal_error(refusal: Refusal) -> RunError:
     return RunRefused(refusal.code, refusal.message)
 
 
+# The columns of a node the completion sends to PostgreSQL (usage_run_complete reads them by name),
+# and cache_saving, which the rollup sums.
+NODE_FIELDS = ("position", "name", "model_id", "input_tokens", "output_tokens", "cached_input_tokens",
+               "cache_write_tokens", "reasoning_tokens", "input_nanos_per_token", "output_nanos_per_token",
+               "cached_input_nanos_per_token", "cache_write_nanos_per_token", "reasoning_nanos_per_token",
+               "token_credits", "tool_credits", "credits", "tools", "cache_saving")
+
+COMPLETE = "SELECT * FROM usage_run_complete(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+
+
 def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInput], body_hash: str = "", now=None) -> Run:
     """Charge the actual cost exactly once and release the hold. The cost is always charged (the
     tokens were spent); above the reservation the run is flagged over_reservation."""
     now = now or timezone.now()
-    # The rows the API answer names come in the same query (the queries bench counts statements).
-    run = _run_by_public_id(workspace_id=workspace.pk, public_id=public_id)
+    # The rows the API answer names, and the rates, come in the same query (the queries bench
+    # counts statements).
+    run, model_rows, tool_rows = _run_by_public_id(
+        workspace_id=workspace.pk, public_id=public_id, models={node.model for node in nodes},
+        tools={name for node in nodes for name, _ in node.tools})
     if run is None:
         raise RunNotFound(f"No run {public_id!r} in this workspace.")
     if run.completed_at:
@@ -224,8 +228,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
         broken = node.counts.check()
         if broken:  # refused before anything is priced or written (issue 28)
             raise InvalidRequest(f"nodes.{position}: {broken}")
-    tool_names = {name for node in nodes for name, _ in node.tools}
-    rates, tool_rates = rates_at(at=run.created_at, model_ids={node.model for node in nodes}, tools=tool_names)
+    rates, tool_rates = rates_from_rows(model_rows=model_rows, tool_rows=tool_rows)
     unknown = sorted({node.model for node in nodes} - rates.keys())
     if unknown:
         raise UnknownModel(f"No rate is set for model {unknown[0]!r}; see GET /v1/billing/rates.")
@@ -253,85 +256,33 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
                              f"{settings.RUN_MAX_CREDITS:,} credits. Check the token and tool-call counts.")
     input_tokens = sum(node.input_tokens for node in nodes)
     output_tokens = sum(node.output_tokens for node in nodes)
-    changes = dict(status=status, credits=cost, completed_at=now, complete_hash=body_hash,
-                   over_reservation=cost > run.reserved, input_tokens=input_tokens, output_tokens=output_tokens)
-    with transaction.atomic():
-        wallet = wallet_lock(workspace.pk)
-        # Conditional updates under the lock: the first completion wins; a replay updates nothing.
-        # A run the sweeper already expired has its hold released: it is charged but not released twice.
-        was_open = _run_finish(run=run, changes={"released_at": now, **changes}, only_open=True)
-        if not was_open and not _run_finish(run=run, changes=changes, only_open=False):
-            won = False
-        else:
-            won = True
-            with writes_together():  # the nodes, entries, wallet, counters and rollup: one statement
-                rows_insert(RunNode, node_rows)
-                run_charge_post(wallet=wallet, run=run, cost=cost, release_hold=was_open, at=now)
-                counters = RunCounters.for_run(workspace_id=workspace.pk, agent_id=run.agent_id,
-                                               member_id=run.member_id, day=run.day, period_start=run.period_start)
-                counters_add(workspace_id=workspace.pk, keys=counters.keys, charged=cost,
-                             reserved=-run.reserved if was_open else 0)
-                _rollup_add(run=run, node_rows=node_rows, day=now.date())
-            alerts_check_later(workspace_id=workspace.pk)
-    if not won:
+    nodes_json = json.dumps([{name: getattr(row, name) for name in NODE_FIELDS} for row in node_rows])
+    outcome, released, recharge_key = _locked_call(COMPLETE, [
+        workspace.pk, run.pk, run.created_at, status, cost, input_tokens, output_tokens, nodes_json, body_hash, now,
+        now.date()])
+    if outcome != "charged":
         run.refresh_from_db()
         return _replay(run, body_hash, "complete_hash")
+    recharge_enqueue(recharge_key)
+    alerts_check_later(workspace_id=workspace.pk)
     # The winner knows every value it wrote: no re-read, and the nodes are served from memory.
-    for name, value in changes.items():
-        setattr(run, name, value)
-    if was_open:
+    run.status, run.credits, run.completed_at, run.complete_hash = status, cost, now, body_hash
+    run.over_reservation = cost > run.reserved
+    run.input_tokens, run.output_tokens = input_tokens, output_tokens
+    if released:
         run.released_at = now
     run._prefetched_objects_cache = {"nodes": node_rows}
     return run
 
 
-def _run_finish(*, run: Run, changes: dict, only_open: bool) -> bool:
-    """Write a completion's `changes` if the run is not completed yet (and, with `only_open`, still
-    holds its reservation). Conditional, under the wallet lock: the first completion wins and a
-    replay changes nothing. created_at names the run's partition (PostgreSQL reads one month)."""
-    assignments = ", ".join(f"{Run._meta.get_field(name).column} = %s" for name in changes)
-    condition = " AND released_at IS NULL" if only_open else ""
-    return bool(sql_execute(
-        f"UPDATE usage_run SET {assignments} WHERE id = %s AND created_at = %s AND completed_at IS NULL{condition}",
-        [*changes.values(), run.pk, run.created_at]))
-
-
-ROLLUP_SUMS = ("credits", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-               "reasoning_tokens", "cache_saving")
-
-
-def _rollup_add(*, run: Run, node_rows: list[RunNode], day) -> None:
-    per_model: dict[str, dict] = {}
-    for row in node_rows:
-        totals = per_model.setdefault(row.model_id, dict.fromkeys(ROLLUP_SUMS + ("runs",), 0))
-        for name in ROLLUP_SUMS:
-            totals[name] += getattr(row, name)
-    per_model.setdefault(run.model_id, dict.fromkeys(ROLLUP_SUMS + ("runs",), 0))["runs"] = 1
-    upsert_add(
-        DailyUsage,
-        [{"workspace": run.workspace_id, "day": day, "agent": run.agent_id, "model": model_id,
-          "member": run.member_id, "period_start": run.period_start, **totals}
-         for model_id, totals in sorted(per_model.items())],
-        unique=["workspace", "day", "agent", "model", "member", "period_start"],
-        add=[*ROLLUP_SUMS, "runs"],
-    )
+EXPIRE = "SELECT * FROM usage_run_expire(%s, %s, %s, %s)"
 
 
 def run_expire(*, run: Run, now=None) -> bool:
     """Release the hold of a run not completed within its TTL. A late complete still charges."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        wallet = wallet_lock(run.workspace_id)
-        released = Run.objects.filter(pk=run.pk, created_at=run.created_at, released_at__isnull=True,
-                                      completed_at__isnull=True).update(
-            status=Run.EXPIRED, released_at=now)
-        if not released:
-            return False
-        hold_release(wallet=wallet, amount=run.reserved)
-        counters = RunCounters.for_run(workspace_id=run.workspace_id, agent_id=run.agent_id, member_id=run.member_id,
-                                       day=run.day, period_start=run.period_start)
-        counters_add(workspace_id=run.workspace_id, keys=counters.keys, reserved=-run.reserved)
-    return True
+    released, recharge_key = _locked_call(EXPIRE, [run.workspace_id, run.pk, run.created_at, now or timezone.now()])
+    recharge_enqueue(recharge_key)
+    return released
 
 
 def reservations_release_expired(*, now=None, batch: int = 500) -> int:

@@ -1,13 +1,13 @@
-"""budgets.limits decides every reservation; budgets.models holds the one 80/95/100% ladder."""
+"""budgets_run_reservation (budgets/sql/limits.sql) decides every reservation; budgets.models holds the one
+80/95/100% ladder."""
 
 from datetime import date
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
-from billing.ledger import wallet_lock
-from billing.models import Membership, credits
-from budgets.limits import BUDGET_EXHAUSTED, Refusal, Reservation, run_reservation_decide
+from billing.models import Membership, Workspace, credits
+from budgets.limits import BUDGET_EXHAUSTED, CONCURRENCY_LIMIT, refusal_from_database
 from budgets.models import Agent, WorkspaceBudget, budget_level, levels_reached
 from usage.services import run_authorize
 
@@ -25,18 +25,21 @@ def test_it_has_no_level_without_a_limit():
     assert levels_reached(used=96, limit=100) == ["warning", "critical"]
 
 
-def _decide(team):
+def _decide(team) -> dict:
+    """budgets_run_reservation (budgets/sql/limits.sql) for the member's run of agent "bot", with the
+    wallet locked as the charge path locks it."""
     agent = Agent.objects.get_or_create(workspace=team.workspace, name="bot")[0]
-    with transaction.atomic():
-        wallet = wallet_lock(team.workspace.pk)
-        return run_reservation_decide(wallet=wallet, membership=team.membership(team.member), agent_id=agent.pk,
-                                      day=date.today())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT d.code, d.remaining, d.amount, d.running, d.allowed FROM billing_wallet w, "
+                       "budgets_run_reservation(w, %s, %s, %s, false) d WHERE w.workspace_id = %s FOR UPDATE OF w",
+                       [team.membership(team.member).pk, agent.pk, date.today(), team.workspace.pk])
+        return dict(zip(["code", "remaining", "amount", "running", "allowed"], cursor.fetchone()))
 
 
 @pytest.mark.django_db
 def test_it_reserves_the_agent_cap_when_nothing_binds_harder(team):
     decision = _decide(team)
-    assert isinstance(decision, Reservation) and decision.amount == credits(10)
+    assert decision["code"] is None and decision["amount"] == credits(10)
 
 
 @pytest.mark.django_db
@@ -44,13 +47,31 @@ def test_it_reserves_no_more_than_the_smallest_remaining_budget(team):
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(monthly_limit=credits(50))
     Membership.objects.filter(workspace=team.workspace, user=team.member).update(monthly_budget=credits(3))
     decision = _decide(team)
-    assert isinstance(decision, Reservation) and decision.amount == credits(3)
+    assert decision["code"] is None and decision["amount"] == credits(3)
 
 
 @pytest.mark.django_db
 def test_it_names_the_binding_limit_once_a_budget_is_used_up(team):
     WorkspaceBudget.objects.filter(workspace=team.workspace).update(monthly_limit=credits(10))
     run_authorize(membership=team.membership(team.member), workflow="wf", agent="bot", model="gpt-4o")
-    refusal = _decide(team)
-    assert refusal == Refusal(BUDGET_EXHAUSTED, refusal.message)
+    decision = _decide(team)
+    assert decision["code"] == BUDGET_EXHAUSTED and decision["amount"] is None
+    refusal = refusal_from_database(code=decision["code"], remaining=decision["remaining"], running=None, allowed=None)
     assert "monthly budget is used up" in refusal.message
+
+
+@pytest.mark.django_db
+def test_the_first_listed_limit_binds_when_two_are_used_up_alike(team):
+    WorkspaceBudget.objects.filter(workspace=team.workspace).update(monthly_limit=credits(10))
+    Membership.objects.filter(workspace=team.workspace, user=team.member).update(monthly_budget=credits(10))
+    run_authorize(membership=team.membership(team.member), workflow="wf", agent="bot", model="gpt-4o")
+    decision = _decide(team)  # both have 0 left: the workspace budget is listed before the member's
+    assert (decision["code"], decision["remaining"]) == (BUDGET_EXHAUSTED, 0)
+
+
+@pytest.mark.django_db
+def test_it_refuses_at_the_concurrency_cap_with_the_figures_of_its_message(team):
+    Workspace.objects.filter(pk=team.workspace.pk).update(custom_concurrent_runs=1)
+    run_authorize(membership=team.membership(team.member), workflow="wf", agent="bot", model="gpt-4o")
+    decision = _decide(team)
+    assert (decision["code"], decision["running"], decision["allowed"]) == (CONCURRENCY_LIMIT, 1, 1)

@@ -118,10 +118,12 @@ def main(cluster_dir: str) -> dict:
 
 
 def _schema_create() -> None:
-    """The tables straight from the models, and the seeded catalogue. This test is about routing,
-    not migrations (tests/usage/test_partitions.py migrates); running every migration, dj-stripe's
-    included, on the fresh cluster takes minutes on a busy machine, this takes seconds."""
+    """The tables straight from the models, the charge path's functions from their files (what their
+    migrations run), and the seeded catalogue. This test is about routing, not migrations
+    (tests/usage/test_partitions.py migrates); running every migration, dj-stripe's included, on the
+    fresh cluster takes minutes on a busy machine, this takes seconds."""
     import importlib
+    from pathlib import Path
 
     from django.apps import apps
     from django.db import connection
@@ -130,6 +132,9 @@ def _schema_create() -> None:
         for model in apps.get_models():
             if model._meta.managed and not model._meta.proxy:
                 editor.create_model(model)
+    with connection.cursor() as cursor:
+        for path in sorted(Path(__file__).resolve().parents[2].glob("*/sql/*.sql")):
+            cursor.execute(path.read_text())
     importlib.import_module("billing.migrations.0003_seed_catalog").seed(apps, None)
     importlib.import_module("billing.migrations.0009_token_classes").seed_class_rates(apps, None)
 

@@ -1,0 +1,117 @@
+-- Enforcement inside PostgreSQL (issue 26; SPEC sections 2 to 4): the one rule that decides how much a
+-- run may reserve or which limit refuses it, and the spend counters a run counts in.
+--
+-- Called by usage/sql/runs.sql with the workspace's wallet row locked, in the same statement, so every
+-- input read here (the period, plan caps, budgets, agent limits, counters) is at least as new as the
+-- lock (issue 9): in READ COMMITTED each statement of a PL/pgSQL function sees what committed before
+-- it started. budgets/limits.py holds the refusal codes' messages; nothing else decides.
+--
+-- Installed by budgets/migrations/0003_limit_functions.py. The file is the one source: a change to it
+-- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
+
+
+-- The windows a run counts in are fixed at its authorization: the workspace's billing period, the
+-- agent's UTC day, the agent's period and the member's period. This adds to all four (creating them)
+-- in one statement; a change of nothing writes nothing. Call under the wallet lock.
+CREATE OR REPLACE FUNCTION budgets_run_counters_add(p_workspace bigint, p_agent bigint, p_member bigint, p_day date,
+    p_period_start timestamptz, p_charged bigint, p_reserved bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF p_charged = 0 AND p_reserved = 0 THEN
+    RETURN;
+  END IF;
+  INSERT INTO budgets_spendcounter (workspace_id, scope, scope_id, span, span_start, charged, reserved)
+  VALUES (p_workspace, 'workspace', p_workspace, 'period', p_period_start, p_charged, p_reserved),
+         (p_workspace, 'agent', p_agent, 'day', p_day::timestamp AT TIME ZONE 'UTC', p_charged, p_reserved),
+         (p_workspace, 'agent', p_agent, 'period', p_period_start, p_charged, p_reserved),
+         (p_workspace, 'member', p_member, 'period', p_period_start, p_charged, p_reserved)
+  ON CONFLICT (workspace_id, scope, scope_id, span, span_start) DO UPDATE
+     SET charged = budgets_spendcounter.charged + EXCLUDED.charged,
+         reserved = budgets_spendcounter.reserved + EXCLUDED.reserved;
+END $$;
+
+
+-- What a run may reserve, or the limit that refuses it. p_wallet is the workspace's wallet row, locked
+-- by the caller. Returns
+--   code NULL and amount: the reservation, min(agent max per run, available, every remaining budget);
+--   code and remaining: the refusal, with what is left of the limit that binds (<= 0);
+--   code 'concurrency_limit' with running and allowed;
+-- and always the workspace's period_start as read under the lock (the run and its counters use it).
+-- p_community (the Community Edition: no platform credits, no plan limits) reserves nothing and
+-- refuses nothing.
+--
+-- A new limit is one more row in the `limits` list below (its code, and what is left of it, NULL when
+-- it does not apply), one more input read above it, and its message in budgets/limits.py.
+CREATE OR REPLACE FUNCTION budgets_run_reservation(p_wallet billing_wallet, p_member bigint, p_agent bigint,
+    p_day date, p_community boolean,
+    OUT code text, OUT remaining bigint, OUT amount bigint, OUT period_start timestamptz,
+    OUT running int, OUT allowed int)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_workspace bigint := p_wallet.workspace_id;
+  v_available bigint := p_wallet.monthly + p_wallet.purchased - p_wallet.reserved;
+  v_day_start timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+  v_workspace_limit bigint;  -- the monthly budget when its hard limit is on, else NULL
+  v_member_budget bigint;    -- NULL: no member budget, or the member was removed
+  a usage_agent%ROWTYPE;
+  u_workspace_period bigint;
+  u_agent_day bigint;
+  u_agent_period bigint;
+  u_member_period bigint;
+BEGIN
+  -- The limit inputs: the workspace's period and plan cap (an Enterprise value overrides the
+  -- plan's, as billing.models.concurrent_runs_allowed says), its budget, the member's budget.
+  SELECT ws.period_start, coalesce(ws.custom_concurrent_runs, pl.concurrent_runs),
+         CASE WHEN b.hard_limit_enabled THEN b.monthly_limit END,
+         (SELECT m.monthly_budget FROM billing_membership m WHERE m.id = p_member AND m.removed_at IS NULL)
+    INTO period_start, allowed, v_workspace_limit, v_member_budget
+    FROM billing_workspace ws
+    JOIN billing_plan pl ON pl.id = ws.plan_id
+    LEFT JOIN budgets_workspacebudget b ON b.workspace_id = ws.id
+   WHERE ws.id = v_workspace;
+  SELECT * INTO a FROM usage_agent WHERE id = p_agent;
+  running := p_wallet.running_runs;
+  IF p_community THEN
+    amount := 0;
+    RETURN;
+  END IF;
+  IF p_wallet.running_runs >= allowed THEN
+    code := 'concurrency_limit';
+    RETURN;
+  END IF;
+  IF v_available <= 0 THEN
+    code := 'insufficient_credits';
+    remaining := v_available;
+    RETURN;
+  END IF;
+
+  -- charged + reserved of the four counters the run would count in (0 for one not created yet).
+  SELECT coalesce(sum(c.charged + c.reserved) FILTER (WHERE c.scope = 'workspace' AND c.scope_id = v_workspace
+                                                        AND c.span = 'period' AND c.span_start = period_start), 0),
+         coalesce(sum(c.charged + c.reserved) FILTER (WHERE c.scope = 'agent' AND c.scope_id = p_agent
+                                                        AND c.span = 'day' AND c.span_start = v_day_start), 0),
+         coalesce(sum(c.charged + c.reserved) FILTER (WHERE c.scope = 'agent' AND c.scope_id = p_agent
+                                                        AND c.span = 'period' AND c.span_start = period_start), 0),
+         coalesce(sum(c.charged + c.reserved) FILTER (WHERE c.scope = 'member' AND c.scope_id = p_member
+                                                        AND c.span = 'period' AND c.span_start = period_start), 0)
+    INTO u_workspace_period, u_agent_day, u_agent_period, u_member_period
+    FROM budgets_spendcounter c
+   WHERE c.workspace_id = v_workspace AND c.scope_id IN (v_workspace, p_agent, p_member)
+     AND c.span_start IN (period_start, v_day_start);
+
+  -- Every limit and what is left of it; the smallest binds, and the first listed wins a tie.
+  SELECT limits.code, limits.remaining INTO code, remaining
+    FROM (VALUES (1, 'insufficient_credits', v_available),
+                 (2, 'budget_exhausted', v_workspace_limit - u_workspace_period),
+                 (3, 'member_budget_exceeded', v_member_budget - u_member_period),
+                 (4, 'agent_monthly_budget_exceeded', a.max_per_month - u_agent_period),
+                 (5, 'agent_daily_budget_exceeded', a.max_per_day - u_agent_day))
+         AS limits(priority, code, remaining)
+   WHERE limits.remaining IS NOT NULL
+   ORDER BY limits.remaining, limits.priority
+   LIMIT 1;
+  IF remaining > 0 THEN
+    amount := least(a.max_per_run, remaining);
+    code := NULL;
+  END IF;
+END $$;
