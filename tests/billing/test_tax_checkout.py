@@ -108,8 +108,10 @@ def test_a_plan_upgrade_is_taxed_line_by_line(client):
     pro = make_workspace(slug="acme", plan="pro")
     _details(pro.workspace, "GB")
     client.force_login(pro.owner)
-    page = client.get(reverse("billing:plan_checkout", kwargs={"slug": "acme", "plan_id": "team"})).content.decode()
-    plan_subscribe_test(workspace=pro.workspace, plan_id="team", actor=pro.owner, now=timezone.now())
+    checkout = client.get(reverse("billing:plan_checkout", kwargs={"slug": "acme", "plan_id": "team"}))
+    page = checkout.content.decode()
+    plan_subscribe_test(workspace=pro.workspace, plan_id="team", actor=pro.owner, now=timezone.now(),
+                        expected_cents=checkout.context["quote"].amount_cents)  # the amount the page showed
     invoice = Invoice.objects.get(workspace=pro.workspace)
     lines = [line.amount_cents for line in invoice.lines.all()]
     assert len(lines) == 2 and lines[1] < 0  # the new plan's days, less the old plan's unused days

@@ -331,8 +331,10 @@ def test_it_migrates_plain_runs_and_nodes_with_data_into_partitions(db):
         # Everything up to the migrations before the partitions (main's schema), then data.
         manage("migrate", "usage", "0004_dailyusage_period_start", "-v0")
         manage("migrate", "billing", "0006_auto_recharge", "-v0")
+        manage("migrate", "billing", "-v0")  # every other app at its current schema
         manage("migrate", "budgets", "-v0")
         manage("migrate", "invoices", "-v0")
+        manage("migrate", "accounts", "-v0")
         manage("shell", "-c", "from tests.factories import make_workspace; make_workspace(slug='m')")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(old_runs_sql)
