@@ -19,8 +19,14 @@ the wallet. In short:
 from celery import current_app
 from django.db import transaction
 
-from .models import Wallet
+from .models import AutoRechargeAttempt, Wallet
 from .sql import sql_row
+
+# The attempts that count against the ceiling per period: the statuses billing_wallet_watch counts
+# (billing/sql/wallet.sql); the forecast reads them here. tests/usage/test_run_functions.py checks
+# that the two lists agree.
+COUNTED = (AutoRechargeAttempt.PENDING, AutoRechargeAttempt.RETRYING, AutoRechargeAttempt.SUCCEEDED,
+           AutoRechargeAttempt.REQUIRES_ACTION)
 
 
 def wallet_watch(wallet: Wallet) -> None:

@@ -100,3 +100,14 @@ def test_a_failure_inside_the_call_leaves_no_part_of_it(team):
     assert done.credits == credits("0.5")
     assert Wallet.objects.get(workspace=team.workspace).balance == before.balance - credits("0.5")
     assert reconcile_workspace(workspace=team.workspace) == []
+
+
+def test_the_forecast_counts_the_attempts_the_trigger_counts():
+    """One ceiling rule, written twice (SQL under the lock, Python for the forecast): they agree."""
+    from pathlib import Path
+
+    from billing.recharge_trigger import COUNTED
+
+    sql = (Path(__file__).resolve().parents[2] / "billing/sql/wallet.sql").read_text()
+    counted = "AND status IN (" + ", ".join(f"'{status}'" for status in COUNTED) + ");"
+    assert counted in sql

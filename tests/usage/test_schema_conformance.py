@@ -7,7 +7,7 @@ import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 schema = schemathesis.openapi.from_wsgi("/v1/schema/", get_wsgi_application())
 EXAMPLES = 30
@@ -40,8 +40,16 @@ def token(team, keep_connection):
           suppress_health_check=list(HealthCheck))
 def test_the_api_conforms_to_its_schema(case, token):
     headers = {"Authorization": f"Bearer {token}"}
+    generated_without_token = "Authorization" not in (case.headers or {})
     response = case.call(headers=headers)
     excluded = []
+    if generated_without_token and case.meta is not None and case.meta.generation.mode.is_negative \
+            and response.status_code < 300:
+        # A negative case that drops the Authorization header is sent with the caller's token (we
+        # always add it), so that mutation never reaches the API; schemathesis still counts it among
+        # the case's "invalid" parts (seen with `GET /v1/usage/export.csv?agent=0`, whose other
+        # mutation did not survive serialisation). Every other negative case is still checked.
+        excluded.append(negative_data_rejection)
     if response.status_code == 400 and _refused_by_a_documented_rule(response.json()["error"]):
         excluded.append(positive_data_acceptance)
     case.validate_response(response, headers=headers, excluded_checks=excluded)
