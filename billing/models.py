@@ -364,10 +364,13 @@ class Wallet(models.Model):
 class LedgerEntry(models.Model):
     """Append-only: never updated or deleted; a correction is a new entry."""
 
-    GRANT, PURCHASE, BONUS, CHARGE, EXPIRY, ADJUSTMENT, REFUND = (
-        "grant", "purchase", "bonus", "charge", "expiry", "adjustment", "refund",
+    GRANT, PURCHASE, BONUS, CHARGE, EXPIRY, ADJUSTMENT, REFUND, WRITE_OFF = (
+        "grant", "purchase", "bonus", "charge", "expiry", "adjustment", "refund", "write_off",
     )
-    KINDS = [(k, k.title()) for k in (GRANT, PURCHASE, BONUS, CHARGE, EXPIRY, ADJUSTMENT, REFUND)]
+    # write_off: what a run's charge would have taken below the overdraft bound, absorbed by the
+    # platform (billing/sql/wallet.sql, billing_run_charge).
+    KINDS = [(k, k.title()) for k in (GRANT, PURCHASE, BONUS, CHARGE, EXPIRY, ADJUSTMENT, REFUND)] + [
+        (WRITE_OFF, "Write-off")]
     MONTHLY, PURCHASED = "monthly", "purchased"
     BUCKETS = [(MONTHLY, "Monthly"), (PURCHASED, "Purchased")]
 

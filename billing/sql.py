@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def sql_file_install(path: str, *, sha256: str) -> migrations.RunPython:
     """A migration operation that runs the SQL file at `path` (relative to the repository; its
     functions are CREATE OR REPLACE, so running it again is how a change is installed). `sha256` is the
-    file's hash when the migration was written: tests/billing/test_db_functions.py checks that the
+    file's hash when the migration was written: tests/usage/test_run_functions.py checks that the
     newest migration installing each file names its current hash, so a changed file cannot ship
     without the migration that installs it in every existing database."""
 

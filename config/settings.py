@@ -214,6 +214,9 @@ RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
 # a bound on the debt a run can leave beyond its reservation, far below what a bigint holds. The
 # maximum keeps even a run at the cap plus a full balance inside a bigint of nanocredits.
 RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1, maximum=1_000_000_000)
+# The most a workspace can owe: many runs over their reservations at once could together go further,
+# and what a charge would take below -OVERDRAFT_MAX_CREDITS is written off (docs/usage-and-api.md).
+OVERDRAFT_MAX_CREDITS = env_int("OVERDRAFT_MAX_CREDITS", 1_000, minimum=0, maximum=1_000_000_000)
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 # Runs and nodes older than this many months (before this month) are dropped, a month at a time,
 # once complete; rollups, the ledger and invoices are kept forever. docs/scale.md.

@@ -81,6 +81,7 @@ def reconcile_workspace(*, workspace: Workspace) -> list[str]:
         if -charged != run_credits:
             problems.append(f"{label}: charge entries total {_credits(-charged)} but completed runs cost {_credits(run_credits)}")
 
+        problems += _write_off_problems(workspace, label)
         problems += _counter_problems(workspace, label)
         problems += _run_period_problems(workspace, label)
         problems += _auto_recharge_problems(workspace, label)
@@ -163,6 +164,20 @@ def _auto_recharge_problems(workspace: Workspace, label: str) -> list[str]:
             problems.append(f"{label}: auto-recharge {attempt.key} succeeded without a paid purchase")
         elif not purchase.invoices.exists():
             problems.append(f"{label}: auto-recharge {attempt.key} has no invoice")
+    return problems
+
+
+def _write_off_problems(workspace: Workspace, label: str) -> list[str]:
+    """A write-off (the debt bound, docs/usage-and-api.md) gives back part of one run's charge: it
+    names a charged run of this workspace and is more than zero and at most what that run was charged."""
+    charged = dict(LedgerEntry.objects.filter(workspace_id=workspace.pk, kind=LedgerEntry.CHARGE, run_id__isnull=False)
+                   .values("run_id").annotate(total=Sum("amount")).values_list("run_id", "total"))
+    problems = []
+    for entry_id, run_id, amount in (LedgerEntry.objects.filter(workspace_id=workspace.pk, kind=LedgerEntry.WRITE_OFF)
+                                     .values_list("id", "run_id", "amount")):
+        if not 0 < amount <= -charged.get(run_id, 0):
+            problems.append(f"{label}: write-off #{entry_id} of {_credits(amount)} is not part of a run's charge "
+                            f"(run {run_id} was charged {_credits(-charged.get(run_id, 0))})")
     return problems
 
 

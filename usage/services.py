@@ -204,12 +204,13 @@ NODE_FIELDS = ("position", "name", "model_id", "input_tokens", "output_tokens", 
                "cached_input_nanos_per_token", "cache_write_nanos_per_token", "reasoning_nanos_per_token",
                "token_credits", "tool_credits", "credits", "tools", "cache_saving")
 
-COMPLETE = "SELECT * FROM usage_run_complete(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+COMPLETE = "SELECT * FROM usage_run_complete(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
 
 
 def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInput], body_hash: str = "", now=None) -> Run:
     """Charge the actual cost exactly once and release the hold. The cost is always charged (the
-    tokens were spent); above the reservation the run is flagged over_reservation."""
+    tokens were spent); above the reservation the run is flagged over_reservation, and what would
+    take the workspace below -OVERDRAFT_MAX_CREDITS is written off."""
     now = now or timezone.now()
     # The rows the API answer names, and the rates, come in the same query (the queries bench
     # counts statements).
@@ -259,7 +260,7 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     nodes_json = json.dumps([{name: getattr(row, name) for name in NODE_FIELDS} for row in node_rows])
     outcome, released, recharge_key = _locked_call(COMPLETE, [
         workspace.pk, run.pk, run.created_at, status, cost, input_tokens, output_tokens, nodes_json, body_hash, now,
-        now.date()])
+        now.date(), settings.OVERDRAFT_MAX_CREDITS * NANOS_PER_CREDIT])
     if outcome != "charged":
         run.refresh_from_db()
         return _replay(run, body_hash, "complete_hash")

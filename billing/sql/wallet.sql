@@ -9,8 +9,9 @@
 -- Every function here expects the caller to hold the wallet row locked (SELECT ... FOR UPDATE, or
 -- billing.ledger.wallet_lock in Python), in the caller's transaction.
 --
--- Installed by billing/migrations/0010_wallet_functions.py. The file is the one source: a change to it
--- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
+-- Installed by billing/migrations/0014_wallet_functions.py, and again by each later migration that
+-- changes it: the file is the one source, and a change to it comes with a new migration that runs it
+-- again (tests/usage/test_run_functions.py fails until then).
 -- operations/reconcile.py re-derives every figure written here from the ledger and the runs, in
 -- Python, without calling these functions.
 
@@ -108,20 +109,32 @@ END $$;
 
 
 -- Charge a finished run p_cost nanocredits and, when p_release is not NULL, release its open hold of
--- p_release. w is the wallet row as the caller locked it. The monthly bucket pays first, then purchased, which may go below zero by an
--- over-reservation (the monthly bucket never does). One ledger entry per bucket that pays (none for
--- zero), keyed run:<run id>:charge:<bucket> (database-unique: a run is charged once), each with the
--- bucket's balance and the wallet's balance after it.
+-- p_release. w is the wallet row as the caller locked it. The monthly bucket pays first, then
+-- purchased, which may go below zero by an over-reservation (the monthly bucket never does). One
+-- ledger entry per bucket that pays (none for zero), keyed run:<run id>:charge:<bucket>
+-- (database-unique: a run is charged once), each with the bucket's balance and the wallet's balance
+-- after it.
+--
+-- The debt bound (issue 25): a workspace never owes more than p_overdraft (OVERDRAFT_MAX_CREDITS).
+-- Each run's overrun is bounded (RUN_MAX_CREDITS), but many runs over their reservations at once are
+-- not; what a charge would take the balance below -p_overdraft is written off: one more entry,
+-- kind 'write_off', into the purchased bucket, keyed run:<run id>:write_off. The charge entries
+-- still say what the run cost; the write-off says what the platform absorbed.
+DROP FUNCTION IF EXISTS billing_run_charge(billing_wallet, bigint, text, bigint, bigint, timestamptz);
 CREATE OR REPLACE FUNCTION billing_run_charge(w billing_wallet, p_run bigint, p_public_id text, p_cost bigint,
-    p_release bigint, p_at timestamptz) RETURNS text
+    p_release bigint, p_at timestamptz, p_overdraft bigint) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
   p_workspace bigint := w.workspace_id;
   v_from_monthly bigint;
   v_from_purchased bigint;
+  v_written_off bigint;
 BEGIN
   v_from_monthly := least(p_cost, greatest(w.monthly, 0));
   v_from_purchased := p_cost - v_from_monthly;
+  -- What takes the balance below -p_overdraft, at most this run's cost (a balance already below it,
+  -- after a refund of spent credits or a lowered bound, is not this run's to write off).
+  v_written_off := least(p_cost, greatest(-p_overdraft - (w.monthly + w.purchased - p_cost), 0));
   INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after, reason,
       idempotency_key, run_id, created_at)
   SELECT p_workspace, 'charge', e.bucket, e.amount, e.bucket_after, e.balance_after, 'Run ' || p_public_id,
@@ -133,8 +146,16 @@ BEGIN
          AS e(position, bucket, amount, bucket_after, balance_after)
    WHERE e.amount <> 0
    ORDER BY e.position;
+  IF v_written_off > 0 THEN
+    INSERT INTO billing_ledgerentry (workspace_id, kind, bucket, amount, bucket_balance_after, balance_after, reason,
+        idempotency_key, run_id, created_at)
+    VALUES (p_workspace, 'write_off', 'purchased', v_written_off, w.purchased - v_from_purchased + v_written_off,
+        w.monthly + w.purchased - p_cost + v_written_off,
+        'Run ' || p_public_id || ': beyond the overdraft limit of ' || (p_overdraft / 1000000000) || ' credits',
+        'run:' || p_run || ':write_off', p_run, p_at);
+  END IF;
   UPDATE billing_wallet
-     SET monthly = monthly - v_from_monthly, purchased = purchased - v_from_purchased,
+     SET monthly = monthly - v_from_monthly, purchased = purchased - v_from_purchased + v_written_off,
          reserved = reserved - coalesce(p_release, 0),
          running_runs = running_runs - CASE WHEN p_release IS NULL THEN 0 ELSE 1 END,
          updated_at = now()

@@ -37,6 +37,7 @@ PACKS = {  # id: (credits, bonus, price cents)
 }
 AGENT_DEFAULTS = (10 * NANOS, 100 * NANOS, 1_000 * NANOS)  # per run, per UTC day, per billing period
 RUN_MAX = 100_000 * NANOS  # settings.RUN_MAX_CREDITS
+OVERDRAFT_MAX = 1_000 * NANOS  # settings.OVERDRAFT_MAX_CREDITS: a workspace owes at most this much
 TTL = timedelta(seconds=3600)  # settings.RESERVATION_TTL_SECONDS
 
 
@@ -170,9 +171,12 @@ class WorkspaceModel:
 
     # --- balance changes --------------------------------------------------------------------------
     def charge(self, cost: int) -> None:
+        """Monthly first, then purchased; what would leave the workspace owing more than
+        OVERDRAFT_MAX is written off back into purchased (never more than this charge)."""
         from_monthly = min(cost, max(self.monthly, 0))
         self.monthly -= from_monthly
         self.purchased -= cost - from_monthly
+        self.purchased += min(cost, max(-OVERDRAFT_MAX - (self.monthly + self.purchased), 0))
 
     def roll(self, *, new_start, new_end, at) -> None:
         """The period end: the scheduled change, the expiry of the unheld monthly remainder, the grant."""

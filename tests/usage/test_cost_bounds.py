@@ -53,3 +53,41 @@ def test_it_charges_a_run_right_at_the_maximum(api, team, settings):
     authorize(api, run_id="r-2")
     nodes[0]["output_tokens"] += 1
     assert _complete(api, nodes, run_id="r-2").status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_overruns_leave_a_debt_no_larger_than_the_overdraft_bound(team, settings):
+    """Each run is reserved at most 10 credits (the agent's per-run cap) and costs far more; eight
+    completing together would owe thousands. The workspace owes OVERDRAFT_MAX_CREDITS at most: the
+    runs are charged their full cost and what passes the bound is written off, exactly once."""
+    from operations.reconcile import reconcile_workspace
+    from tests.concurrency import run_at_once
+    from usage.tokens import token_create
+
+    from .conftest import Api
+
+    settings.OVERDRAFT_MAX_CREDITS = 100
+    api = Api(token_create(membership=team.membership(team.member)).raw)
+    for i in range(8):
+        assert authorize(api, run_id=f"r-{i}").status_code == 201
+    balance = Wallet.objects.get(workspace=team.workspace).balance
+    per_run_credits = -(-(balance // 10**9 + 1_000) // 8 // 15) * 15  # a multiple of 15 credits
+    nodes = [{"name": "n", "model": "gpt-4o", "input_tokens": 0, "output_tokens": per_run_credits // 15 * 10**6}]
+
+    answers, errors = run_at_once(lambda i: _complete(Api(api.token), nodes, run_id=f"r-{i}").status_code, 8)
+
+    assert errors == [] and answers == [200] * 8
+    cost = 8 * per_run_credits * 10**9
+    wallet = Wallet.objects.get(workspace=team.workspace)
+    assert wallet.balance == -100 * 10**9 and wallet.reserved == 0 and wallet.running_runs == 0
+    assert [run.credits for run in Run.objects.filter(workspace=team.workspace)] == [per_run_credits * 10**9] * 8
+    entries = LedgerEntry.objects.filter(workspace=team.workspace)
+    assert -sum(entries.filter(kind="charge").values_list("amount", flat=True)) == cost
+    write_offs = entries.filter(kind="write_off")
+    assert sum(write_offs.values_list("amount", flat=True)) == cost - balance - 100 * 10**9
+    assert all(entry.bucket == "purchased" and entry.run_id for entry in write_offs)
+    assert entries.order_by("-id").first().balance_after == -100 * 10**9
+    assert reconcile_workspace(workspace=team.workspace) == []
+    # A replay of a completion charges and writes off nothing more.
+    assert _complete(api, nodes, run_id="r-0").status_code == 200
+    assert LedgerEntry.objects.filter(workspace=team.workspace).count() == entries.count()

@@ -12,7 +12,7 @@
 -- billing/sql/wallet.sql (the hold, the charge and its ledger entries, auto-recharge's trigger).
 --
 -- Installed by usage/migrations/0008_run_functions.py. The file is the one source: a change to it
--- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
+-- comes with a new migration that runs it again (tests/usage/test_run_functions.py fails until then).
 
 
 -- The run a client's id names, for a completion (or a replayed authorize): the run row, the names its
@@ -169,10 +169,13 @@ END $$;
 --     sweeper expired is charged, but its hold is not released twice); recharge_key as above
 --   outcome 'replay': the run was completed before (by a replay or a racing twin); nothing written
 -- The cost is always charged (the tokens were spent); above the reservation the run is flagged
--- over_reservation.
+-- over_reservation, and what would take the balance below -p_overdraft is written off
+-- (billing_run_charge).
+DROP FUNCTION IF EXISTS usage_run_complete(bigint, bigint, timestamptz, text, bigint, bigint, bigint, jsonb, text,
+    timestamptz, date);
 CREATE OR REPLACE FUNCTION usage_run_complete(p_workspace bigint, p_run bigint, p_run_created_at timestamptz,
     p_status text, p_cost bigint, p_input_tokens bigint, p_output_tokens bigint, p_nodes jsonb, p_hash text,
-    p_now timestamptz, p_today date)
+    p_now timestamptz, p_today date, p_overdraft bigint)
 RETURNS TABLE (outcome text, released boolean, recharge_key text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -219,7 +222,8 @@ BEGIN
          tool_credits bigint, credits bigint, tools jsonb, cache_saving bigint)
    ORDER BY n.position;
 
-  v_key := billing_run_charge(w, r.id, r.public_id, p_cost, CASE WHEN v_open THEN r.reserved END, p_now);
+  v_key := billing_run_charge(w, r.id, r.public_id, p_cost, CASE WHEN v_open THEN r.reserved END, p_now,
+                             p_overdraft);
   PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.day, r.period_start, p_cost,
                                    CASE WHEN v_open THEN -r.reserved ELSE 0 END);
 
