@@ -409,7 +409,11 @@ class Purchase(models.Model):
     """A credit-pack sale. Fulfilled exactly once: the ledger keys derive from its id."""
 
     PENDING, PAID, REFUNDED, PARTIALLY_REFUNDED = "pending", "paid", "refunded", "partially_refunded"
-    STATUSES = [(PENDING, "Pending"), (PAID, "Paid"), (REFUNDED, "Refunded"), (PARTIALLY_REFUNDED, "Partially refunded")]
+    # Cancelled: the buyer left the checkout, or it expired (buying.purchases.purchase_cancel). A
+    # payment that still lands for it is fulfilled all the same: money received is never ignored.
+    CANCELLED = "cancelled"
+    STATUSES = [(PENDING, "Pending"), (PAID, "Paid"), (REFUNDED, "Refunded"), (PARTIALLY_REFUNDED, "Partially refunded"),
+                (CANCELLED, "Cancelled")]
     STRIPE, TEST, MANUAL = "stripe", "test", "manual"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="purchases")

@@ -3,6 +3,9 @@
 Fulfilment is the same function for Stripe's checkout.session.completed, the built-in test checkout
 and `manage.py record_purchase`, so the three cannot drift apart."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -65,7 +68,9 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
             changes["stripe_checkout_session_id"] = stripe_checkout_session_id
         if stripe_payment_intent_id:
             changes["stripe_payment_intent_id"] = stripe_payment_intent_id
-        won = Purchase.objects.filter(pk=purchase.pk, status=Purchase.PENDING).update(**changes)
+        # A cancelled purchase is paid too: Stripe can still take a payment for a checkout we
+        # cancelled on the buyer's return or by the sweep, and money received is credited.
+        won = Purchase.objects.filter(pk=purchase.pk, status__in=[Purchase.PENDING, Purchase.CANCELLED]).update(**changes)
         purchase.refresh_from_db()
         if not won:
             return purchase  # already fulfilled: a replay or a second delivery
@@ -86,6 +91,29 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
             "amount": cents_display(purchase.amount_cents, purchase.currency),
             "credits": nanos_display(purchase.credits + purchase.bonus)})
     return purchase
+
+
+def purchase_cancel(*, purchase: Purchase, reason: str, actor=None) -> bool:
+    """A checkout left without paying, or expired: the pending purchase shows as cancelled. Only a
+    pending purchase moves (a conditional UPDATE, so a payment landing at the same moment wins or
+    finds it cancelled and still pays it). Returns whether this call cancelled it."""
+    if not Purchase.objects.filter(pk=purchase.pk, status=Purchase.PENDING).update(status=Purchase.CANCELLED):
+        return False
+    purchase.status = Purchase.CANCELLED
+    audit_record(workspace_id=purchase.workspace_id, actor=actor, action="purchase.cancelled",
+                 after={"purchase": purchase.pk, "pack": purchase.pack_id, "source": purchase.source, "reason": reason})
+    return True
+
+
+def purchases_expire_pending(*, now=None) -> int:
+    """Celery beat: a checkout still pending PURCHASE_PENDING_HOURS after it started is cancelled (a
+    Stripe Checkout Session lasts 24 hours; checkout.session.expired usually says so first). An
+    auto-recharge's purchase is left to its attempt (it may wait for the card holder's approval).
+    Returns how many were cancelled."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.PURCHASE_PENDING_HOURS)
+    stale = (Purchase.objects.filter(status=Purchase.PENDING, created_at__lt=cutoff, auto_recharge__isnull=True)
+             .order_by("pk")[:1000])
+    return sum(purchase_cancel(purchase=purchase, reason="expired") for purchase in stale)
 
 
 def purchase_record_manual(*, workspace: Workspace, pack_id: str, reference: str = "", actor=None, now=None) -> Purchase:
@@ -142,7 +170,7 @@ def purchase_refund(*, purchase: Purchase, amount_cents: int | None = None, key:
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         if LedgerEntry.objects.filter(idempotency_key=ledger_key).exists():
             return purchase
-        if purchase.status == Purchase.PENDING:
+        if purchase.status in (Purchase.PENDING, Purchase.CANCELLED):
             raise PurchaseError("An unpaid purchase cannot be refunded.")
         if refunded_total_cents is not None:
             amount_cents = refunded_total_cents - purchase.refunded_cents

@@ -76,7 +76,8 @@ def checkout_session_for_purchase(*, purchase: Purchase, save_card: bool = False
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
         "success_url": _absolute(done) + "?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": _absolute(reverse("billing:buy", kwargs={"slug": workspace.slug})),
+        "cancel_url": _absolute(reverse("billing:checkout_cancelled",
+                                        kwargs={"slug": workspace.slug, "purchase_id": purchase.pk})),
         **_tax_params(workspace, mode="payment"),
     }
     if save_card:

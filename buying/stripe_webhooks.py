@@ -25,7 +25,7 @@ from invoices.tax import stripe_invoice_tax, stripe_session_tax
 from .auto_recharge import (PaymentOutcome, auto_recharge_attempt_for_intent, auto_recharge_payment_method_record,
                             auto_recharge_payment_record)
 from .plans import plan_payment_record, subscription_checkout_record, subscription_end, subscription_sync
-from .purchases import pack_purchase_fulfil, purchase_refund
+from .purchases import pack_purchase_fulfil, purchase_cancel, purchase_refund
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,18 @@ def _workspace_from_metadata(metadata: dict) -> Workspace | None:
     return None
 
 
+def _purchase_reference(session: dict):
+    return _metadata(session).get("purchase") or session.get("client_reference_id")
+
+
+def _purchase_for_session(session: dict) -> Purchase | None:
+    """The purchase a pack's Checkout Session names (its metadata, or client_reference_id)."""
+    purchase_pk = digits_int(_purchase_reference(session), max_digits=18)
+    if purchase_pk is None:
+        return None
+    return Purchase.objects.select_related("workspace", "pack").filter(pk=purchase_pk).first()
+
+
 def checkout_session_completed(event: dict, session: dict) -> str:
     if session.get("payment_status") not in ("paid", "no_payment_required"):
         return "not paid yet: waiting for checkout.session.async_payment_succeeded"
@@ -79,12 +91,9 @@ def checkout_session_completed(event: dict, session: dict) -> str:
         subscription_checkout_record(workspace=workspace, subscription_id=session.get("subscription") or "",
                                      customer_id=session.get("customer") or "")
         return f"subscription recorded for {workspace.slug}"
-    purchase_id = _metadata(session).get("purchase") or session.get("client_reference_id")
-    purchase_pk = digits_int(purchase_id, max_digits=18)
-    purchase = Purchase.objects.select_related("workspace", "pack").filter(pk=purchase_pk).first() \
-        if purchase_pk is not None else None
+    purchase = _purchase_for_session(session)
     if purchase is None:
-        return f"ignored: no purchase {purchase_id!r}"
+        return f"ignored: no purchase {_purchase_reference(session)!r}"
     tax = stripe_session_tax(session)
     subtotal = session.get("amount_subtotal", session.get("amount_total"))
     if subtotal is not None and (int(subtotal) != purchase.amount_cents or (
@@ -102,6 +111,18 @@ def checkout_session_completed(event: dict, session: dict) -> str:
     notes = _billing_details_flow_back(purchase.workspace, name=details.get("business_name") or details.get("name"),
                                        address=details.get("address"), tax_ids=details.get("tax_ids") or [])
     return f"purchase {purchase.pk} fulfilled" + "".join(f"; {note}" for note in notes)
+
+
+def checkout_session_expired(event: dict, session: dict) -> str:
+    """The buyer never paid and the session closed: the purchase shows as cancelled."""
+    if session.get("mode") != "payment":
+        return "ignored: not a credit-pack checkout"
+    purchase = _purchase_for_session(session)
+    if purchase is None:
+        return f"ignored: no purchase {_purchase_reference(session)!r}"
+    if purchase_cancel(purchase=purchase, reason="checkout expired"):
+        return f"purchase {purchase.pk} cancelled"
+    return f"purchase {purchase.pk} is {purchase.status}: unchanged"
 
 
 def _address_text(address: dict) -> str:
@@ -276,7 +297,7 @@ def charge_refunded(event: dict, charge: dict) -> str:
         if charge.get("invoice"):
             return "ignored: a plan payment refund (credit notes for plans are issued by staff)"
         raise NotYetKnown(f"No purchase for payment {payment_intent} yet")
-    if purchase.status == Purchase.PENDING:
+    if purchase.status in (Purchase.PENDING, Purchase.CANCELLED):
         raise NotYetKnown(f"Purchase {purchase.pk} is not fulfilled yet")
     total = int(charge.get("amount_refunded") or 0)
     purchase_refund(purchase=purchase, refunded_total_cents=total, key=f"upto:{total}")
@@ -347,6 +368,7 @@ HANDLERS = {
     "setup_intent.succeeded": setup_intent_succeeded,
     "checkout.session.completed": checkout_session_completed,
     "checkout.session.async_payment_succeeded": checkout_session_completed,
+    "checkout.session.expired": checkout_session_expired,
     "invoice.paid": invoice_paid,
     "customer.subscription.updated": subscription_updated,
     "customer.subscription.deleted": subscription_deleted,

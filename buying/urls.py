@@ -11,6 +11,7 @@ urlpatterns = [
     path("settings/billing/buy/auto-recharge/", views.auto_recharge, name="auto_recharge"),
     path("settings/billing/buy/<int:purchase_id>/", views.purchase_done, name="purchase_done"),
     path("settings/billing/buy/<int:purchase_id>/checkout/", views.test_checkout, name="test_checkout"),
+    path("settings/billing/buy/<int:purchase_id>/cancelled/", views.checkout_cancelled, name="checkout_cancelled"),
     path("settings/billing/plans/", views.plans, name="plans"),
     path("settings/billing/plans/<slug:plan_id>/checkout/", views.plan_checkout, name="plan_checkout"),
 ]

@@ -29,7 +29,7 @@ from .forms import AutoRechargeForm, LedgerFilterForm
 from .plans import (PlanError, is_upgrade, plan_change, plan_member_cap_check, plan_subscribe_test,
                     quote_confirmed_check, quote_invoice_lines, sales_contact_send)
 from .prorations import plan_change_quote
-from .purchases import PurchaseError, pack_purchase_fulfil, purchase_start
+from .purchases import PurchaseError, pack_purchase_fulfil, purchase_cancel, purchase_start
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ def buy(request, slug):
                                                                   save_card=request.POST.get("save_card") == "1")
         except stripe.StripeError as error:
             log.warning("Stripe Checkout Session for purchase %s failed: %s", purchase.pk, error)
+            purchase_cancel(purchase=purchase, reason="Stripe could not start the checkout", actor=request.user)
             messages.error(request, "Stripe could not start the checkout. Nothing was charged; please try again.")
             return redirect("billing:buy", slug=slug)
         Purchase.objects.filter(pk=purchase.pk, stripe_checkout_session_id=None).update(
@@ -219,6 +220,7 @@ def test_checkout(request, slug, purchase_id):
         raise Http404("Not a test-mode purchase.")
     if request.method == "POST" and purchase.status == Purchase.PENDING:
         if request.POST.get("action") == "cancel":
+            purchase_cancel(purchase=purchase, reason="left the checkout", actor=request.user)
             messages.info(request, "Checkout cancelled; nothing was charged.")
             return redirect("billing:buy", slug=slug)
         pack_purchase_fulfil(purchase=purchase)
@@ -230,6 +232,19 @@ def test_checkout(request, slug, purchase_id):
         "total": purchase.credits + purchase.bonus, "tax": TaxDecision.from_json(purchase.tax_detail),
         "pay": price_display(purchase.total_cents, purchase.currency),
     })
+
+
+@login_required
+def checkout_cancelled(request, slug, purchase_id):
+    """Where Stripe Checkout's cancel link returns (a GET, as Stripe sends it): the purchase shows as
+    cancelled. Harmless if followed twice or by anyone of the workspace: only a pending purchase
+    moves, and a payment that lands later still pays it."""
+    membership = membership_for(request, slug, manage=True)
+    purchase = _purchase_for(membership, purchase_id)
+    purchase_cancel(purchase=purchase, reason="left the checkout", actor=request.user)
+    if purchase.status == Purchase.CANCELLED:
+        messages.info(request, "Checkout cancelled; nothing was charged.")
+    return redirect("billing:buy", slug=slug)
 
 
 @login_required

@@ -202,6 +202,7 @@ CELERY_BEAT_SCHEDULE = {
     "period-grants": {"task": "billing.tasks.run_period_grants", "schedule": 300.0},
     "alert-sweep": {"task": "budgets.tasks.sweep_alerts", "schedule": 300.0},
     "auto-recharge-retries": {"task": "buying.tasks.auto_recharge_retry", "schedule": 60.0},
+    "expire-pending-purchases": {"task": "buying.tasks.expire_pending_purchases", "schedule": 3600.0},
     "run-partitions-ahead": {"task": "usage.tasks.create_run_partitions", "schedule": 6 * 3600.0},
     "run-detail-retention": {"task": "usage.tasks.retire_old_run_detail", "schedule": 24 * 3600.0},
 }
@@ -214,6 +215,8 @@ RESERVATION_TTL_SECONDS = env_int("RESERVATION_TTL_SECONDS", 3600, minimum=1)
 # a bound on the debt a run can leave beyond its reservation, far below what a bigint holds. The
 # maximum keeps even a run at the cap plus a full balance inside a bigint of nanocredits.
 RUN_MAX_CREDITS = env_int("RUN_MAX_CREDITS", 100_000, minimum=1, maximum=1_000_000_000)
+# A checkout not paid within this many hours shows as cancelled (Stripe's sessions last 24 hours).
+PURCHASE_PENDING_HOURS = env_int("PURCHASE_PENDING_HOURS", 25, minimum=1, maximum=24 * 30)
 # The most a workspace can owe: many runs over their reservations at once could together go further,
 # and what a charge would take below -OVERDRAFT_MAX_CREDITS is written off (docs/usage-and-api.md).
 OVERDRAFT_MAX_CREDITS = env_int("OVERDRAFT_MAX_CREDITS", 1_000, minimum=0, maximum=1_000_000_000)

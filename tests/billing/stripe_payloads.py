@@ -59,6 +59,15 @@ def checkout_session_completed(*, event_id: str, purchase, session_id: str = "cs
     }, created=created)
 
 
+def checkout_session_expired(*, event_id: str, purchase, session_id: str = "cs_test_a1B2c3") -> dict:
+    """The session closed unpaid (24 hours passed, or it was expired through the API)."""
+    expired = checkout_session_completed(event_id=event_id, purchase=purchase, session_id=session_id,
+                                         payment_status="unpaid")
+    expired["type"] = "checkout.session.expired"
+    expired["data"]["object"].update(status="expired", payment_intent=None, url=None)
+    return expired
+
+
 def charge_refunded(*, event_id: str, payment_intent: str, amount: int, amount_refunded: int,
                     created: int | None = None) -> dict:
     return event(event_id, "charge.refunded", {

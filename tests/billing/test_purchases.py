@@ -124,3 +124,63 @@ def test_it_sells_nothing_in_community_edition(settings, team):
     settings.BILLING_EDITION = "community"
     with pytest.raises(BillingUnavailable):
         purchase_start(workspace=team.workspace, pack_id="pro", actor=team.owner)
+
+
+def _buy_page_statuses(client):
+    page = client.get(reverse("billing:buy", kwargs={"slug": "acme"}))
+    return [purchase.get_status_display() for purchase in page.context["purchases"]], page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_cancelled_test_checkout_shows_as_cancelled_and_can_no_longer_be_paid(client, team):
+    login(client, team.owner)
+    checkout = client.post(reverse("billing:buy", kwargs={"slug": "acme"}), {"pack": "builder"}).url
+    response = client.post(checkout, {"action": "cancel"}, follow=True)
+    assert "Checkout cancelled; nothing was charged." in response.content.decode()
+    statuses, page = _buy_page_statuses(client)
+    assert statuses == ["Cancelled"] and ">Pending<" not in page
+    client.post(checkout, {"action": "pay"})
+    assert purchased(team.workspace) == 0
+    assert "Checkout cancelled" in client.get(checkout, follow=True).content.decode()
+
+
+@pytest.mark.django_db
+def test_leaving_stripe_checkout_shows_the_purchase_as_cancelled(client, team, outsider):
+    purchase = purchase_start(workspace=team.workspace, pack_id="builder", actor=team.owner, source=Purchase.STRIPE)
+    cancel_url = reverse("billing:checkout_cancelled", kwargs={"slug": "acme", "purchase_id": purchase.pk})
+    client.force_login(outsider)
+    assert client.get(cancel_url).status_code == 404  # not their workspace
+    elsewhere = reverse("billing:checkout_cancelled", kwargs={"slug": "elsewhere", "purchase_id": purchase.pk})
+    assert client.get(elsewhere).status_code == 404
+    purchase.refresh_from_db()
+    assert purchase.status == "pending"
+    login(client, team.owner)
+    response = client.get(cancel_url, follow=True)
+    assert "Checkout cancelled; nothing was charged." in response.content.decode()
+    assert _buy_page_statuses(client)[0] == ["Cancelled"]
+    # A payment that lands afterwards still credits; the cancel link then changes nothing.
+    pack_purchase_fulfil(purchase=purchase)
+    client.get(cancel_url)
+    purchase.refresh_from_db()
+    assert purchase.status == "paid" and purchased(team.workspace) == credits(525)
+
+
+@pytest.mark.django_db
+def test_pending_checkouts_expire_after_a_day_but_auto_recharges_wait_for_their_attempt(team, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import AutoRechargeAttempt
+    from buying.purchases import purchases_expire_pending
+
+    old, fresh, recharge = (purchase_start(workspace=team.workspace, pack_id="builder", source=Purchase.STRIPE)
+                            for _ in range(3))
+    Purchase.objects.filter(pk__in=[old.pk, recharge.pk]).update(created_at=timezone.now() - timedelta(hours=26))
+    AutoRechargeAttempt.objects.create(workspace=team.workspace, key="auto-recharge:x:1", status="requires_action",
+                                       period_start=team.workspace.period_start, available_at_trigger=0, threshold=1,
+                                       pack_id="builder", purchase=recharge)
+    assert purchases_expire_pending() == 1
+    assert dict(Purchase.objects.values_list("pk", "status")) == {
+        old.pk: "cancelled", fresh.pk: "pending", recharge.pk: "pending"}
+    assert purchases_expire_pending() == 0

@@ -256,3 +256,19 @@ def test_a_purchase_reference_that_is_not_a_plain_number_is_ignored_not_a_500(cl
     assert response.status_code == 200
     assert StripeEvent.objects.get().outcome == f"ignored: no purchase {reference!r}"
     assert purchased(team.workspace) == 0
+
+
+@pytest.mark.django_db
+def test_an_expired_checkout_shows_as_cancelled_and_a_late_payment_still_credits(client, endpoint, team, purchase):
+    assert sp.deliver(client, sp.checkout_session_expired(event_id="evt_1", purchase=purchase)).status_code == 200
+    purchase.refresh_from_db()
+    assert purchase.status == "cancelled" and purchased(team.workspace) == 0
+    assert StripeEvent.objects.get().outcome == f"purchase {purchase.pk} cancelled"
+    # Money that reaches us for a cancelled checkout is never ignored.
+    sp.deliver(client, sp.checkout_session_completed(event_id="evt_2", purchase=purchase))
+    purchase.refresh_from_db()
+    assert purchase.status == "paid" and purchased(team.workspace) == credits(525)
+    # An expiry arriving after the payment changes nothing.
+    sp.deliver(client, sp.checkout_session_expired(event_id="evt_3", purchase=purchase))
+    purchase.refresh_from_db()
+    assert purchase.status == "paid" and purchased(team.workspace) == credits(525)
