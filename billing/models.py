@@ -374,28 +374,40 @@ class LedgerEntry(models.Model):
     MONTHLY, PURCHASED = "monthly", "purchased"
     BUCKETS = [(MONTHLY, "Monthly"), (PURCHASED, "Purchased")]
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="ledger")
+    # The indexes are chosen for the charge path, which adds an entry per charge (docs/performance.md):
+    # the workspace leads ledger_ws_recent, and actor and purchase are indexed only where set.
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, db_index=False, related_name="ledger")
     kind = models.CharField(max_length=16, choices=KINDS)
     bucket = models.CharField(max_length=16, choices=BUCKETS)
     amount = models.BigIntegerField(help_text="Signed nanocredits: + into the bucket, - out of it.")
     bucket_balance_after = models.BigIntegerField(help_text="The bucket's balance after this entry.")
     balance_after = models.BigIntegerField(help_text="monthly + purchased after this entry.")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, db_index=False)
     reason = models.CharField(max_length=300)
     # Unique per business event ("run:<id>:charge:monthly", "grant:<ws>:<period>"): the database
-    # refuses a second entry for the same event, whatever the code does.
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # refuses a second entry for the same event, whatever the code does (one_entry_per_key).
+    idempotency_key = models.CharField(max_length=200)
     # No database constraint: on PostgreSQL runs live in month partitions (whose key is (id,
     # created_at)) and retention drops old months whole; the ledger keeps its entries forever.
     run = models.ForeignKey("usage.Run", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
                             related_name="ledger_entries")
-    purchase = models.ForeignKey("billing.Purchase", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries")
+    purchase = models.ForeignKey("billing.Purchase", null=True, blank=True, on_delete=models.PROTECT, db_index=False,
+                                 related_name="ledger_entries")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["workspace", "-id"], name="ledger_ws_recent")]
+        constraints = [
+            # A constraint rather than unique=True: the same unique index, without the second,
+            # pattern-matching copy of every key that Django adds to a unique CharField.
+            models.UniqueConstraint(fields=["idempotency_key"], name="one_entry_per_key"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="ledger_ws_recent"),
+            models.Index(fields=["actor"], name="ledger_actor", condition=Q(actor__isnull=False)),
+            models.Index(fields=["purchase"], name="ledger_purchase", condition=Q(purchase__isnull=False)),
+        ]
 
     def __str__(self):
         return f"{self.kind} {nanos_display(self.amount)} ({self.bucket})"

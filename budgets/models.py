@@ -86,7 +86,7 @@ class SpendCounter(models.Model):
     WORKSPACE, AGENT, MEMBER = "workspace", "agent", "member"
     PERIOD, DAY = "period", "day"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, db_index=False, related_name="+")  # leads one_counter
     scope = models.CharField(max_length=16)  # workspace | agent | member
     scope_id = models.BigIntegerField()  # workspace id, agent id or membership id
     span = models.CharField(max_length=8)  # period | day

@@ -73,14 +73,15 @@ class Run(models.Model):
     STATUSES = [(s, s.title()) for s in (RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED)]
     FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
-    # Indexes cost bytes on every run (docs/scale.md): workspace_id leads run_ws_recent already, and
-    # models are a small catalogue whose rare delete check may scan.
+    # Indexes cost bytes and time on every run, twice (the completion's update changes indexed
+    # columns, so it is not a HOT update; docs/scale.md, docs/performance.md): workspace_id leads
+    # run_ws_recent already, and the rare delete check of a workflow, agent, member or model may scan.
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, db_index=False, related_name="runs")
     # The client's idempotency key (or a generated one); unique within the workspace through RunKey.
     public_id = models.CharField(max_length=100)
-    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
-    member = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, db_index=False, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, db_index=False, related_name="runs")
+    member = models.ForeignKey(Membership, on_delete=models.PROTECT, db_index=False, related_name="runs")
     model = models.ForeignKey(AIModel, on_delete=models.PROTECT, db_index=False, related_name="+")
     status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
     reserved = models.BigIntegerField(default=0)  # the hold, nanocredits
@@ -135,7 +136,7 @@ class RunKey(models.Model):
     the first run landed in. It outlives retention (about 80 bytes a run), so an id is never
     charged twice, even years later."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, db_index=False, related_name="+")  # leads the unique key
     public_id = models.CharField(max_length=100)
     run_id = models.BigIntegerField()  # the run's id; with run_created_at it finds one partition
     run_created_at = models.DateTimeField()
@@ -192,11 +193,13 @@ class DailyUsage(models.Model):
     """Charged credits per workspace, UTC day, agent, model and member, updated in the charge's
     transaction so the dashboard reads a few hundred rows however many runs there are."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes: every read is a workspace's days (rollup_ws_day) and the charge's
+    # upsert finds its row by one_rollup_row_per_period; a delete of an agent, model or member scans.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, db_index=False, related_name="+")
     day = models.DateField()
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
-    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="+")
-    member = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, db_index=False, related_name="+")
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, db_index=False, related_name="+")
+    member = models.ForeignKey(Membership, on_delete=models.CASCADE, db_index=False, related_name="+")
     credits = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
