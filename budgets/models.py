@@ -59,6 +59,11 @@ class WorkspaceBudget(models.Model):
         return budget_level(used=used, limit=self.monthly_limit)
 
 
+# The lowest threshold: below it no alert can fire, which spares a completion the alert check
+# (budgets_alert_due, budgets/sql/limits.sql, is given it).
+ALERT_FROM_PERCENT = min(WorkspaceBudget.THRESHOLDS.values())
+
+
 def levels_reached(*, used: int, limit: int | None) -> list[str]:
     """The levels of the 80/95/100% ladder that `used` has reached, lowest first. Integer maths
     (used * 100 >= limit * threshold), so 79.99% is not 80%."""

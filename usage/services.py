@@ -28,6 +28,7 @@ from billing.recharge_trigger import recharge_enqueue
 from billing.sql import columns, instance_from_row, sql_row
 from budgets.alerts import alerts_check_later, alerts_on_refusal
 from budgets.limits import CONCURRENCY_LIMIT, REFUSAL_CODES, Refusal, refusal_from_database
+from budgets.models import ALERT_FROM_PERCENT
 
 from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunRefused,
                      UnknownModel)
@@ -204,7 +205,7 @@ NODE_FIELDS = ("position", "name", "model_id", "input_tokens", "output_tokens", 
                "cached_input_nanos_per_token", "cache_write_nanos_per_token", "reasoning_nanos_per_token",
                "token_credits", "tool_credits", "credits", "tools", "cache_saving")
 
-COMPLETE = "SELECT * FROM usage_run_complete(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+COMPLETE = "SELECT * FROM usage_run_complete(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
 
 
 def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInput], body_hash: str = "", now=None) -> Run:
@@ -258,14 +259,15 @@ def run_complete(*, workspace, public_id: str, status: str, nodes: list[NodeInpu
     input_tokens = sum(node.input_tokens for node in nodes)
     output_tokens = sum(node.output_tokens for node in nodes)
     nodes_json = json.dumps([{name: getattr(row, name) for name in NODE_FIELDS} for row in node_rows])
-    outcome, released, recharge_key = _locked_call(COMPLETE, [
+    outcome, released, recharge_key, alert_due = _locked_call(COMPLETE, [
         workspace.pk, run.pk, run.created_at, status, cost, input_tokens, output_tokens, nodes_json, body_hash, now,
-        now.date(), settings.OVERDRAFT_MAX_CREDITS * NANOS_PER_CREDIT])
+        now.date(), settings.OVERDRAFT_MAX_CREDITS * NANOS_PER_CREDIT, ALERT_FROM_PERCENT])
     if outcome != "charged":
         run.refresh_from_db()
         return _replay(run, body_hash, "complete_hash")
     recharge_enqueue(recharge_key)
-    alerts_check_later(workspace_id=workspace.pk)
+    if alert_due:  # below every alert threshold, before and after, no alert can change
+        alerts_check_later(workspace_id=workspace.pk)
     # The winner knows every value it wrote: no re-read, and the nodes are served from memory.
     run.status, run.credits, run.completed_at, run.complete_hash = status, cost, now, body_hash
     run.over_reservation = cost > run.reserved

@@ -115,3 +115,43 @@ BEGIN
     code := NULL;
   END IF;
 END $$;
+
+
+-- Whether a completion needs the workspace's budget alerts checked (budgets/alerts.py decides which
+-- fire or resolve; this only spares the check where nothing can change). A run counts in three period
+-- budgets: the workspace's monthly budget, its agent's and its member's. The check is due when any of
+-- them is at or above p_from_percent of its limit (the lowest alert threshold) before or after the
+-- completion changed its charged + reserved by p_change, or when the run's period is not the
+-- workspace's current one. Below that threshold, before and after, no alert can fire; an alert left
+-- open by a fall below it (a hold released) is resolved by the periodic sweep. Call after the
+-- counters were added to, under the wallet lock.
+CREATE OR REPLACE FUNCTION budgets_alert_due(p_workspace bigint, p_agent bigint, p_member bigint,
+    p_period_start timestamptz, p_change bigint, p_from_percent int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN EXISTS (
+    SELECT 1
+      FROM (SELECT CASE WHEN ws.period_start <> p_period_start THEN 0 END AS limit_, 0::bigint AS used
+              FROM billing_workspace ws WHERE ws.id = p_workspace
+            UNION ALL
+            SELECT b.monthly_limit, c.charged + c.reserved
+              FROM budgets_workspacebudget b
+              JOIN budgets_spendcounter c ON c.workspace_id = p_workspace AND c.scope = 'workspace'
+                   AND c.scope_id = p_workspace AND c.span = 'period' AND c.span_start = p_period_start
+             WHERE b.workspace_id = p_workspace
+            UNION ALL
+            SELECT a.max_per_month, c.charged + c.reserved
+              FROM usage_agent a
+              JOIN budgets_spendcounter c ON c.workspace_id = p_workspace AND c.scope = 'agent' AND c.scope_id = a.id
+                   AND c.span = 'period' AND c.span_start = p_period_start
+             WHERE a.id = p_agent
+            UNION ALL
+            SELECT m.monthly_budget, c.charged + c.reserved
+              FROM billing_membership m
+              JOIN budgets_spendcounter c ON c.workspace_id = p_workspace AND c.scope = 'member' AND c.scope_id = m.id
+                   AND c.span = 'period' AND c.span_start = p_period_start
+             WHERE m.id = p_member) AS budget
+     WHERE budget.limit_ IS NOT NULL
+       AND (budget.limit_ <= 0  -- a zero budget, or the period rolled while the run was open
+            OR greatest(budget.used, budget.used - p_change)::numeric * 100 >= budget.limit_::numeric * p_from_percent));
+END $$;

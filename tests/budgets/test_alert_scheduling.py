@@ -29,10 +29,11 @@ def _charge_each(teams, capture, *, rounds=1):
             _charge(each, f"r{n}")
 
 
-def _with_budget(team, limit="0.75"):
-    """A monthly budget that one charge takes past its 80% warning."""
-    budget_set(workspace=team.workspace, monthly_limit=credits(limit), warning=True, critical=True, hard_limit=True,
-               webhook_url="", actor=team.owner)
+def _with_budget(team, limit="0.75", hard_limit=True):
+    """A monthly budget that one charge takes past its 80% warning (refusing runs at 100% when
+    hard_limit is on)."""
+    budget_set(workspace=team.workspace, monthly_limit=credits(limit), warning=True, critical=True,
+               hard_limit=hard_limit, webhook_url="", actor=team.owner)
     return team
 
 
@@ -85,11 +86,20 @@ def test_one_drain_checks_every_workspace_charged_in_quick_succession(three_team
 @pytest.mark.django_db
 def test_a_charge_after_the_drain_took_the_set_schedules_the_next_one(team, published, due_set,
                                                                         django_capture_on_commit_callbacks):
+    from usage.models import Agent
+
+    # Holds of 0.7 credits and charges of 0.65 on a budget of 1.5: the first run stays under 80%
+    # (47% with its hold, 43% charged), the second's hold takes the workspace to 90%.
+    Agent.objects.create(workspace=team.workspace, name="bot", max_per_run=credits("0.7"), max_per_day=credits(10),
+                         max_per_month=credits(100))
+    _with_budget(team, "1.5")
     with django_capture_on_commit_callbacks(execute=True):
         _charge(team, "before")
+    assert published == [] and due_set() == []  # below every threshold: no alert can change
+    with django_capture_on_commit_callbacks(execute=True):
+        _charge(team, "first-over")
     alerts.alerts_check_due()
-    assert not _warned(team)
-    _with_budget(team, "1.2")  # 0.65 used: the next charge takes it past 80%
+    assert _warned(team)
     with django_capture_on_commit_callbacks(execute=True):
         _charge(team, "after")
     assert published == [("drain", alerts.ALERT_CHECK_DELAY_SECONDS)] * 2
@@ -125,7 +135,33 @@ def test_a_workspace_deleted_before_the_drain_does_not_stop_the_others(team, pub
 
 @pytest.mark.django_db
 def test_without_redis_each_workspace_gets_one_delayed_check(team, published, django_capture_on_commit_callbacks):
+    _with_budget(team, hard_limit=False)  # every charge is past 80%, and none is refused
     with override_settings(REDIS_URL=""), django_capture_on_commit_callbacks(execute=True):
         for n in range(3):
             _charge(team, f"r{n}")
     assert published == [((team.workspace.pk,), alerts.ALERT_CHECK_DELAY_SECONDS)]
+
+
+@pytest.mark.needs_redis
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", ["none", "workspace", "agent", "member"])
+def test_a_charge_schedules_a_check_only_when_a_budget_it_counts_in_is_near_a_threshold(
+        team, published, due_set, django_capture_on_commit_callbacks, scope):
+    """A completion's budgets are the workspace's, its agent's and its member's (budgets_alert_due):
+    one at 80% or more of its limit after the charge schedules the check; none near, nothing is
+    scheduled, and no Redis round trip is made."""
+    from billing.models import Membership
+    from usage.models import Agent
+
+    if scope == "workspace":
+        _with_budget(team)
+    elif scope == "agent":
+        Agent.objects.create(workspace=team.workspace, name="bot", max_per_run=credits(10), max_per_day=credits(10),
+                             max_per_month=credits("0.75"))
+    elif scope == "member":
+        Membership.objects.filter(pk=team.membership(team.owner).pk).update(monthly_budget=credits("0.75"))
+    with django_capture_on_commit_callbacks(execute=True):
+        _charge(team, "r")
+    expected = [] if scope == "none" else [("drain", alerts.ALERT_CHECK_DELAY_SECONDS)]
+    assert published == expected
+    assert due_set() == ([] if scope == "none" else [team.workspace.pk])

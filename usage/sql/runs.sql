@@ -166,17 +166,18 @@ END $$;
 -- force when the run was authorized; billing.pricing) and sends them as a JSON array of usage_runnode
 -- rows (with each node's cache_saving for the rollup). Returns one row:
 --   outcome 'charged': this call completed the run; released: its hold was still open (a run the
---     sweeper expired is charged, but its hold is not released twice); recharge_key as above
+--     sweeper expired is charged, but its hold is not released twice); recharge_key as above;
+--     alert_due: the workspace's budget alerts need a check (budgets_alert_due, p_alert_from the
+--     lowest alert threshold in percent)
 --   outcome 'replay': the run was completed before (by a replay or a racing twin); nothing written
 -- The cost is always charged (the tokens were spent); above the reservation the run is flagged
 -- over_reservation, and what would take the balance below -p_overdraft is written off
 -- (billing_run_charge).
-DROP FUNCTION IF EXISTS usage_run_complete(bigint, bigint, timestamptz, text, bigint, bigint, bigint, jsonb, text,
-    timestamptz, date);
+DROP FUNCTION IF EXISTS usage_run_complete;  -- its arguments or its answer changed: replaced whole
 CREATE OR REPLACE FUNCTION usage_run_complete(p_workspace bigint, p_run bigint, p_run_created_at timestamptz,
     p_status text, p_cost bigint, p_input_tokens bigint, p_output_tokens bigint, p_nodes jsonb, p_hash text,
-    p_now timestamptz, p_today date, p_overdraft bigint)
-RETURNS TABLE (outcome text, released boolean, recharge_key text)
+    p_now timestamptz, p_today date, p_overdraft bigint, p_alert_from int)
+RETURNS TABLE (outcome text, released boolean, recharge_key text, alert_due boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
   w billing_wallet%ROWTYPE;
@@ -202,7 +203,7 @@ BEGIN
      WHERE id = p_run AND created_at = p_run_created_at AND completed_at IS NULL
     RETURNING * INTO r;
     IF NOT FOUND THEN
-      RETURN QUERY SELECT 'replay', false, NULL::text;
+      RETURN QUERY SELECT 'replay', false, NULL::text, false;
       RETURN;
     END IF;
   END IF;
@@ -254,7 +255,9 @@ BEGIN
          cache_saving = usage_dailyusage.cache_saving + EXCLUDED.cache_saving,
          runs = usage_dailyusage.runs + EXCLUDED.runs;
 
-  RETURN QUERY SELECT 'charged', v_open, v_key;
+  RETURN QUERY SELECT 'charged', v_open, v_key,
+                      budgets_alert_due(p_workspace, r.agent_id, r.member_id, r.period_start,
+                                        p_cost - CASE WHEN v_open THEN r.reserved ELSE 0 END, p_alert_from);
 END $$;
 
 
