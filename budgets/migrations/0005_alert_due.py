@@ -1,4 +1,5 @@
-"""budgets_alert_due: whether a completion needs the budget alert check (budgets/sql/limits.sql)."""
+"""budgets_alert_due, whether a completion needs the budget alert check, and spend counters updated
+before any is inserted (budgets/sql/limits.sql; issue 26)."""
 
 from django.db import migrations
 
@@ -12,5 +13,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("budgets/sql/limits.sql", sha256="0c41d161197550969da85358cce51aaa326793640d2ce563d317d9454ba3ca49"),
+        sql_file_install("budgets/sql/limits.sql", sha256="487eee5fe7616e17c08626136495c0285f101022842f2a8c5e7746f06a096067"),
     ]

@@ -11,20 +11,44 @@
 
 
 -- The windows a run counts in are fixed at its authorization: the workspace's billing period, the
--- agent's UTC day, the agent's period and the member's period. This adds to all four (creating them)
--- in one statement; a change of nothing writes nothing. Call under the wallet lock.
+-- agent's UTC day, the agent's period and the member's period. This adds to all four, creating those
+-- that do not exist yet; a change of nothing writes nothing. Call under the wallet lock.
+--
+-- The counters almost always exist (a workspace's first run of a period or an agent's first of a
+-- day creates them), so they are updated first and only the missing ones inserted: an upsert (ON
+-- CONFLICT DO UPDATE) locks each row it finds before it updates it, one more WAL record per row.
 CREATE OR REPLACE FUNCTION budgets_run_counters_add(p_workspace bigint, p_agent bigint, p_member bigint, p_day date,
     p_period_start timestamptz, p_charged bigint, p_reserved bigint) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_updated int;
 BEGIN
   IF p_charged = 0 AND p_reserved = 0 THEN
     RETURN;
   END IF;
+  UPDATE budgets_spendcounter c
+     SET charged = c.charged + p_charged, reserved = c.reserved + p_reserved
+   WHERE c.workspace_id = p_workspace
+     AND (c.scope, c.scope_id, c.span, c.span_start) IN (
+           ('workspace', p_workspace, 'period', p_period_start),
+           ('agent', p_agent, 'day', p_day::timestamp AT TIME ZONE 'UTC'),
+           ('agent', p_agent, 'period', p_period_start),
+           ('member', p_member, 'period', p_period_start));
+  GET DIAGNOSTICS v_updated = ROW_COUNT;
+  IF v_updated = 4 THEN
+    RETURN;
+  END IF;
+  -- The missing ones. Under the wallet lock no other writer creates one meanwhile; if one did, ON
+  -- CONFLICT would add to it (the UPDATE above did not).
   INSERT INTO budgets_spendcounter (workspace_id, scope, scope_id, span, span_start, charged, reserved)
-  VALUES (p_workspace, 'workspace', p_workspace, 'period', p_period_start, p_charged, p_reserved),
-         (p_workspace, 'agent', p_agent, 'day', p_day::timestamp AT TIME ZONE 'UTC', p_charged, p_reserved),
-         (p_workspace, 'agent', p_agent, 'period', p_period_start, p_charged, p_reserved),
-         (p_workspace, 'member', p_member, 'period', p_period_start, p_charged, p_reserved)
+  SELECT p_workspace, k.scope, k.scope_id, k.span, k.span_start, p_charged, p_reserved
+    FROM (VALUES ('workspace', p_workspace, 'period', p_period_start),
+                 ('agent', p_agent, 'day', p_day::timestamp AT TIME ZONE 'UTC'),
+                 ('agent', p_agent, 'period', p_period_start),
+                 ('member', p_member, 'period', p_period_start)) AS k(scope, scope_id, span, span_start)
+   WHERE NOT EXISTS (SELECT 1 FROM budgets_spendcounter c
+                      WHERE c.workspace_id = p_workspace AND c.scope = k.scope AND c.scope_id = k.scope_id
+                        AND c.span = k.span AND c.span_start = k.span_start)
   ON CONFLICT (workspace_id, scope, scope_id, span, span_start) DO UPDATE
      SET charged = budgets_spendcounter.charged + EXCLUDED.charged,
          reserved = budgets_spendcounter.reserved + EXCLUDED.reserved;
