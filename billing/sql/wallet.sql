@@ -9,7 +9,7 @@
 -- Every function here expects the caller to hold the wallet row locked (SELECT ... FOR UPDATE, or
 -- billing.ledger.wallet_lock in Python), in the caller's transaction.
 --
--- Installed by billing/migrations/0010_wallet_functions.py. The file is the one source: a change to it
+-- Installed by billing/migrations/0015_hold_grow.py (first by 0014_wallet_functions.py). The file is the one source: a change to it
 -- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
 -- operations/reconcile.py re-derives every figure written here from the ledger and the runs, in
 -- Python, without calling these functions.
@@ -94,6 +94,27 @@ BEGIN
     RETURN NULL;  -- no threshold, nothing to watch: skip the watch's read
   END IF;
   RETURN billing_wallet_watch(p_workspace);  -- a hold can take available below the threshold
+END $$;
+
+
+-- A running run's hold grows by p_amount (POST /v1/runs/<id>/extend, issue 29): more reserved, the
+-- same number of running runs. Not a ledger entry, as the hold it adds to is not. Returns
+-- billing_wallet_watch's key.
+CREATE OR REPLACE FUNCTION billing_hold_grow(p_workspace bigint, p_amount bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_threshold bigint;
+BEGIN
+  IF p_amount = 0 THEN
+    RETURN NULL;
+  END IF;
+  UPDATE billing_wallet SET reserved = reserved + p_amount, updated_at = now()
+   WHERE workspace_id = p_workspace
+  RETURNING auto_recharge_threshold INTO v_threshold;
+  IF v_threshold IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN billing_wallet_watch(p_workspace);  -- a grown hold can take available below the threshold
 END $$;
 
 

@@ -25,14 +25,18 @@ def test_it_has_no_level_without_a_limit():
     assert levels_reached(used=96, limit=100) == ["warning", "critical"]
 
 
-def _decide(team) -> dict:
+def _decide(team, *, token=None, model="gpt-4o", request=None, held=None) -> dict:
     """budgets_run_reservation (budgets/sql/limits.sql) for the member's run of agent "bot", with the
-    wallet locked as the charge path locks it."""
+    wallet locked as the charge path locks it: a new run, or with `held` an extension of a run that
+    holds that much (in the workspace's current period)."""
     agent = Agent.objects.get_or_create(workspace=team.workspace, name="bot")[0]
+    period = Workspace.objects.get(pk=team.workspace.pk).period_start if held is not None else None
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT d.code, d.remaining, d.amount, d.running, d.allowed FROM billing_wallet w, "
-                       "budgets_run_reservation(w, %s, %s, %s, false) d WHERE w.workspace_id = %s FOR UPDATE OF w",
-                       [team.membership(team.member).pk, agent.pk, date.today(), team.workspace.pk])
+                       "budgets_run_reservation(w, %s, %s, %s, %s, %s, now(), %s, %s, %s, false) d "
+                       "WHERE w.workspace_id = %s FOR UPDATE OF w",
+                       [team.membership(team.member).pk, agent.pk, token.pk if token else None, model, date.today(),
+                        request, held, period, team.workspace.pk])
         return dict(zip(["code", "remaining", "amount", "running", "allowed"], cursor.fetchone()))
 
 
