@@ -16,5 +16,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("usage/sql/runs.sql", sha256="c3cb9ece9c89bd1269bd146f4caa9ad45c86a17198c4cd0087bca5e9f8ddd02e"),
+        sql_file_install("usage/sql/runs.sql", sha256="4cd73ee45be83b2f36be8eedf5055ec198243b513fe0e23a3b9996df4d33aab0"),
     ]

@@ -223,7 +223,7 @@ BEGIN
   SELECT * INTO x FROM usage_runextension e
    WHERE e.workspace_id = p_workspace AND e.run_public_id = p_public_id AND e.key = p_key;
   IF FOUND THEN
-    RETURN QUERY SELECT 'replay', NULL::bigint, x.request_hash, 'running'::text, x.added, x.reserved,
+    RETURN QUERY SELECT 'replay', NULL::bigint, x.request_hash::text, 'running'::text, x.added, x.reserved,
                         x.max_output_tokens, x.expires_at, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text;
     RETURN;
   END IF;
