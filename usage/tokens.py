@@ -163,16 +163,17 @@ def token_limits_set(*, token: DeveloperToken, limits: TokenLimits, by: Membersh
     manages = by is None or by.can_manage_billing
     if by is not None and by.workspace_id != token.membership.workspace_id:
         raise TokenLimitsInvalid("This token belongs to another workspace.")
-    if not manages:
-        if token.membership_id != by.pk:
-            raise TokenLimitsInvalid("Only the workspace owner and admins can set limits on other members' tokens.")
-        ceiling = TokenLimits.from_json(token.admin_limits)
-        problem = limits.over(ceiling) if ceiling is not None else None
-        if problem:
-            raise TokenLimitsInvalid(problem[1], field=problem[0])
-    before = TokenLimits.of(token)
+    if not manages and token.membership_id != by.pk:
+        raise TokenLimitsInvalid("Only the workspace owner and admins can set limits on other members' tokens.")
     with transaction.atomic():
-        token = DeveloperToken.objects.select_for_update().get(pk=token.pk)
+        # The row as it is now (an admin may have set a ceiling since the caller loaded it).
+        token = DeveloperToken.objects.select_for_update().select_related("membership").get(pk=token.pk)
+        if not manages:
+            ceiling = TokenLimits.from_json(token.admin_limits)
+            problem = limits.over(ceiling) if ceiling is not None else None
+            if problem:
+                raise TokenLimitsInvalid(problem[1], field=problem[0])
+        before = TokenLimits.of(token)
         _apply(token, limits)
         if manages:
             token.admin_limits = limits.as_json() if limits.any else None
