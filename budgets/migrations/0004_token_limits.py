@@ -9,9 +9,10 @@ from billing.sql import sql_file_install
 
 class Migration(migrations.Migration):
 
+    # No dependency on the token columns (usage 0009): PL/pgSQL resolves them when the functions
+    # run, and usage 0010, which installs their only caller, depends on both.
     dependencies = [
         ('budgets', '0003_limit_functions'),
-        ('usage', '0009_token_limits_tags_extensions'),
     ]
 
     operations = [
