@@ -338,7 +338,7 @@ def runs_page_newer(*, workspace: Workspace, filters: RunFilter, before: str, li
 
 
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
-    return (Run.objects.select_related("workflow", "agent", "member__user", "model")
+    return (Run.objects.select_related("workflow", "agent", "member__user", "model", "token")
             .prefetch_related("nodes").for_public_id(workspace=workspace, public_id=public_id).first())
 
 

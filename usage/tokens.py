@@ -64,12 +64,27 @@ class TokenLimits:
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None}
 
     def audit_json(self) -> dict:
-        """As the audit log shows them: credits as decimal strings."""
+        """As the audit log shows them, one short field each: credits as decimal strings, the models
+        as one comma-separated string, None for no limit."""
         data = self.as_json()
         for name in LIMIT_FIELDS:
             if data[name] is not None:
                 data[name] = nanos_to_str(data[name])
+        data["allowed_models"] = ", ".join(self.allowed_models) or None
         return data
+
+    def describe(self) -> list[str]:
+        """The limits in words, for the pages and the command line."""
+        words = []
+        for name, unit in (("max_credits_per_run", "per run"), ("max_credits_per_day", "per UTC day"),
+                           ("max_credits_per_month", "per billing period")):
+            if getattr(self, name) is not None:
+                words.append(f"{nanos_display(getattr(self, name))} credits {unit}")
+        if self.allowed_models:
+            words.append("models " + ", ".join(self.allowed_models))
+        if self.expires_at is not None:
+            words.append(f"expires {self.expires_at:%Y-%m-%d %H:%M} UTC")
+        return words
 
     @property
     def any(self) -> bool:
@@ -148,7 +163,7 @@ def token_create(*, membership: Membership, name: str = "", limits: TokenLimits 
         token.save(force_insert=True)
         after = {"token_id": token.pk, "name": token.name, "prefix": token.prefix, "member": membership.user.email}
         if limits.any:
-            after["limits"] = limits.audit_json()
+            after.update({name: value for name, value in limits.audit_json().items() if value is not None})
         audit_record(workspace_id=membership.workspace_id, actor=actor, action="token.create", after=after)
     return NewToken(token=token, raw=raw)
 
@@ -180,8 +195,8 @@ def token_limits_set(*, token: DeveloperToken, limits: TokenLimits, by: Membersh
         token.save(update_fields=[*LIMIT_FIELDS, "allowed_models", "expires_at", "admin_limits"])
         audit_record(workspace_id=token.membership.workspace_id, actor=by.user if by is not None else None,
                      action="token.limits_set",
-                     before={"token_id": token.pk, "name": token.name, "limits": before.audit_json()},
-                     after={"token_id": token.pk, "name": token.name, "limits": limits.audit_json()})
+                     before={"token_id": token.pk, "name": token.name, **before.audit_json()},
+                     after={"token_id": token.pk, "name": token.name, **limits.audit_json()})
     return token
 
 

@@ -55,7 +55,8 @@ def test_an_admin_sets_limits_on_a_members_token_which_the_member_may_lower_not_
     token.refresh_from_db()
     assert token.max_credits_per_day == credits(10) and token.admin_limits["max_credits_per_day"] == credits(10)
     event = AuditEvent.objects.get(action="token.limits_set")
-    assert event.actor == team.admin and event.detail["limits"]["max_credits_per_day"] == "10"
+    assert event.actor == team.admin and event.detail["max_credits_per_day"] == "10"
+    assert event.before["max_credits_per_day"] is None and event.detail["allowed_models"] == "gpt-4o, gpt-4o-mini"
 
     client.logout()
     login(client, team.member)
@@ -137,8 +138,8 @@ def test_the_tokens_page_shows_limits_use_and_expiry(client, team):
     html = client.get(URL).content.decode()
     row = html[html.index(f'data-prefix="{created.token.prefix}"'):]
     row = row[:row.index("</tr>")]
-    assert 'data-testid="token-today">5<' in row and "of 5" in row and "limit reached" in row
-    assert 'data-testid="token-period">5<' in row and "of 50" in row
+    assert 'data-testid="token-today">5<' in row and "of 5 credits" in row and "limit reached" in row
+    assert 'data-testid="token-period">5<' in row and "of 50 credits" in row
     assert "gpt-4o" in row and "Expires" in row
     token_create(membership=team.membership(team.owner), name="plain")
     assert "No limits" in client.get(URL).content.decode()

@@ -54,6 +54,5 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
         self.stdout.write(f"Token {new.token.name!r} for {membership.user.email} in {slug} (shown once, store it now):")
         if limits.any:
-            self.stdout.write("Limits: " + ", ".join(f"{key}={value}" for key, value in limits.audit_json().items()
-                                                    if value not in (None, [])))
+            self.stdout.write("Limits: " + "; ".join(limits.describe()))
         self.stdout.write(new.raw)
