@@ -12,5 +12,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("billing/sql/wallet.sql", sha256="311627f9274db2099d0326851e88b14a189cc5a939c0f62c23f2fd08494fc251"),
+        sql_file_install("billing/sql/wallet.sql", sha256="1da3fc74b25e8e2a8a78cb5caac5d3a64c5337ceb5846328282c214543f9ccd4"),
     ]

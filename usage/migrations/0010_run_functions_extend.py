@@ -16,5 +16,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("usage/sql/runs.sql", sha256="4cd73ee45be83b2f36be8eedf5055ec198243b513fe0e23a3b9996df4d33aab0"),
+        sql_file_install("usage/sql/runs.sql", sha256="bdc9fb4a00b7a2d1ec7484487271a8b64838e11617150b90fc82cbac09b5b056"),
     ]
