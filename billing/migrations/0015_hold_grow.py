@@ -12,5 +12,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("billing/sql/wallet.sql", sha256="1da3fc74b25e8e2a8a78cb5caac5d3a64c5337ceb5846328282c214543f9ccd4"),
+        sql_file_install("billing/sql/wallet.sql", sha256="8131e49ea47874beb4f75b50a7ed3f11f7ffe049882f2dd160ab61753c7fac5a"),
     ]

@@ -9,7 +9,7 @@
 -- Every function here expects the caller to hold the wallet row locked (SELECT ... FOR UPDATE, or
 -- billing.ledger.wallet_lock in Python), in the caller's transaction.
 --
--- Installed by billing/migrations/0010_wallet_functions.py. The file is the one source: a change to it The file is the one source: a change to it
+-- Installed by billing/migrations/0010_wallet_functions.py. The file is the one source: a change to it
 -- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
 -- operations/reconcile.py re-derives every figure written here from the ledger and the runs, in
 -- Python, without calling these functions.

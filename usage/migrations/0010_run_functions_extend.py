@@ -16,5 +16,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("usage/sql/runs.sql", sha256="bdc9fb4a00b7a2d1ec7484487271a8b64838e11617150b90fc82cbac09b5b056"),
+        sql_file_install("usage/sql/runs.sql", sha256="e5f9d00c30b74d0a53f6beea0662327d2a1aae02537d708f94eacf280f15003d"),
     ]

@@ -11,7 +11,7 @@
 -- The rules they call live with their data: budgets/sql/limits.sql (the reservation, the counters),
 -- billing/sql/wallet.sql (the hold, the charge and its ledger entries, auto-recharge's trigger).
 --
--- Installed by usage/migrations/0008_run_functions.py. The file is the one source: a change to it The file is the one source: a change to it
+-- Installed by usage/migrations/0008_run_functions.py. The file is the one source: a change to it
 -- comes with a new migration that runs it again (tests/billing/test_db_functions.py fails until then).
 
 
