@@ -1,7 +1,8 @@
 """Spend counters: what each budget scope has charged and holds in reserve, per window.
 
-A run counts in four counters fixed at authorization: the workspace's period, the agent's UTC day,
-the agent's period and the member's period. Reservations and charges move all four by the same
+A run counts in counters fixed at authorization: the workspace's period, the agent's UTC day, the
+agent's period and the member's period, and, for a run authorized with a developer token, the
+token's UTC day and the token's period (issue 29). Reservations and charges move them all by the same
 amounts, inside the charge path's locked call (budgets_run_counters_add, budgets/sql/limits.sql);
 the pages read them through budgets/selectors.py."""
 
@@ -9,7 +10,7 @@ from datetime import datetime, time, timezone as dt_timezone
 
 from .models import SpendCounter
 
-WORKSPACE, AGENT, MEMBER = SpendCounter.WORKSPACE, SpendCounter.AGENT, SpendCounter.MEMBER
+WORKSPACE, AGENT, MEMBER, TOKEN = SpendCounter.WORKSPACE, SpendCounter.AGENT, SpendCounter.MEMBER, SpendCounter.TOKEN
 PERIOD, DAY = SpendCounter.PERIOD, SpendCounter.DAY
 
 

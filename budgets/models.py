@@ -88,12 +88,12 @@ class SpendCounter(models.Model):
     negative increment rows of INSERT ... ON CONFLICT before the conflict is seen). Budget checks read these under the wallet lock, so concurrent
     authorizations of one workspace are serialised and can never together pass a limit."""
 
-    WORKSPACE, AGENT, MEMBER = "workspace", "agent", "member"
+    WORKSPACE, AGENT, MEMBER, TOKEN = "workspace", "agent", "member", "token"
     PERIOD, DAY = "period", "day"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, db_index=False, related_name="+")  # leads one_counter
-    scope = models.CharField(max_length=16)  # workspace | agent | member
-    scope_id = models.BigIntegerField()  # workspace id, agent id or membership id
+    scope = models.CharField(max_length=16)  # workspace | agent | member | token
+    scope_id = models.BigIntegerField()  # workspace id, agent id, membership id or developer token id
     span = models.CharField(max_length=8)  # period | day
     span_start = models.DateTimeField()  # period start, or the UTC day at 00:00
     charged = models.BigIntegerField(default=0)

@@ -3,10 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
+
 from billing.models import Membership, Workspace
 from billing.money import nanos_display
 
-from .counters import AGENT, DAY, MEMBER, PERIOD, WORKSPACE, day_start
+from .counters import AGENT, DAY, MEMBER, PERIOD, TOKEN, WORKSPACE, day_start
 from .models import Agent, BudgetAlert, SpendCounter, WorkspaceBudget, budget_level
 
 
@@ -90,6 +92,28 @@ def day_used(*, workspace: Workspace, day) -> dict[int, int]:
     """charged + reserved per agent id on one UTC day."""
     rows = SpendCounter.objects.filter(workspace=workspace, scope=AGENT, span=DAY, span_start=day_start(day))
     return {row.scope_id: row.used for row in rows}
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """What runs authorized with one developer token have used (charged + held): on a UTC day and in
+    the workspace's current billing period, from the token's spend counters (issue 29)."""
+
+    today: int = 0  # nanocredits
+    this_period: int = 0
+
+
+def token_use(*, workspace: Workspace, token_ids, day) -> dict[int, TokenUse]:
+    """TokenUse per token id (tokens without runs are left out), in one query."""
+    ids = list(token_ids)
+    if not ids:
+        return {}
+    rows = SpendCounter.objects.filter(workspace=workspace, scope=TOKEN, scope_id__in=ids).filter(
+        Q(span=DAY, span_start=day_start(day)) | Q(span=PERIOD, span_start=workspace.period_start)).order_by()
+    today, period = {}, {}
+    for scope_id, span, charged, reserved in rows.values_list("scope_id", "span", "charged", "reserved"):
+        (today if span == DAY else period)[scope_id] = charged + reserved
+    return {pk: TokenUse(today.get(pk, 0), period.get(pk, 0)) for pk in set(today) | set(period)}
 
 
 def budget_scopes(*, workspace: Workspace) -> list[ScopeUsage]:

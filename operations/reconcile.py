@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from budgets.counters import AGENT, DAY, MEMBER, PERIOD, WORKSPACE, day_start
+from budgets.counters import AGENT, DAY, MEMBER, PERIOD, TOKEN, WORKSPACE, day_start
 from invoices.models import Invoice, InvoiceLine, InvoiceTax
 from budgets.models import SpendCounter
 from usage.models import Run
@@ -183,13 +183,14 @@ def _write_off_problems(workspace: Workspace, label: str) -> list[str]:
 
 def _counter_problems(workspace: Workspace, label: str) -> list[str]:
     """Each spend counter's reserved equals the holds of the open runs counted in it, and its charged
-    equals the cost of the completed runs counted in it (a run's four counters are fixed when it is
-    authorized: its UTC day and its billing period)."""
+    equals the cost of the completed runs counted in it (a run's counters are fixed when it is
+    authorized: its UTC day and its billing period). Token counters (issue 29) are checked alike: a
+    token's day and period counters against the runs that token authorized."""
     expected_reserved: dict[tuple, int] = defaultdict(int)
     expected_charged: dict[tuple, int] = defaultdict(int)
     runs = (Run.objects.filter(workspace_id=workspace.pk)
             .filter(Q(released_at__isnull=True) | Q(completed_at__isnull=False))
-            .values("agent_id", "member_id", "day", "period_start")
+            .values("agent_id", "member_id", "token_id", "day", "period_start")
             .annotate(open_reserved=Sum("reserved", filter=Q(released_at__isnull=True)),
                       charged=Sum("credits", filter=Q(completed_at__isnull=False))))
     for row in runs:
@@ -228,13 +229,17 @@ def _counter_problems(workspace: Workspace, label: str) -> list[str]:
 
 
 def _run_counter_keys(*, workspace_id: int, row: dict) -> list[tuple]:
-    """The four counters a run counts in, restated here from SPEC section 4 rather than taken from the
-    charge path (budgets_run_counters_add, budgets/sql/limits.sql), so reconcile checks the rule
-    instead of repeating it: the workspace's period, the agent's UTC day, the agent's period, the
-    member's period, all fixed when the run was authorized."""
+    """The counters a run counts in, restated here from SPEC section 4 and issue 29 rather than taken
+    from the charge path (budgets_run_counters_add, budgets/sql/limits.sql), so reconcile checks the
+    rule instead of repeating it: the workspace's period, the agent's UTC day, the agent's period, the
+    member's period, and for a run authorized with a developer token that token's UTC day and period,
+    all fixed when the run was authorized."""
     period = row["period_start"]
-    return [(WORKSPACE, workspace_id, PERIOD, period), (AGENT, row["agent_id"], DAY, day_start(row["day"])),
+    keys = [(WORKSPACE, workspace_id, PERIOD, period), (AGENT, row["agent_id"], DAY, day_start(row["day"])),
             (AGENT, row["agent_id"], PERIOD, period), (MEMBER, row["member_id"], PERIOD, period)]
+    if row["token_id"] is not None:
+        keys += [(TOKEN, row["token_id"], DAY, day_start(row["day"])), (TOKEN, row["token_id"], PERIOD, period)]
+    return keys
 
 
 def _span_date(span_start):

@@ -39,6 +39,13 @@ OBJECT_IDS = {
     "plan_id": lambda victim: "pro",  # plans are global: the slug decides the workspace
 }
 
+# The body each API route is POSTed with by another workspace's token: a valid one, so that only the
+# object's workspace can refuse it (a completion's, unless the route takes another shape).
+API_BODIES = {
+    "api-run-extend": {"id": "crawler-extension", "credits": "1"},
+}
+DEFAULT_API_BODY = {"status": "succeeded", "nodes": []}
+
 # Workspace pages a plain member may use: "GET", "POST" or both. Everything else under
 # /w/<slug>/ is for owners and admins only (403 for a member).
 MEMBER_MAY = {
@@ -46,6 +53,7 @@ MEMBER_MAY = {
     "usage:usage": {"GET"}, "usage:export": {"GET"}, "usage:run": {"GET"},
     "usage:tokens": {"GET", "POST"},  # members create and revoke their own tokens
     "usage:token_revoke": {"POST"},
+    "usage:token_limits": {"GET", "POST"},  # members set limits on their own tokens, below an admin's
     "budgets:alerts": {"GET"}, "budgets:agents": {"GET"}, "budgets:agent_budget": {"GET"},
     "budgets:members": {"GET"},
     "accounts:member_leave": {"GET", "POST"},  # a member leaves the workspace themselves
@@ -234,7 +242,7 @@ def test_no_one_reaches_another_workspace(team, outsider):
             for method in ("get", "post"):
                 expect(getattr(anonymous, method)(url, content_type="application/json"), {401, 405},
                        f"API without a token {method.upper()} {url}")
-                response = getattr(anonymous, method)(url, data={"status": "succeeded", "nodes": []},
+                response = getattr(anonymous, method)(url, data=API_BODIES.get(name, DEFAULT_API_BODY),
                                                       content_type="application/json",
                                                       HTTP_AUTHORIZATION=f"Bearer {api_token}")
                 if [kwarg for kwarg in kwargs if kwarg != "plan_id"]:

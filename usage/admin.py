@@ -156,7 +156,11 @@ class DeveloperTokenAdmin(admin.ModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "membership__user__email", "membership__workspace__slug")
     list_select_related = ("membership__user", "membership__workspace")
-    readonly_fields = ("membership", "name", "prefix", "token_hash", "created_at", "last_used_at", "revoked_at")
+    # Limits too: they are set through usage.tokens.token_limits_set (the Tokens page, create_token),
+    # which keeps the admin ceiling and writes the audit row; an edit here would do neither.
+    readonly_fields = ("membership", "name", "prefix", "token_hash", "created_at", "last_used_at", "revoked_at",
+                       "max_credits_per_run", "max_credits_per_day", "max_credits_per_month", "allowed_models",
+                       "expires_at", "admin_limits")
     actions = ["revoke"]
 
     @admin.display(description="Member")

@@ -29,13 +29,22 @@ class IdempotencyConflict(RunError):
 
 
 class RunRefused(RunError):
-    """402: a credit or budget limit binds. `code` is set per instance."""
+    """402: a credit or budget limit binds; 403 or 401 for what a developer token forbids (a model,
+    after its expiry). `code` and `status` are set per instance; `detail` may name the token limit
+    that binds ({"limit": "max_credits_per_day"})."""
 
     status = 402
 
-    def __init__(self, code: str, message: str, **kwargs):
+    def __init__(self, code: str, message: str, *, status: int = 402, **kwargs):
         super().__init__(message, **kwargs)
         self.code = code
+        self.status = status
+
+
+class RunNotRunning(RunError):
+    """409: the run was completed or expired; its hold cannot grow."""
+
+    code, status = "run_not_running", 409
 
 
 class ConcurrencyLimited(RunError):

@@ -33,7 +33,7 @@ from .selectors import detail_kept_from, detail_notice
 HEADER = ["date", "workflow", "agent", "model", "input_tokens", "output_tokens", "credits", "status"]
 # `?columns=detailed` (issue 28) appends these to the default columns, which keep their places.
 DETAILED = ["run_id", "member", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "token_credits",
-            "tool_credits"]
+            "tool_credits", "tags"]
 COLUMN_SETS = ("default", "detailed")
 CHUNK_ROWS = 2000
 
@@ -51,7 +51,7 @@ def _rows_queryset(workspace: Workspace, filters: RunFilter, using: str = "defau
         # A run starts before it is charged: the bound on the partition keys lets PostgreSQL skip
         # every later month of runs and of nodes (partition pruning).
         nodes = nodes.filter(run__created_at__lt=high, run_created_at__lt=high)
-    extra_values = ["run__public_id", "run__member__user__email"] if detailed else []
+    extra_values = ["run__public_id", "run__member__user__email", "run__tags"] if detailed else []
     extra_sums = dict(cached_input_tokens=Sum("cached_input_tokens"), cache_write_tokens=Sum("cache_write_tokens"),
                       reasoning_tokens=Sum("reasoning_tokens"), token_credits=Sum("token_credits"),
                       tool_credits=Sum("tool_credits")) if detailed else {}
@@ -92,7 +92,15 @@ def _sql_credits(expression: str) -> str:
 # The inner (ORM-built) query's columns, in values()-then-annotate() order, renamed positionally.
 _COPY_COLUMNS = "c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_input, c_output, c_credits"
 _COPY_DETAILED_COLUMNS = ("c_run, c_model, c_completed, c_workflow, c_agent, c_status, c_public_id, c_member, "
-                          "c_input, c_output, c_credits, c_cached, c_write, c_reasoning, c_token_credits, c_tool_credits")
+                          "c_tags, c_input, c_output, c_credits, c_cached, c_write, c_reasoning, c_token_credits, "
+                          "c_tool_credits")
+
+
+def _sql_tags(expression: str) -> str:
+    """A run's cost tags as one text cell: the JSON object (keys in jsonb's order), empty without
+    any, neutralised like every text cell (tag values are user data)."""
+    text = f"(CASE WHEN {expression} = '{{}}'::jsonb THEN '' ELSE {expression}::text END)"
+    return _sql_text(text)
 
 
 FIRST_WINDOW = timedelta(days=1)
@@ -128,7 +136,7 @@ def _copy_rows(workspace: Workspace, filters: RunFilter, using: str, detailed: b
         grouped, params = rows.query.sql_with_params()
         extra = (f", {_sql_text('g.c_public_id')}, {_sql_text('g.c_member')}, g.c_cached::bigint, g.c_write::bigint, "
                  f"g.c_reasoning::bigint, {_sql_credits('g.c_token_credits::bigint')}, "
-                 f"{_sql_credits('g.c_tool_credits::bigint')}") if detailed else ""
+                 f"{_sql_credits('g.c_tool_credits::bigint')}, {_sql_tags('g.c_tags')}") if detailed else ""
         outer = (
             "SELECT to_char(g.c_completed AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
             f"{_sql_text('g.c_workflow')}, {_sql_text('g.c_agent')}, {_sql_text('g.c_model')}, "
@@ -149,9 +157,10 @@ def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, usin
     rollups, status `daily_total`, date as YYYY-MM-DD and workflow empty (rollups do not keep it).
     The credits column still sums to the ledger's charges. Rollups carry no status, so a status
     filter leaves them out (and the current period is always within the kept detail). Detailed:
-    one row per member too, run_id empty, the token classes from the rollups, and token_credits
-    and tool_credits empty (rollups keep only their sum, in credits)."""
-    if filters.status or filters.period_start or (filters.start and filters.start >= kept_from):
+    one row per member too, run_id empty, the token classes from the rollups, and token_credits,
+    tool_credits and tags empty (rollups keep only the credits' sum, and no tags; a tag filter
+    leaves them out as a status filter does)."""
+    if filters.needs_runs or filters.period_start or (filters.start and filters.start >= kept_from):
         return
     rows = DailyUsage.objects.using(using).filter(workspace=workspace, day__lt=kept_from)
     if filters.start:
@@ -173,7 +182,7 @@ def _rollup_rows(workspace: Workspace, filters: RunFilter, kept_from: date, usin
                  "daily_total"]
         if detailed:
             cells += [csv_cell(""), csv_cell(neutralise(row["member__user__email"])), str(row["ci"]), str(row["cw"]),
-                      str(row["r"]), csv_cell(""), csv_cell("")]
+                      str(row["r"]), csv_cell(""), csv_cell(""), csv_cell("")]
         yield (",".join(cells) + "\n").encode()
 
 
@@ -198,8 +207,8 @@ def csv_file_name(*, workspace: Workspace, filters: RunFilter, detailed: bool = 
         last = (filters.end or timezone.now().date()).isoformat()
         days = f"{first}-to-{last}"
     parts = ["usage", workspace.slug, days]
-    for name in ("agent", "model", "status"):
-        value = getattr(filters, name)
+    for name in ("agent", "model", "status", "tag"):
+        value = filters.tag_text if name == "tag" else getattr(filters, name)
         if value:
             parts += [name, slugify(value)[:40] or "x"]
     if detailed:

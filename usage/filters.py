@@ -1,6 +1,8 @@
 """The one run filter of the Usage page, GET /v1/runs, GET /v1/usage and both CSV exports.
 
-The same five fields everywhere (`from`, `to`, `agent`, `model`, `status`), applied in one place.
+The same six fields everywhere (`from`, `to`, `agent`, `model`, `status`, `tag`), applied in one
+place. `tag` (issue 29) is a cost tag `key:value` of the run; the daily rollups do not keep tags, so
+like `status` it is answered from the runs and their nodes.
 The days are UTC days of a date field: the runs table asks when a run started (`created_at`; a
 running run has no completion yet), the figures and the CSV ask when it was charged
 (`completed_at`, the day its charge landed). The model filter matches the model of a node for
@@ -27,6 +29,7 @@ class RunFilter:
     agent: str = ""
     model: str = ""
     status: str = ""
+    tag: tuple[str, str] | None = None  # (key, value): runs whose cost tags include it
     # Runs authorized in the billing period that started at this instant (Run.period_start): the
     # "this period" view, which equals the period counters; the days above then only bound the chart.
     period_start: datetime | None = None
@@ -36,8 +39,10 @@ class RunFilter:
         """From validated input keyed like the query string (a form's `from_` is accepted too).
         `period=current` (with `workspace`) selects the runs of the workspace's current period."""
         period = workspace.period_start if workspace is not None and data.get("period") == "current" else None
+        tag = data.get("tag") or None
         return cls(start=data.get("from") or data.get("from_"), end=data.get("to"), agent=data.get("agent") or "",
-                   model=data.get("model") or "", status=data.get("status") or "", period_start=period)
+                   model=data.get("model") or "", status=data.get("status") or "", tag=tuple(tag) if tag else None,
+                   period_start=period)
 
     def with_range(self, start: date | None, end: date | None) -> "RunFilter":
         return replace(self, start=start, end=end)
@@ -51,15 +56,25 @@ class RunFilter:
 
     @property
     def narrows_runs(self) -> bool:
-        """True when agent, model or status is set (the date range aside)."""
-        return bool(self.agent or self.model or self.status)
+        """True when agent, model, status or tag is set (the date range aside)."""
+        return bool(self.agent or self.model or self.status or self.tag)
+
+    @property
+    def needs_runs(self) -> bool:
+        """True when the daily rollups cannot answer (they keep neither status nor tags)."""
+        return bool(self.status or self.tag)
+
+    @property
+    def tag_text(self) -> str:
+        return f"{self.tag[0]}:{self.tag[1]}" if self.tag else ""
 
     def as_query(self) -> dict:
         if self.period_start:
-            query = {"period": "current", "agent": self.agent, "model": self.model, "status": self.status}
+            query = {"period": "current", "agent": self.agent, "model": self.model, "status": self.status,
+                     "tag": self.tag_text}
         else:
             query = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
-                     "agent": self.agent, "model": self.model, "status": self.status}
+                     "agent": self.agent, "model": self.model, "status": self.status, "tag": self.tag_text}
         return {k: v for k, v in query.items() if v}
 
     def apply(self, queryset, *, date_field: str = STARTED, run: str = "", model_field: str = "model_id"):
@@ -77,4 +92,6 @@ class RunFilter:
             queryset = queryset.filter(**{model_field: self.model})
         if self.status:
             queryset = queryset.filter(**{f"{run}status": self.status})
+        if self.tag:
+            queryset = queryset.filter(**{f"{run}tags__contains": {self.tag[0]: self.tag[1]}})
         return queryset

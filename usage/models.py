@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -31,7 +32,12 @@ def hash_token(raw: str) -> str:
 
 
 class DeveloperToken(models.Model):
-    """Belongs to one member of one workspace. Only the SHA-256 of the token is stored."""
+    """Belongs to one member of one workspace. Only the SHA-256 of the token is stored.
+
+    Its limits (issue 29) are enforced by budgets_run_reservation (budgets/sql/limits.sql), which reads
+    them under the wallet lock in the same statement as the reservation: what a run with this token
+    may reserve, what it may spend per UTC day and per billing period (charged + held, counted in the
+    token's spend counters), which models it may use, and until when it works."""
 
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tokens")
     name = models.CharField(max_length=100, default="API token")
@@ -40,9 +46,27 @@ class DeveloperToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Limits; None (or an empty list) is no limit. Nanocredits, each > 0 when set.
+    max_credits_per_run = models.BigIntegerField(null=True, blank=True)  # caps a run's hold, as the agent's does
+    max_credits_per_day = models.BigIntegerField(null=True, blank=True)  # charged + held per UTC day
+    max_credits_per_month = models.BigIntegerField(null=True, blank=True)  # charged + held per billing period
+    allowed_models = ArrayField(models.CharField(max_length=64), default=list, blank=True)  # empty: every model
+    expires_at = models.DateTimeField(null=True, blank=True)  # from then on the token is refused (401)
+    # The limits an owner or admin last set on this token, as usage.tokens.TokenLimits.as_json writes
+    # them: the token's member may lower each of them but never raise it past this. None: no admin
+    # set any, so the member's own limits are theirs to change.
+    admin_limits = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(max_credits_per_run__isnull=True) | Q(max_credits_per_run__gt=0))
+                & (Q(max_credits_per_day__isnull=True) | Q(max_credits_per_day__gt=0))
+                & (Q(max_credits_per_month__isnull=True) | Q(max_credits_per_month__gt=0)),
+                name="token_limits_positive",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
@@ -54,6 +78,14 @@ class DeveloperToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def has_limits(self) -> bool:
+        return bool(self.max_credits_per_run or self.max_credits_per_day or self.max_credits_per_month
+                    or self.allowed_models or self.expires_at)
 
 
 class RunQuerySet(models.QuerySet):
@@ -82,6 +114,11 @@ class Run(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, db_index=False, related_name="runs")
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, db_index=False, related_name="runs")
     member = models.ForeignKey(Membership, on_delete=models.PROTECT, db_index=False, related_name="runs")
+    # The developer token that authorized the run (None for runs started without one: the demo seed,
+    # older runs). The run counts in its token's day and period counters, fixed at authorization.
+    # No foreign key constraint on the partitioned table: tokens are revoked, never deleted.
+    token = models.ForeignKey(DeveloperToken, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                              db_index=False, related_name="+")
     model = models.ForeignKey(AIModel, on_delete=models.PROTECT, db_index=False, related_name="+")
     status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
     reserved = models.BigIntegerField(default=0)  # the hold, nanocredits
@@ -90,7 +127,13 @@ class Run(models.Model):
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     estimated_input_tokens = models.BigIntegerField(null=True, blank=True)
-    max_output_tokens = models.BigIntegerField(null=True, blank=True)
+    # As the client sent them at authorization, so an extension recomputes max_output_tokens alike.
+    estimated_cached_input_tokens = models.BigIntegerField(null=True, blank=True)
+    requested_max_output_tokens = models.BigIntegerField(null=True, blank=True)
+    max_output_tokens = models.BigIntegerField(null=True, blank=True)  # what the hold pays for (recomputed on extend)
+    # Cost tags (issue 29): at most 10 pairs of short strings, validated by the API
+    # (usage.api.serializers.TagsField); {} when none.
+    tags = models.JSONField(default=dict, db_default={}, blank=True)
     # Windows the run counts in, fixed at authorization: the UTC day and the billing period.
     day = models.DateField()
     period_start = models.DateTimeField()
@@ -143,6 +186,33 @@ class RunKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace", "public_id"], name="run_public_id_per_workspace")]
+
+
+class RunExtension(models.Model):
+    """One extension of a run's hold (POST /v1/runs/<id>/extend), by the client's extension key.
+
+    (workspace, run, key) is unique in the database: a replay, or a racing twin, can never add to
+    the hold twice. The row keeps the request's hash, to tell a replay from a conflicting reuse of
+    the key, and the answer it was given, which a replay repeats. Written in the same statement as
+    the hold grows (usage_run_extend, usage/sql/runs.sql); a refused extension writes none."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    run_public_id = models.CharField(max_length=100)  # the run's client id (RunKey), unique in the workspace
+    key = models.CharField(max_length=100)  # the client's extension key
+    request_hash = models.CharField(max_length=64)
+    requested = models.BigIntegerField()  # nanocredits asked for
+    added = models.BigIntegerField()  # nanocredits the hold grew by (at most requested)
+    reserved = models.BigIntegerField()  # the run's hold after this extension
+    max_output_tokens = models.BigIntegerField(null=True, blank=True)  # recomputed for that hold
+    expires_at = models.DateTimeField()  # the run's new expiry
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "run_public_id", "key"], name="run_extension_key_once"),
+            models.CheckConstraint(condition=Q(added__gte=0) & Q(added__lte=models.F("requested")),
+                                   name="run_extension_adds_at_most_requested"),
+        ]
 
 
 class RunNode(models.Model):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Func, Q, Sum, TextField, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -80,6 +80,15 @@ class Savings:
         return max(self.actual - self.cheapest, 0)
 
 
+@dataclass(frozen=True)
+class TagSpend:
+    """Credits and runs for one value of a cost tag key (value None: the runs without that key)."""
+
+    value: str | None
+    credits: int
+    runs: int
+
+
 @dataclass
 class UsageSummary:
     start: date
@@ -96,6 +105,8 @@ class UsageSummary:
     by_model: list[Spend] = field(default_factory=list)
     by_agent: list[Spend] = field(default_factory=list)
     definitions: dict = field(default_factory=lambda: DEFINITIONS)
+    tag_key: str | None = None  # the cost tag key by_tag splits range_total by (issue 29)
+    by_tag: list[TagSpend] | None = None
 
     @property
     def caching(self) -> Caching:
@@ -110,9 +121,13 @@ def default_range(workspace: Workspace, *, today: date | None = None) -> tuple[d
 
 
 def usage_summary(*, workspace: Workspace, start: date, end: date, today: date | None = None,
-                  filters: RunFilter | None = None) -> UsageSummary:
+                  filters: RunFilter | None = None, tag_key: str | None = None) -> UsageSummary:
     """The four dashboard figures, and for [start, end] narrowed by `filters` the daily series and
-    spend by model and agent (these equal the CSV exported with the same filters).
+    spend by model and agent (these equal the CSV exported with the same filters). With `tag_key`,
+    also `by_tag`: that range's credits and runs for each value of the cost tag key, and for the runs
+    without it. Every figure of the range then comes from the run nodes, so the groups sum exactly to
+    range_total whatever the filters (the rollups, which keep no tags, could differ from the kept
+    nodes once retention dropped a month).
 
     available comes from the wallet (whole workspace); this period's charged and held from the
     period spend counter (budgets.selectors.period_spend, the figure every page and the API show)
@@ -127,7 +142,7 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     if filters is not None and filters.narrows_runs:
         # Agent, model or status chosen: this period's figures for those runs only (the same rows
         # as the CSV with period=current and these filters). Without them, the counter above.
-        in_period = RunFilter(agent=filters.agent, model=filters.model, status=filters.status,
+        in_period = RunFilter(agent=filters.agent, model=filters.model, status=filters.status, tag=filters.tag,
                               period_start=workspace.period_start)
         period_used = sum(row["c"] for row in _spend_grouped(workspace=workspace, start=start, end=end,
                                                              filters=in_period, group=["model"]))
@@ -138,13 +153,16 @@ def usage_summary(*, workspace: Workspace, start: date, end: date, today: date |
     daily_average = period_used // elapsed
     projected = period_used + daily_average * remaining
 
-    daily = daily_series(workspace=workspace, start=start, end=end, filters=filters)
-    by_model = spend_by_model(workspace=workspace, start=start, end=end, filters=filters)
-    by_agent = spend_by_agent(workspace=workspace, start=start, end=end, filters=filters)
+    from_runs = tag_key is not None
+    daily = daily_series(workspace=workspace, start=start, end=end, filters=filters, from_runs=from_runs)
+    by_model = spend_by_model(workspace=workspace, start=start, end=end, filters=filters, from_runs=from_runs)
+    by_agent = spend_by_agent(workspace=workspace, start=start, end=end, filters=filters, from_runs=from_runs)
+    by_tag = spend_by_tag(workspace=workspace, start=start, end=end, filters=filters, key=tag_key) if from_runs else None
     return UsageSummary(
         start=start, end=end, available=wallet.available, period_start=period_start, period_end=period_last,
         period_used=period_used, period_held=period_held, daily_average=daily_average, projected=projected,
         range_total=sum(credits for _, credits in daily), daily=daily, by_model=by_model, by_agent=by_agent,
+        tag_key=tag_key, by_tag=by_tag,
     )
 
 
@@ -152,16 +170,18 @@ _GROUPS = {"day": ("day", TruncDate("run__completed_at", tzinfo=dt_timezone.utc)
            "agent": ("agent_id", "run__agent_id"), "agent_name": ("agent__name", "run__agent__name")}
 
 
-def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None, group: list[str]):
+def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None, group: list[str],
+                   from_runs: bool = False, tag_key: str | None = None):
     """Charged credits, tokens and runs on the UTC days [start, end] (the day each charge landed),
-    narrowed by `filters` and grouped by `group` (day, model, agent, agent_name; keys g_<name>).
+    narrowed by `filters` and grouped by `group` (day, model, agent, agent_name, tag; keys g_<name>;
+    "tag" groups by the value of the cost tag `tag_key`, NULL for runs without it).
 
     With `filters.period_start`, the runs authorized in that period instead of the days (then the
     figures equal the period counters). The daily rollups answer the agent and model filters (a
-    few hundred rows); a status filter is not in the rollups, so it is answered from the run
-    nodes, the same rows the CSV exports."""
+    few hundred rows); a status or tag filter, a tag grouping, or `from_runs` are answered from the
+    run nodes, the same rows the CSV exports."""
     filters = filters or RunFilter()
-    if filters.status:
+    if filters.needs_runs or from_runs or "tag" in group:
         rows = filters.with_range(start, end).apply(
             RunNode.objects.filter(run__workspace=workspace, run__completed_at__isnull=False),
             date_field=CHARGED, run="run__")
@@ -181,11 +201,21 @@ def _spend_grouped(*, workspace: Workspace, start: date, end: date, filters: Run
         runs = Sum("runs")
         saving = Sum("cache_saving")
         column = 0
-    values = {f"g_{name}": (F(_GROUPS[name][column]) if isinstance(_GROUPS[name][column], str) else _GROUPS[name][column])
+    groups = {**_GROUPS, "tag": (None, _TagValue(F("run__tags"), Value(tag_key)))} if tag_key else _GROUPS
+    values = {f"g_{name}": (F(groups[name][column]) if isinstance(groups[name][column], str) else groups[name][column])
               for name in group}
     return rows.values(**values).annotate(c=Sum("credits"), i=Sum("input_tokens"), o=Sum("output_tokens"),
                                           ci=Sum("cached_input_tokens"), cw=Sum("cache_write_tokens"),
                                           rs=Sum("reasoning_tokens"), cs=saving, r=runs).order_by()
+
+
+class _TagValue(Func):
+    """tags ->> key: the value of one cost tag, NULL when the run has no such key. (Django's key
+    transforms read a key of digits as an array index, and a key with "__" as a path.)"""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " ->> "
+    output_field = TextField()
 
 
 # RunNode.cache_saving in SQL (the rollups store it; the status filter reads nodes).
@@ -201,25 +231,39 @@ def _spend(key: str, label: str, row: dict) -> Spend:
                  row["cs"] or 0)
 
 
-def daily_series(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None
-                 ) -> list[tuple[date, int]]:
+def daily_series(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None,
+                 from_runs: bool = False) -> list[tuple[date, int]]:
     """Credits charged on each UTC day of [start, end], zero-filled."""
     per_day = {row["g_day"]: row["c"] for row in _spend_grouped(workspace=workspace, start=start, end=end,
-                                                                filters=filters, group=["day"])}
+                                                                filters=filters, group=["day"], from_runs=from_runs)}
     return [(start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range((end - start).days + 1)]
 
 
-def spend_by_model(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None) -> list[Spend]:
+def spend_by_model(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None,
+                   from_runs: bool = False) -> list[Spend]:
     names = dict(AIModel.objects.values_list("id", "name"))
-    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["model"])
+    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["model"],
+                          from_runs=from_runs)
     return sorted((_spend(row["g_model"], names.get(row["g_model"], row["g_model"]), row) for row in rows),
                   key=lambda spend: (-spend.credits, spend.key))
 
 
-def spend_by_agent(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None) -> list[Spend]:
-    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["agent", "agent_name"])
+def spend_by_agent(*, workspace: Workspace, start: date, end: date, filters: RunFilter | None = None,
+                   from_runs: bool = False) -> list[Spend]:
+    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["agent", "agent_name"],
+                          from_runs=from_runs)
     return sorted((_spend(str(row["g_agent"]), row["g_agent_name"], row) for row in rows),
                   key=lambda spend: (-spend.credits, spend.label))
+
+
+def spend_by_tag(*, workspace: Workspace, start: date, end: date, key: str, filters: RunFilter | None = None
+                 ) -> list[TagSpend]:
+    """Charged credits and runs for each value of the cost tag `key`, and for the runs without it
+    (value None, listed last), over the same runs as the other figures: the groups sum exactly to
+    the range's total. Most credits first."""
+    rows = _spend_grouped(workspace=workspace, start=start, end=end, filters=filters, group=["tag"], tag_key=key)
+    spends = [TagSpend(row["g_tag"], row["c"] or 0, row["r"] or 0) for row in rows]
+    return sorted(spends, key=lambda spend: (spend.value is None, -spend.credits, spend.value or ""))
 
 
 def _counts(spend: Spend) -> TokenCounts:
@@ -294,7 +338,7 @@ def runs_page_newer(*, workspace: Workspace, filters: RunFilter, before: str, li
 
 
 def run_detail(*, workspace: Workspace, public_id: str) -> Run | None:
-    return (Run.objects.select_related("workflow", "agent", "member__user", "model")
+    return (Run.objects.select_related("workflow", "agent", "member__user", "model", "token")
             .prefetch_related("nodes").for_public_id(workspace=workspace, public_id=public_id).first())
 
 

@@ -1,4 +1,5 @@
-"""The run lifecycle: authorize (reserve), complete (charge exactly once), expire (release).
+"""The run lifecycle: authorize (reserve), extend (grow the hold), complete (charge exactly once),
+expire (release).
 
 Each phase's locked decision is ONE statement: a call of a PL/pgSQL function (usage/sql/runs.sql)
 that locks the workspace's wallet row and, inside PostgreSQL, checks every limit, places or
@@ -30,9 +31,9 @@ from budgets.alerts import alerts_check_later, alerts_on_refusal
 from budgets.limits import CONCURRENCY_LIMIT, REFUSAL_CODES, Refusal, refusal_from_database
 from budgets.models import ALERT_FROM_PERCENT
 
-from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunRefused,
-                     UnknownModel)
-from .models import Agent, Run, RunKey, RunNode, Workflow
+from .errors import (ConcurrencyLimited, IdempotencyConflict, InvalidRequest, RunError, RunNotFound, RunNotRunning,
+                     RunRefused, UnknownModel)
+from .models import Agent, DeveloperToken, Run, RunKey, RunNode, Workflow
 
 MAX_NODES = 1000
 MAX_TOKENS = 10**12
@@ -100,25 +101,32 @@ class Authorized(NamedTuple):
     recharge_key: str | None
 
 
-AUTHORIZE = "SELECT * FROM usage_run_authorize(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+AUTHORIZE = ("SELECT * FROM usage_run_authorize(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, "
+             "%s, %s)")
 
 
 def run_authorize(*, membership: Membership, workflow: str, agent: str, model: str, public_id: str | None = None,
                   estimated_input_tokens: int | None = None, max_output_tokens: int | None = None,
-                  estimated_cached_input_tokens: int | None = None, body_hash: str = "", now=None) -> Authorization:
+                  estimated_cached_input_tokens: int | None = None, token: DeveloperToken | None = None,
+                  reserve: int | None = None, tags: dict | None = None, body_hash: str = "",
+                  now=None) -> Authorization:
     """Reserve credits for a run, or refuse it with the code of the limit that binds.
 
-    The reservation is min(agent max per run, available, every remaining budget); the workflow and
-    the agent are created on first use, but never for an unknown model (a refused request changes
-    nothing)."""
+    The reservation is min(reserve if given, agent and token max per run, available, every remaining
+    budget); `token` is the developer token that authorizes the run (its limits apply, and the run
+    counts in its counters); `tags` are the run's validated cost tags. The workflow and the agent are
+    created on first use, but never for an unknown model (a refused request changes nothing)."""
     if estimated_cached_input_tokens and estimated_cached_input_tokens > (estimated_input_tokens or 0):
         raise InvalidRequest("estimated_cached_input_tokens is a part of estimated_input_tokens and cannot exceed it.")
+    if reserve is not None and reserve <= 0:
+        raise InvalidRequest("reserve must be more than 0 credits.")
     workspace = membership.workspace
     now = now or timezone.now()
     public_id = public_id or "run_" + secrets.token_urlsafe(12)
-    params = [workspace.pk, membership.pk, workflow, agent, model, public_id, estimated_input_tokens,
-              estimated_cached_input_tokens, max_output_tokens, body_hash, now, now.date(),
-              settings.RESERVATION_TTL_SECONDS, is_community()]
+    tags = tags or {}
+    params = [workspace.pk, membership.pk, token.pk if token is not None else None, workflow, agent, model, public_id,
+              estimated_input_tokens, estimated_cached_input_tokens, max_output_tokens, reserve,
+              json.dumps(tags), body_hash, now, now.date(), settings.RESERVATION_TTL_SECONDS, is_community()]
     refused_by_database = None
     try:
         answer = Authorized(*_locked_call(AUTHORIZE, params))
@@ -135,9 +143,10 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
         recharge_enqueue(answer.recharge_key)
         run = Run(
             id=answer.run_id, workspace_id=workspace.pk, public_id=public_id, workflow_id=answer.workflow_id,
-            agent_id=answer.agent_id, member_id=membership.pk, model_id=model, status=Run.RUNNING,
-            reserved=answer.reserved, estimated_input_tokens=estimated_input_tokens,
-            max_output_tokens=answer.max_output_tokens, day=now.date(), period_start=answer.period_start,
+            agent_id=answer.agent_id, member_id=membership.pk, token_id=token.pk if token is not None else None,
+            model_id=model, status=Run.RUNNING, reserved=answer.reserved, estimated_input_tokens=estimated_input_tokens,
+            estimated_cached_input_tokens=estimated_cached_input_tokens, requested_max_output_tokens=max_output_tokens,
+            max_output_tokens=answer.max_output_tokens, tags=tags, day=now.date(), period_start=answer.period_start,
             created_at=now, expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
             authorize_hash=body_hash)
         run._state.adding = False
@@ -156,11 +165,88 @@ def run_authorize(*, membership: Membership, workflow: str, agent: str, model: s
     if answer.outcome not in REFUSAL_CODES:
         raise RuntimeError(f"usage_run_authorize answered {answer.outcome!r}")
     refusal = refusal_from_database(code=answer.outcome, remaining=answer.remaining, running=answer.running,
-                                    allowed=answer.allowed)
+                                    allowed=answer.allowed, token=token, model=model)
     if refusal.code != CONCURRENCY_LIMIT:
         # Read again: the period may have rolled while the request waited for the lock.
         alerts_on_refusal(workspace=Workspace.objects.get(pk=workspace.pk), code=refusal.code,
                           agent_id=answer.agent_id, membership_id=membership.pk)
+    raise _refusal_error(refusal)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """The answer to an extension: the run's hold after it (a replay repeats the first answer)."""
+
+    run_id: str  # the run's client id
+    key: str  # the extension key
+    requested: int  # nanocredits asked for
+    added: int  # nanocredits the hold grew by: at most requested, less when a limit leaves less
+    reserved: int  # the run's hold after this extension
+    max_output_tokens: int | None
+    expires_at: object  # the run's new expiry
+    replayed: bool
+
+
+class Extended(NamedTuple):
+    """A row of usage_run_extend (usage/sql/runs.sql says what each outcome carries)."""
+    outcome: str
+    remaining: int | None
+    request_hash: str | None
+    status: str | None
+    added: int | None
+    reserved: int | None
+    max_output_tokens: int | None
+    expires_at: object
+    agent_id: int | None
+    member_id: int | None
+    token_id: int | None
+    recharge_key: str | None
+
+
+EXTEND = "SELECT * FROM usage_run_extend(%s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def run_extend(*, workspace: Workspace, public_id: str, key: str, credits: int, body_hash: str = "",
+               now=None) -> Extension:
+    """Grow a running run's hold by up to `credits` nanocredits (issue 29), in the same locked
+    decision as authorize, against every limit of the run (its agent's, member's and token's, the
+    per-run maximums included) and in the windows it counts in. The hold grows by the smaller of
+    `credits` and what the limits leave, or the extension is refused and the hold is unchanged.
+    Exactly once per (run, key): the same key and body again changes nothing and answers the same;
+    the same key with another body is an idempotency conflict. A finished or expired run cannot grow."""
+    if credits <= 0:
+        raise InvalidRequest("credits must be more than 0.")
+    now = now or timezone.now()
+    try:
+        answer = Extended(*_locked_call(EXTEND, [workspace.pk, public_id, key, credits, body_hash, now,
+                                                 settings.RESERVATION_TTL_SECONDS, is_community()]))
+    except IntegrityError:
+        # The unique key on (run, key) refused a twin the function did not see: read the winner's row.
+        answer = Extended(*_locked_call(EXTEND, [workspace.pk, public_id, key, credits, body_hash, now,
+                                                 settings.RESERVATION_TTL_SECONDS, is_community()]))
+    if answer.outcome == "replay":
+        if answer.request_hash != body_hash:
+            raise IdempotencyConflict(f"Extension key {key!r} of run {public_id!r} was already used with a "
+                                      "different request body.")
+        return Extension(public_id, key, credits, answer.added, answer.reserved, answer.max_output_tokens,
+                         answer.expires_at, replayed=True)
+    if answer.outcome == "extended":
+        recharge_enqueue(answer.recharge_key)
+        return Extension(public_id, key, credits, answer.added, answer.reserved, answer.max_output_tokens,
+                         answer.expires_at, replayed=False)
+    if answer.outcome == "not_found":
+        raise RunNotFound(f"No run {public_id!r} in this workspace.")
+    if answer.outcome == "run_not_running":
+        state = "completed" if answer.status in Run.FINAL_STATUSES else "expired"
+        raise RunNotRunning(f"Run {public_id!r} is {state} ({answer.status}); only a running run's hold can grow. "
+                            "Authorize a new run.")
+    if answer.outcome not in REFUSAL_CODES:
+        raise RuntimeError(f"usage_run_extend answered {answer.outcome!r}")
+    token = DeveloperToken.objects.filter(pk=answer.token_id).first() if answer.token_id else None
+    refusal = refusal_from_database(code=answer.outcome, remaining=answer.remaining, running=None, allowed=None,
+                                    token=token)
+    alerts_on_refusal(workspace=Workspace.objects.get(pk=workspace.pk), code=refusal.code,
+                      agent_id=answer.agent_id, membership_id=answer.member_id)
     raise _refusal_error(refusal)
 
 
@@ -195,7 +281,8 @@ def _json(value) -> list:
 def _refusal_error(refusal: Refusal) -> RunError:
     if refusal.code == CONCURRENCY_LIMIT:
         return ConcurrencyLimited(refusal.message, retry_after=refusal.retry_after)
-    return RunRefused(refusal.code, refusal.message)
+    return RunRefused(refusal.code, refusal.message, status=refusal.status,
+                      detail={"limit": refusal.limit} if refusal.limit else None)
 
 
 # The columns of a node the completion sends to PostgreSQL (usage_run_complete reads them by name),

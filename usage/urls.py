@@ -9,4 +9,5 @@ urlpatterns = [
     path("runs/<str:run_id>/", views.run, name="run"),
     path("settings/tokens/", views.tokens, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", views.token_revoke_view, name="token_revoke"),
+    path("settings/tokens/<int:token_id>/limits/", views.token_limits, name="token_limits"),
 ]

@@ -16,6 +16,7 @@ from billing.pricing import model_rates_at, price_tokens
 from billing.services import current_membership
 from billing.tenancy import membership_for
 from billing.replica import reads_from_replica
+from budgets.selectors import token_use
 
 from .bounds import MAX_RANGE_DAYS, date_in_bounds
 from .charts import bar_chart
@@ -25,23 +26,46 @@ from .filters import RunFilter
 from .selectors import (InvalidCursor, daily_series, default_range, detail_kept_from, detail_notice, encode_cursor,
                         filter_choices, run_detail, run_dropped_notice, runs_page, runs_page_newer, savings_for,
                         usage_summary)
-from .tokens import token_create, token_revoke, tokens_visible_to
+from .forms import TokenForm, TokenLimitsForm
+from .tags import InvalidTag, tag_filter_parse, tag_key_check
+from .tokens import LIMIT_FIELDS, TokenLimits, TokenLimitsInvalid, token_create, token_limits_set, token_revoke, tokens_visible_to
 
 
 class UsageFilterForm(forms.Form):
-    """The page's filters; the same names as the API's query parameters."""
+    """The page's filters; the same names as the API's query parameters. `by_tag` (a cost tag key)
+    adds the "Spend by tag" table, as `group_by=tag:key` does in the API."""
 
     from_ = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
     to = forms.DateField(required=False, validators=[date_in_bounds], widget=forms.DateInput(attrs={"type": "date"}))
     agent = forms.CharField(required=False, max_length=200)
     model = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(required=False, choices=[("", "Any status")] + Run.STATUSES)
+    tag = forms.CharField(required=False, max_length=141, strip=False)
+    by_tag = forms.CharField(required=False, max_length=40)
 
     def __init__(self, data, **kwargs):
         data = data.copy()
         if "from" in data:
             data["from_"] = data.get("from")
         super().__init__(data, **kwargs)
+
+    def clean_tag(self):
+        text = self.cleaned_data["tag"]
+        if not text:
+            return None
+        try:
+            return tag_filter_parse(text)
+        except InvalidTag as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_by_tag(self):
+        key = self.cleaned_data["by_tag"].strip()
+        if not key:
+            return None
+        try:
+            return tag_key_check(key)
+        except InvalidTag as error:
+            raise forms.ValidationError(str(error)) from None
 
 
 def _filters(request, workspace):
@@ -67,13 +91,16 @@ def usage(request, slug):
     if not data.get("from_") and not data.get("to"):
         # No dates chosen: this billing period, from the instant it started (issue 10).
         run_filters = run_filters.for_period(workspace.period_start)
-    summary = usage_summary(workspace=workspace, start=start, end=end, filters=run_filters)
+    summary = usage_summary(workspace=workspace, start=start, end=end, filters=run_filters,
+                            tag_key=data.get("by_tag"))
     today = timezone.now().date()
     # The last 90 days whatever the period or dates chosen; agent, model and status still apply.
     last_90 = daily_series(workspace=workspace, start=today - timedelta(days=89), end=today,
                            filters=run_filters.for_days(today - timedelta(days=89), today))
     runs, next_cursor, newer_cursor = _runs_table(workspace, run_filters, request.GET)
     query = run_filters.as_query()
+    if data.get("by_tag"):
+        query["by_tag"] = data["by_tag"]
     return render(request, "usage/usage.html", {
         "summary": summary,
         "chart": bar_chart(summary.daily),
@@ -181,12 +208,30 @@ def run(request, slug, run_id):
     })
 
 
-class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, label="Token name",
-                           widget=forms.TextInput(attrs={"placeholder": "e.g. production engine"}))
-
-
 NEW_TOKEN_SESSION_KEY = "usage:new-token"
+
+
+def _limit_errors(form, error: TokenLimitsInvalid) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+def _token_rows(membership, tokens) -> list[dict]:
+    """Each token with today's and this period's use (its spend counters) and which limit it has
+    reached, for the table."""
+    workspace = membership.workspace
+    now = timezone.now()
+    use = token_use(workspace=workspace, token_ids=[t.pk for t in tokens], day=now.date())
+    rows = []
+    for token in tokens:
+        used = use.get(token.pk)
+        today, period = (used.today, used.this_period) if used else (0, 0)
+        reached = [name for name, limit, value in (("day", token.max_credits_per_day, today),
+                                                   ("period", token.max_credits_per_month, period))
+                   if limit and value >= limit]
+        rows.append({"token": token, "today": today, "period": period, "reached": reached,
+                     "expired": token.is_expired(now),
+                     "editable": membership.can_manage_billing or token.membership_id == membership.pk})
+    return rows
 
 
 @login_required
@@ -194,21 +239,50 @@ def tokens(request, slug):
     membership = membership_for(request, slug)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        created = token_create(membership=membership, name=form.cleaned_data["name"], actor=request.user)
-        # POST/redirect/GET, so a reload cannot create a second token. The raw token rides in the
-        # session to the next page view only: popped there, so it is shown exactly once.
-        request.session[NEW_TOKEN_SESSION_KEY] = {"workspace": membership.workspace_id, "name": created.token.name,
-                                                  "raw": created.raw}
-        return redirect("usage:tokens", slug=slug)
+        try:
+            created = token_create(membership=membership, name=form.cleaned_data["name"], limits=form.limits(),
+                                   actor=request.user)
+        except TokenLimitsInvalid as error:
+            _limit_errors(form, error)
+        else:
+            # POST/redirect/GET, so a reload cannot create a second token. The raw token rides in the
+            # session to the next page view only: popped there, so it is shown exactly once.
+            request.session[NEW_TOKEN_SESSION_KEY] = {"workspace": membership.workspace_id,
+                                                      "name": created.token.name, "raw": created.raw}
+            return redirect("usage:tokens", slug=slug)
     shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     if shown and shown.get("workspace") != membership.workspace_id:
         shown = None
     return render(request, "usage/tokens.html", {
         "form": form,
         "created": shown,
-        "tokens": tokens_visible_to(membership=membership),
+        "rows": _token_rows(membership, list(tokens_visible_to(membership=membership))),
         "sees_all": membership.can_manage_billing,
+        "limits_open": request.method == "POST" and any(form.errors.get(name) for name in
+                                                        (*LIMIT_FIELDS, "allowed_models", "expires_at")),
     })
+
+
+@login_required
+def token_limits(request, slug, token_id):
+    """One token's limits: owners and admins set them on any token (they become its ceiling); a
+    member on their own tokens, at most what an owner or admin set (usage.tokens.token_limits_set)."""
+    membership = membership_for(request, slug)
+    token = get_object_or_404(tokens_visible_to(membership=membership), pk=token_id)
+    form = TokenLimitsForm(request.POST or None, initial=TokenLimitsForm.initial_for(token))
+    if request.method == "POST" and form.is_valid():
+        try:
+            token_limits_set(token=token, limits=form.limits(), by=membership)
+        except TokenLimitsInvalid as error:
+            _limit_errors(form, error)
+        else:
+            messages.success(request, f"Limits of token “{token.name}” ({token.prefix}…) saved. They apply from "
+                                      "the next call.")
+            return redirect("usage:tokens", slug=slug)
+    row = _token_rows(membership, [token])[0]
+    ceiling = None if membership.can_manage_billing else TokenLimits.from_json(token.admin_limits)
+    return render(request, "usage/token_limits.html", {"form": form, "row": row, "token": token,
+                                                       "ceiling": ceiling, "sees_all": membership.can_manage_billing})
 
 
 @require_safe

@@ -98,6 +98,27 @@ BEGIN
 END $$;
 
 
+-- A running run's hold grows by p_amount (POST /v1/runs/<id>/extend, issue 29): more reserved, the
+-- same number of running runs. Not a ledger entry, as the hold it adds to is not. Returns
+-- billing_wallet_watch's key.
+CREATE OR REPLACE FUNCTION billing_hold_grow(p_workspace bigint, p_amount bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_threshold bigint;
+BEGIN
+  IF p_amount = 0 THEN
+    RETURN NULL;
+  END IF;
+  UPDATE billing_wallet SET reserved = reserved + p_amount, updated_at = now()
+   WHERE workspace_id = p_workspace
+  RETURNING auto_recharge_threshold INTO v_threshold;
+  IF v_threshold IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN billing_wallet_watch(p_workspace);  -- a grown hold can take available below the threshold
+END $$;
+
+
 -- The end of a run's hold without a charge (the sweeper expired it).
 CREATE OR REPLACE FUNCTION billing_hold_release(p_workspace bigint, p_amount bigint) RETURNS text
 LANGUAGE plpgsql AS $$

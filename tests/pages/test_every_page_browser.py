@@ -23,7 +23,9 @@ from invoices.services import workspace_billing_details_update
 from tests.factories import PASSWORD
 from budgets.models import Agent
 from usage.partitions import month_add, month_start, run_detail_retire
+from usage.models import Run
 from usage.services import NodeInput, run_authorize
+from usage.tokens import TokenLimits, token_create
 
 from tests.usage.test_export import make_run
 
@@ -67,6 +69,8 @@ PAGES = [
     Page("invoice", "/w/{slug}/settings/billing/history/{invoice}/", MANAGERS),
     Page("billing-details", "/w/{slug}/settings/billing/details/", MANAGERS),
     Page("tokens", "/w/{slug}/settings/tokens/", EVERYONE),
+    Page("token-limits", "/w/{slug}/settings/tokens/{token}/limits/", EVERYONE),  # the member's own token
+    Page("usage-by-tag", "/w/{slug}/settings/billing/usage/?by_tag=customer", EVERYONE),
     Page("audit-log", "/w/{slug}/settings/audit/", MANAGERS),
     Page("password-change", "/accounts/password_change/", EVERYONE),
     Page("security", "/w/{slug}/settings/security/", MANAGERS),
@@ -183,8 +187,17 @@ def demo(team):
              model="gpt-4o", nodes=[NodeInput("plan", "gpt-4o-mini", 12000, 800),
                                     NodeInput("answer", "gpt-4o", 20000, 3000, (("web_search", 2),))])
     make_run(team, "over", when=now - timedelta(minutes=20), nodes=[NodeInput("write", "gpt-4o", 10_000, 1_000_000)])
+    # A limited token of the member (issue 29) and cost tags, one long value among them.
+    token = token_create(membership=team.membership(team.member), name="nightly research agent", admin_set=True,
+                         limits=TokenLimits(max_credits_per_run=credits(2), max_credits_per_day=credits(5),
+                                            max_credits_per_month=credits(50),
+                                            allowed_models=("gpt-4o", "gpt-4o-mini", "claude-sonnet-4"),
+                                            expires_at=now + timedelta(days=30))).token
     run_authorize(membership=team.membership(team.member), workflow="wf", agent="bot", model="gpt-4o",
-                  public_id="still-running")
+                  public_id="still-running", token=token,
+                  tags={"customer": "globex-international-holdings-emea-subsidiary", "ticket": "SUP-48213"})
+    Run.objects.filter(public_id__in=["run-0", "run-1", "two-models"]).update(tags={"customer": "acme-corp"})
+    Run.objects.filter(public_id="run-2").update(tags={"customer": "initech"})
     # A run from before the kept detail: retention dropped its month (the page says so).
     long_ago = datetime.combine(month_add(month_start(now.date()), -15), datetime.min.time(), tzinfo=dt_timezone.utc)
     make_run(team, "long-ago", when=long_ago + timedelta(days=3), nodes=[NodeInput("n", "gpt-4o-mini", 100, 10)])
@@ -202,6 +215,7 @@ def demo(team):
     return {"pro_slug": "acme-labs",
         "slug": team.workspace.slug, "workspace": team.workspace.pk, "purchase": purchase.pk,
         "invoice": purchase.invoices.get().number, "agent": Agent.objects.get(workspace=team.workspace, name="bot").pk,
+        "token": token.pk,
     }
 
 

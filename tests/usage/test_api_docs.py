@@ -43,7 +43,7 @@ def assert_matches(schema, answer):
         assert not missing and set(actual) <= set(declared), \
             f"{path or 'answer'}: declared {sorted(declared)}, answered {sorted(actual)}"
         for name, sub in declared.items():
-            if sub is not None and actual[name] is not None:
+            if sub is not None and actual.get(name) is not None:
                 walk(sub, actual[name], f"{path}.{name}")
 
     walk(declared, actual, "")
@@ -62,6 +62,30 @@ def test_the_declared_response_schemas_match_real_answers(owner_api):
     assert_matches(schemas.Rates, owner_api.get("/v1/billing/rates").json())
     assert_matches(schemas.UsageFrom, owner_api.get("/v1/usage").json())
     assert_matches(schemas.Error, owner_api.get("/v1/runs/nope").json())
+    # Issue 29: a grown hold, the tag grouping, a limited token's block, a token refusal's limit.
+    authorize(owner_api, run_id="docs-2", reserve="1", tags={"customer": "acme"})
+    assert_matches(schemas.ExtensionOut, owner_api.post("/v1/runs/docs-2/extend", {"id": "k", "credits": "1"}).json())
+    grouped = owner_api.get("/v1/usage", {"group_by": "tag:customer"}).json()
+    assert "by_tag" in grouped
+    assert_matches(schemas.UsageFrom, grouped)
+
+
+@pytest.mark.django_db
+def test_the_declared_token_block_and_refusal_match_real_answers(team):
+    from billing.models import credits
+    from usage.tokens import TokenLimits, token_create
+
+    from .conftest import Api
+
+    api = Api(token_create(membership=team.membership(team.member), name="capped",
+                           limits=TokenLimits(max_credits_per_day=credits(1))).raw)
+    authorize(api, run_id="t-1")
+    balance = api.get("/v1/billing/balance").json()
+    assert balance["token"] is not None
+    assert_matches(schemas.Balance, balance)
+    refusal = authorize(api, run_id="t-2").json()
+    assert refusal["error"]["limit"] == "max_credits_per_day"
+    assert_matches(schemas.Error, refusal)
 
 
 @pytest.mark.django_db

@@ -157,7 +157,7 @@ def cached_run(team, history):
 def test_the_detailed_export_adds_the_run_member_classes_and_credit_split(team, cached_run):
     rows = parse(export_rows(workspace=team.workspace, filters=RunFilter(), detailed=True))
     assert rows[0] == HEADER + ["run_id", "member", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
-                                "token_credits", "tool_credits"]
+                                "token_credits", "tool_credits", "tags"]
     row = dict(zip(rows[0], next(r for r in rows[1:] if r[8] == cached_run)))
     assert (row["member"], row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"],
             row["reasoning_tokens"]) == (team.member.email, "1000010", "600000", "100000", "520")
@@ -180,7 +180,7 @@ def test_the_page_and_the_api_stream_the_same_detailed_csv(client, team, cached_
     api = Api(token_create(membership=team.membership(team.owner)).raw)
     answer = api.get("/v1/usage/export.csv", {"columns": "detailed"})
     page_bytes, api_bytes = b"".join(page.streaming_content), b"".join(answer.streaming_content)
-    assert page_bytes == api_bytes and parse([page_bytes])[0][-1] == "tool_credits"
+    assert page_bytes == api_bytes and parse([page_bytes])[0][-1] == "tags"
     assert client.get(f"/w/{team.workspace.slug}/settings/billing/usage/export.csv",
                       {"columns": "everything"}).status_code == 400
     assert api.get("/v1/usage/export.csv", {"columns": "everything"}).status_code == 400

@@ -11,10 +11,12 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 
 from billing.access_versions import access_version_get
+from budgets.limits import TOKEN_EXPIRED, refusal_from_database
 from budgets.ratelimit import AccessChanged, limiter_check
 from usage.models import TOKEN_PREFIX, DeveloperToken, hash_token
 
 from . import token_cache
+from .errors import ApiError
 
 # last_used_at is written at most once a minute per token: a write per request would make every
 # API call (and the no-op baseline) pay an UPDATE for a figure shown to the minute.
@@ -45,6 +47,10 @@ class DeveloperTokenAuthentication(BaseAuthentication):
         if token.membership.removed_at is not None:  # removed or left: revoked too, this is a second lock
             raise AuthenticationFailed("This token was revoked.")
         now = timezone.now()
+        if token.is_expired(now):
+            # Every call, not only a run's authorization (whose locked decision checks it again).
+            refusal = refusal_from_database(code=TOKEN_EXPIRED, remaining=None, running=None, allowed=None, token=token)
+            raise ApiError(refusal.status, refusal.code, refusal.message)
         if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
             DeveloperToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now

@@ -30,8 +30,10 @@ class ApiError(exceptions.APIException):
         self.retry_after = retry_after
 
 
-def error_response(status: int, code: str, message: str, *, retry_after: int | None = None) -> Response:
-    response = Response({"error": {"code": code, "message": message}}, status=status)
+def error_response(status: int, code: str, message: str, *, retry_after: int | None = None,
+                   detail: dict | None = None) -> Response:
+    """`detail`: more fields of the error object, such as the token limit a refusal names."""
+    response = Response({"error": {"code": code, "message": message, **(detail or {})}}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(max(1, int(retry_after)))
     return response
@@ -68,9 +70,15 @@ def _first_message(detail) -> str:
 
 def exception_handler(exc, context):
     if isinstance(exc, ApiError):
-        return error_response(exc.status_code, exc.error_code, exc.message, retry_after=exc.retry_after)
+        response = error_response(exc.status_code, exc.error_code, exc.message, retry_after=exc.retry_after)
+        if exc.status_code == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
     if isinstance(exc, RunError):
-        return error_response(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
+        response = error_response(exc.status, exc.code, exc.message, retry_after=exc.retry_after, detail=exc.detail)
+        if exc.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "payload_too_large", "The request body is over 1 MB.")
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):

@@ -14,6 +14,9 @@ from usage.provider_usage import MAX_TOKENS
 class ErrorDetail(s.Serializer):
     code = s.CharField(help_text="Machine-readable: invalid_request, unauthorized, not_found, rate_limited, ...")
     message = s.CharField(help_text="A sentence for people.")
+    limit = s.CharField(required=False, help_text="On a refusal by a developer token's limits: the one that binds "
+                                                  "(max_credits_per_run, max_credits_per_day, max_credits_per_month, "
+                                                  "allowed_models, expires_at).")
     request_id = s.CharField(required=False, help_text="Only on 500: quote it to support; it is in the logs.")
 
 
@@ -56,6 +59,19 @@ class Forecast(s.Serializer):
     next_auto_recharge_on = s.DateField(allow_null=True, help_text="When auto-recharge next fires at that rate; null when off.")
 
 
+class TokenLimits(s.Serializer):
+    """The calling developer token's limits and use (issue 29)."""
+    name = s.CharField()
+    prefix = s.CharField(help_text="The token's first characters.")
+    max_credits_per_run = s.CharField(allow_null=True, help_text="Most a run authorized with it may hold; null: none.")
+    max_credits_per_day = s.CharField(allow_null=True, help_text="Charged plus held per UTC day; null: no limit.")
+    max_credits_per_month = s.CharField(allow_null=True, help_text="Charged plus held per billing period; null: no limit.")
+    used_today = s.CharField(help_text="Charged plus held today (UTC) by runs authorized with this token.")
+    used_this_period = s.CharField(help_text="Charged plus held this billing period by runs authorized with this token.")
+    allowed_models = s.ListField(child=s.CharField(), help_text="Models it may use; empty: every model.")
+    expires_at = s.CharField(allow_null=True, help_text="ISO 8601; from then on every call with it is 401.")
+
+
 class Balance(s.Serializer):
     workspace = s.CharField()
     plan = s.CharField()
@@ -74,6 +90,7 @@ class Balance(s.Serializer):
                                 help_text="Which of monthly_credits and rate_limit are this workspace's own "
                                           "(agreed with sales, Enterprise) rather than its plan's.")
     forecast = Forecast()
+    token = TokenLimits(allow_null=True, help_text="The calling token's limits and use; null for a token without limits.")
 
 
 class ModelRate(s.Serializer):
@@ -108,6 +125,22 @@ class Authorization(s.Serializer):
     reserved = s.CharField(help_text="Credits held, exact decimal string.")
     max_output_tokens = s.IntegerField(allow_null=True)
     expires_at = s.CharField(help_text="ISO 8601")
+    tags = s.DictField(child=s.CharField(), help_text="The run's cost tags ({} when none).")
+
+
+class ExtensionDone(s.Serializer):
+    id = s.CharField(help_text="The extension key.")
+    requested = s.CharField(help_text="Credits asked for.")
+    added = s.CharField(help_text="Credits the hold grew by: what was asked, or less when a limit leaves less.")
+
+
+class ExtensionOut(s.Serializer):
+    id = s.CharField(help_text="The run's id.")
+    status = s.ChoiceField(choices=[Run.RUNNING])
+    reserved = s.CharField(help_text="The run's hold after the extension, exact decimal string.")
+    max_output_tokens = s.IntegerField(allow_null=True, help_text="Recomputed for the grown hold.")
+    expires_at = s.CharField(help_text="ISO 8601: now plus the reservation TTL.")
+    extension = ExtensionDone()
 
 
 class ToolUse(s.Serializer):
@@ -143,6 +176,8 @@ class RunOut(s.Serializer):
     created_at = s.CharField(help_text="ISO 8601")
     completed_at = s.CharField(allow_null=True)
     expires_at = s.CharField(allow_null=True)
+    max_output_tokens = s.IntegerField(allow_null=True, help_text="What the hold pays for at the output rate.")
+    tags = s.DictField(child=s.CharField(), help_text="The run's cost tags ({} when none).")
     nodes = NodeCost(many=True)
 
 
@@ -198,6 +233,12 @@ class AgentUsage(s.Serializer):
     runs = s.IntegerField()
 
 
+class TagUsage(s.Serializer):
+    value = s.CharField(allow_null=True, help_text="The tag's value; null for the runs without that tag key.")
+    credits = s.CharField()
+    runs = s.IntegerField()
+
+
 class UsageFrom(RetentionNotice):
     # `from` is a Python keyword: renamed in get_fields, like the filters.
     from_ = s.DateField()
@@ -214,6 +255,11 @@ class UsageFrom(RetentionNotice):
     by_model = ModelUsage(many=True)
     by_agent = AgentUsage(many=True)
     prompt_caching = PromptCaching(help_text="Prompt caching over the range, under the filters.")
+    group_by = s.CharField(required=False, help_text="With ?group_by=tag:key: that parameter.")
+    by_tag = TagUsage(many=True, required=False,
+                      help_text="With ?group_by=tag:key: the range's credits and runs for each value of the tag key "
+                                "and for the runs without it (value null), under every filter; the credits sum "
+                                "exactly to range_total.")
 
     def get_fields(self):
         fields = super().get_fields()
@@ -223,7 +269,7 @@ class UsageFrom(RetentionNotice):
 
 ERRORS = {
     400: "invalid_request: the body, a parameter or a bound is wrong (the message names it); nothing changed",
-    401: "unauthorized: no token, an unknown token or a revoked one",
+    401: "unauthorized: no token, an unknown token or a revoked one; token_expired: the token's expires_at has passed",
     404: "not_found: no such object in this token's workspace",
     413: "payload_too_large: the body is over 1 MB",
     429: "rate_limited (requests per minute) or concurrency_limit (runs at once); see Retry-After",
@@ -240,7 +286,7 @@ def document_errors(result, generator, request, public):
     if "Error" not in schemas:
         schemas["Error"] = {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "limit": {"type": "string"},
                            "request_id": {"type": "string"}}}}}
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
@@ -295,7 +341,7 @@ def strict_request_bodies(result, generator, request, public):
     (additionalProperties: false, as the API refuses them), and a node is one of: the token fields,
     or a usage_format with that provider's usage object."""
     schemas = result.get("components", {}).get("schemas", {})
-    for name in ("AuthorizeIn", "CompleteIn", "ToolIn"):
+    for name in ("AuthorizeIn", "CompleteIn", "ToolIn", "ExtendIn"):
         if name in schemas:
             schemas[name]["additionalProperties"] = False
     node = schemas.get("NodeIn")
@@ -329,6 +375,42 @@ class NameFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         return {"type": "string", "minLength": 1, "maxLength": self.target.max_length, "pattern": NAME_PATTERN}
+
+
+class CreditsAmountSchema(OpenApiSerializerFieldExtension):
+    """A positive decimal string of credits, up to 12 digits before the point and 9 after."""
+
+    target_class = "usage.api.serializers.CreditsAmountField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,9})?$", "example": "2.5"}
+
+
+class TagsSchema(OpenApiSerializerFieldExtension):
+    """At most 10 pairs of strings of 1 to 100 characters. The key pattern ([a-z0-9_.-]{1,40}) and
+    the values' printable characters are in the description: OpenAPI 3.0 cannot state them."""
+
+    target_class = "usage.api.serializers.TagsField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "object", "maxProperties": 10,
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 100},
+                "description": "Cost tags: keys match [a-z0-9_.-]{1,40}; values are 1 to 100 printable characters.",
+                "example": {"customer": "acme", "env": "prod"}}
+
+
+class TagFilterSchema(OpenApiSerializerFieldExtension):
+    target_class = "usage.api.serializers.TagFilterField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "pattern": r"^[a-z0-9_.-]{1,40}:.{1,100}$", "example": "customer:acme"}
+
+
+class TagGroupSchema(OpenApiSerializerFieldExtension):
+    target_class = "usage.api.serializers.TagGroupField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "pattern": r"^tag:[a-z0-9_.-]{1,40}$", "example": "tag:customer"}
 
 
 class BoundedDateSchema(OpenApiSerializerFieldExtension):

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.money import nanos_to_str
+from billing.money import InvalidAmount, credits_to_nanos, nanos_to_str
 from usage.models import Run
 from usage.bounds import date_in_bounds
 from usage.export import COLUMN_SETS
 from usage.provider_usage import FORMATS, UsageObjectError, usage_counts
 from usage.services import MAX_NODES, MAX_TOKENS
+from usage.tags import InvalidTag, tag_filter_parse, tag_group_parse, tags_check
 
 NAME_MAX = 200
 
@@ -43,6 +44,75 @@ class StrictIntegerField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+BIGINT_MAX = 2**63 - 1
+CREDITS_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?$"
+
+
+class CreditsAmountField(serializers.Field):
+    """A positive amount of credits as a decimal string ("2.5"), up to 9 decimals and 10^12 credits;
+    nanocredits inside. A JSON number is refused, as floats are on the money path. An amount above
+    what a hold can be (a bigint of nanocredits) asks for as much as the limits allow."""
+
+    default_error_messages = {
+        "invalid": "must be a decimal string of credits, e.g. \"2.5\".",
+        "positive": "must be more than 0 credits.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not re.fullmatch(CREDITS_PATTERN, data):
+            self.fail("invalid")
+        try:
+            nanos = credits_to_nanos(data)
+        except InvalidAmount as error:
+            raise serializers.ValidationError(str(error)) from None
+        if nanos <= 0:
+            self.fail("positive")
+        return min(nanos, BIGINT_MAX)
+
+    def to_representation(self, value):
+        return nanos_to_str(value)
+
+
+class TagsField(serializers.Field):
+    """Cost tags: at most 10 pairs, keys [a-z0-9_.-]{1,40}, values of 1 to 100 printable characters
+    (usage.tags)."""
+
+    def to_internal_value(self, data):
+        try:
+            return tags_check(data)
+        except InvalidTag as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def to_representation(self, value):
+        return value
+
+
+class TagFilterField(serializers.CharField):
+    """`key:value`: runs carrying that tag. Spaces are part of a value: nothing is trimmed."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            return tag_filter_parse(text)
+        except InvalidTag as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class TagGroupField(serializers.CharField):
+    """`tag:key`: spend split by the values of that tag key."""
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            return tag_group_parse(text)
+        except InvalidTag as error:
+            raise serializers.ValidationError(str(error)) from None
 
 
 class NameField(serializers.CharField):
@@ -113,6 +183,22 @@ class AuthorizeIn(StrictSerializer):
         required=False, help_text="Of estimated_input_tokens, those expected from the provider's prompt cache: "
                                   "max_output_tokens then counts them at the cached input rate.")
     max_output_tokens = StrictIntegerField(required=False)
+    reserve = CreditsAmountField(
+        required=False, help_text="Credits to hold now, a decimal string: the hold is the smaller of this and what "
+                                  "every limit allows. Omit it to hold as much as the limits allow; grow the hold "
+                                  "later with POST /v1/runs/{id}/extend.")
+    tags = TagsField(required=False, help_text="Cost tags: at most 10 pairs; keys [a-z0-9_.-]{1,40}, values 1 to 100 "
+                                               "printable characters. Filter runs with ?tag=key:value and split "
+                                               "usage with ?group_by=tag:key.")
+
+
+class ExtendIn(StrictSerializer):
+    """Grow a running run's hold."""
+
+    id = RunIdField(RUN_ID_PATTERN, max_length=100,
+                    error_messages={"invalid": "may contain letters, digits and . _ : - only."},
+                    help_text="Your extension key: the same key and body again adds nothing and answers the same.")
+    credits = CreditsAmountField(help_text="Credits to add to the hold, a decimal string (e.g. \"2.5\").")
 
 
 class AuthorizeOut(serializers.Serializer):
@@ -189,6 +275,7 @@ class RunListFilters(serializers.Serializer):
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=Run.STATUSES)
+    tag = TagFilterField(required=False, max_length=141, help_text="`key:value`: only runs with that cost tag.")
     period = serializers.ChoiceField(required=False, choices=["current"],
                                      help_text="`current`: the runs authorized in this billing period (CSV).")
     cursor = serializers.CharField(required=False, max_length=200)
@@ -213,19 +300,26 @@ class RangeQuery(serializers.Serializer):
         return fields
 
 
-class UsageQuery(RangeQuery):
+class UsageFilters(RangeQuery):
     agent = serializers.CharField(required=False, max_length=NAME_MAX)
     model = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=Run.STATUSES)
+    tag = TagFilterField(required=False, max_length=141, help_text="`key:value`: only runs with that cost tag.")
 
 
-class ExportQuery(UsageQuery):
+class UsageQuery(UsageFilters):
+    group_by = TagGroupField(required=False, max_length=44,
+                             help_text="`tag:key`: add `by_tag`, the credits and runs for each value of that cost "
+                                       "tag key (and for runs without it), which sum exactly to `range_total`.")
+
+
+class ExportQuery(UsageFilters):
     period = serializers.ChoiceField(required=False, choices=["current"],
                                      help_text="`current`: the runs authorized in this billing period.")
     columns = serializers.ChoiceField(required=False, choices=list(COLUMN_SETS),
                                       help_text="`detailed` appends run_id, member, cached_input_tokens, "
-                                                "cache_write_tokens, reasoning_tokens, token_credits and tool_credits "
-                                                "to the default columns.")
+                                                "cache_write_tokens, reasoning_tokens, token_credits, tool_credits "
+                                                "and tags to the default columns.")
 
 
 def credits_str(nanos: int) -> str:
@@ -264,11 +358,13 @@ def run_out(run: Run, nodes=None) -> dict:
         "member": run.member.user.email,
         "status": run.status,
         "reserved": credits_str(run.reserved),
+        "max_output_tokens": run.max_output_tokens,
         "credits": credits_str(run.credits),
         "over_reservation": run.over_reservation,
         "created_at": _dt(run.created_at),
         "completed_at": _dt(run.completed_at),
         "expires_at": _dt(run.expires_at),
+        "tags": run.tags,
         "nodes": [node_out(node) for node in nodes],
     }
 
@@ -280,4 +376,18 @@ def authorization_out(run: Run) -> dict:
         "reserved": credits_str(run.reserved),
         "max_output_tokens": run.max_output_tokens,
         "expires_at": _dt(run.expires_at),
+        "tags": run.tags,
+    }
+
+
+def extension_out(extension) -> dict:
+    """The answer to an extension (a replay repeats it): the run's hold after it."""
+    return {
+        "id": extension.run_id,
+        "status": Run.RUNNING,
+        "reserved": credits_str(extension.reserved),
+        "max_output_tokens": extension.max_output_tokens,
+        "expires_at": _dt(extension.expires_at),
+        "extension": {"id": extension.key, "requested": credits_str(extension.requested),
+                      "added": credits_str(extension.added)},
     }

@@ -9,6 +9,7 @@ urlpatterns = [
     path("billing/rates", views.RatesView.as_view(), name="api-rates"),
     path("runs", views.RunsView.as_view(), name="api-runs"),
     path("runs/<str:run_id>/complete", views.RunCompleteView.as_view(), name="api-run-complete"),
+    path("runs/<str:run_id>/extend", views.RunExtendView.as_view(), name="api-run-extend"),
     path("runs/<str:run_id>", views.RunDetailView.as_view(), name="api-run"),
     path("usage", views.UsageView.as_view(), name="api-usage"),
     path("usage/export.csv", views.UsageExportView.as_view(), name="api-usage-export"),

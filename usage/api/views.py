@@ -14,7 +14,7 @@ from billing.models import AIModel, Wallet
 from billing.replica import current_read_alias, reads_from_replica
 from billing.money import nanos_to_str, rate_str
 from billing.pricing import TokenCounts, model_rates_at, tool_rates_at
-from budgets.selectors import budget_status
+from budgets.selectors import budget_status, token_use
 from budgets.ratelimit import limiter_check
 from usage.bounds import MAX_RANGE_DAYS
 from usage.errors import InvalidRequest, RunNotFound
@@ -23,11 +23,12 @@ from usage.filters import RunFilter
 from usage.forecast import credit_forecast
 from usage.selectors import (InvalidCursor, default_range, detail_kept_from, detail_notice, run_detail,
                              run_dropped_notice, runs_page, usage_summary)
-from usage.services import NodeInput, request_hash, run_authorize, run_complete
+from usage.services import NodeInput, request_hash, run_authorize, run_complete, run_extend
 
 from . import docs, schema
 from .errors import ApiError
-from .serializers import AuthorizeIn, CompleteIn, ExportQuery, RunListFilters, UsageQuery, authorization_out, run_out
+from .serializers import (AuthorizeIn, CompleteIn, ExportQuery, ExtendIn, RunListFilters, UsageQuery, authorization_out,
+                          extension_out, run_out)
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -97,7 +98,24 @@ class BalanceView(WorkspaceAPIView):
             "monthly_credits": nanos_to_str(workspace.monthly_credits),
             "custom_limits": workspace.custom_limits,
             "forecast": forecast_json(credit_forecast(workspace=workspace)),
+            "token": token_json(request.auth, workspace=workspace),
         })
+
+
+def token_json(token, *, workspace) -> dict | None:
+    """The calling token's limits and use (issue 29); None for a token without limits."""
+    if not token.has_limits:
+        return None
+    use = token_use(workspace=workspace, token_ids=[token.pk], day=timezone.now().date()).get(token.pk)
+    limit = lambda nanos: nanos_to_str(nanos) if nanos is not None else None  # noqa: E731
+    return {"name": token.name, "prefix": token.prefix,
+            "max_credits_per_run": limit(token.max_credits_per_run),
+            "max_credits_per_day": limit(token.max_credits_per_day),
+            "max_credits_per_month": limit(token.max_credits_per_month),
+            "used_today": nanos_to_str(use.today if use else 0),
+            "used_this_period": nanos_to_str(use.this_period if use else 0),
+            "allowed_models": list(token.allowed_models),
+            "expires_at": token.expires_at.isoformat().replace("+00:00", "Z") if token.expires_at else None}
 
 
 def forecast_json(forecast) -> dict:
@@ -137,11 +155,13 @@ class RunsView(WorkspaceAPIView):
         operation_id="runs_authorize", summary="Authorize a run (reserve credits)", tags=["runs"],
         description=docs.AUTHORIZE_DESCRIPTION, request=AuthorizeIn,
         responses={201: OpenApiResponse(schema.Authorization, examples=[docs.AUTHORIZE_RESPONSE]),
+                   401: OpenApiResponse(schema.Error, "unauthorized, token_expired or token_revoked"),
                    402: OpenApiResponse(schema.Error, "Refused by a credit or budget limit",
-                                        examples=[docs.REFUSAL_EXAMPLE]),
+                                        examples=[docs.REFUSAL_EXAMPLE, docs.TOKEN_REFUSAL_EXAMPLE]),
+                   403: OpenApiResponse(schema.Error, "model_not_allowed: the token may not use this model"),
                    409: OpenApiResponse(schema.Error, "idempotency_conflict: same id, different body"),
                    429: OpenApiResponse(schema.Error, "rate_limited or concurrency_limit; see Retry-After")},
-        examples=[docs.AUTHORIZE_REQUEST],
+        examples=[docs.AUTHORIZE_REQUEST, docs.AUTHORIZE_SMALL_REQUEST],
     )
     def post(self, request):
         data = _validated(AuthorizeIn, request.data)
@@ -149,7 +169,8 @@ class RunsView(WorkspaceAPIView):
             membership=self.membership, workflow=data["workflow"], agent=data["agent"], model=data["model"],
             public_id=data.get("id"), estimated_input_tokens=data.get("estimated_input_tokens"),
             estimated_cached_input_tokens=data.get("estimated_cached_input_tokens"),
-            max_output_tokens=data.get("max_output_tokens"), body_hash=request_hash(data),
+            max_output_tokens=data.get("max_output_tokens"), token=request.auth, reserve=data.get("reserve"),
+            tags=data.get("tags"), body_hash=request_hash(data),
         )
         # A replay answers exactly as the first call did, 201 included (see docs/api.md).
         response = Response(authorization_out(authorization.run), status=201)
@@ -190,6 +211,28 @@ class RunCompleteView(WorkspaceAPIView):
         run = run_complete(workspace=self.workspace, public_id=run_id, status=data["status"], nodes=nodes,
                            body_hash=request_hash(data))
         return Response(run_out(run))
+
+
+class RunExtendView(WorkspaceAPIView):
+    @extend_schema(
+        operation_id="runs_extend", summary="Grow a running run's hold", tags=["runs"],
+        description=docs.EXTEND_DESCRIPTION, request=ExtendIn,
+        responses={200: OpenApiResponse(schema.ExtensionOut, examples=[docs.EXTEND_RESPONSE]),
+                   402: OpenApiResponse(schema.Error, "Refused by a credit, budget or per-run limit; the hold is "
+                                                      "unchanged", examples=[docs.EXTEND_REFUSAL_EXAMPLE]),
+                   404: OpenApiResponse(schema.Error, "No such run in this workspace"),
+                   409: OpenApiResponse(schema.Error, "run_not_running (completed or expired), or "
+                                                      "idempotency_conflict (same key, different body)")},
+        examples=[docs.EXTEND_REQUEST],
+    )
+    def post(self, request, run_id):
+        data = _validated(ExtendIn, request.data)
+        extension = run_extend(workspace=self.workspace, public_id=run_id, key=data["id"], credits=data["credits"],
+                               body_hash=request_hash(data))
+        response = Response(extension_out(extension))
+        if extension.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 def node_input(node: dict) -> NodeInput:
@@ -238,7 +281,8 @@ class UsageView(WorkspaceAPIView):
         filters = RunFilter.from_data(data).with_range(start, end)
         if not data.get("from") and not data.get("to"):
             filters = filters.for_period(self.workspace.period_start)  # default: this billing period
-        summary = usage_summary(workspace=self.workspace, start=start, end=end, filters=filters)
+        summary = usage_summary(workspace=self.workspace, start=start, end=end, filters=filters,
+                                tag_key=data.get("group_by"))
         return Response({**usage_out(summary), **_retention_fields(start)})
 
 
@@ -271,6 +315,9 @@ def usage_out(summary) -> dict:
         "prompt_caching": caching_out(summary.caching),
         "by_agent": [{"agent": row.label, "credits": nanos_to_str(row.credits), "input_tokens": row.input_tokens,
                       "output_tokens": row.output_tokens, "runs": row.runs} for row in summary.by_agent],
+        **({"group_by": f"tag:{summary.tag_key}",
+            "by_tag": [{"value": row.value, "credits": nanos_to_str(row.credits), "runs": row.runs}
+                       for row in summary.by_tag]} if summary.by_tag is not None else {}),
     }
 
 

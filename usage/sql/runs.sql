@@ -11,8 +11,9 @@
 -- The rules they call live with their data: budgets/sql/limits.sql (the reservation, the counters),
 -- billing/sql/wallet.sql (the hold, the charge and its ledger entries, auto-recharge's trigger).
 --
--- Installed by usage/migrations/0008_run_functions.py. The file is the one source: a change to it
--- comes with a new migration that runs it again (tests/usage/test_run_functions.py fails until then).
+-- Installed by usage/migrations/0008_run_functions.py, and again by each later migration that
+-- changes it: the file is the one source, and a change to it comes with a new migration that runs it
+-- again (tests/usage/test_run_functions.py fails until then).
 
 
 -- The run a client's id names, for a completion (or a replayed authorize): the run row, the names its
@@ -59,6 +60,30 @@ BEGIN
 END $$;
 
 
+-- The signature before issue 29 (no token, no reserve, no tags): dropped, so a call can only reach
+-- the function below.
+DROP FUNCTION IF EXISTS usage_run_authorize(bigint, bigint, text, text, text, text, bigint, bigint, bigint, text,
+    timestamptz, date, int, boolean);
+
+
+-- What a hold of p_amount can pay for at the output rate after the estimated input (of which the
+-- cached part at the cached input rate); the client's own cap when lower, and that cap alone when
+-- output is free. Numeric: no overflow. Authorize and extend both answer it.
+CREATE OR REPLACE FUNCTION usage_run_max_output(p_amount bigint, p_estimated_input bigint,
+    p_estimated_cached_input bigint, p_cap bigint, p_input_rate bigint, p_output_rate bigint, p_cached_rate bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN p_output_rate = 0 THEN p_cap
+              ELSE least(div(greatest(p_amount::numeric
+                                      - (coalesce(p_estimated_input, 0) - coalesce(p_estimated_cached_input, 0))::numeric
+                                        * p_input_rate
+                                      - coalesce(p_estimated_cached_input, 0)::numeric * p_cached_rate, 0),
+                             p_output_rate),
+                         p_cap)::bigint  -- least() ignores a NULL cap
+         END
+$$;
+
+
 -- Authorize a run: reserve credits, or refuse with the code of the limit that binds. Returns one row;
 -- `outcome` says which of these it is:
 --   'authorized'     the run was created (run_id, run_created_at, reserved, max_output_tokens,
@@ -70,10 +95,14 @@ END $$;
 --   'unknown_model'  no rate is in force for p_model; nothing was locked or written
 --   'new_name'       the agent or the workflow does not exist yet; the caller creates them (with the
 --                    model's defaults) and calls again
+-- p_token: the developer token that authorizes the run (NULL: none); its limits are among the
+-- limits, and the run counts in its counters. p_reserve: the client's `reserve` (NULL: as much as the
+-- limits allow). p_tags: the run's cost tags, validated by the caller.
 -- p_community: the Community Edition reserves nothing, refuses nothing and prices at zero.
-CREATE OR REPLACE FUNCTION usage_run_authorize(p_workspace bigint, p_member bigint, p_workflow text, p_agent text,
-    p_model text, p_public_id text, p_estimated_input bigint, p_estimated_cached_input bigint,
-    p_max_output bigint, p_hash text, p_now timestamptz, p_day date, p_ttl_seconds int, p_community boolean)
+CREATE OR REPLACE FUNCTION usage_run_authorize(p_workspace bigint, p_member bigint, p_token bigint, p_workflow text,
+    p_agent text, p_model text, p_public_id text, p_estimated_input bigint, p_estimated_cached_input bigint,
+    p_max_output bigint, p_reserve bigint, p_tags jsonb, p_hash text, p_now timestamptz, p_day date,
+    p_ttl_seconds int, p_community boolean)
 RETURNS TABLE (outcome text, remaining bigint, running int, allowed int, run_id bigint, run_created_at timestamptz,
                reserved bigint, max_output_tokens bigint, period_start timestamptz, workflow_id bigint,
                agent_id bigint, recharge_key text)
@@ -125,40 +154,131 @@ BEGIN
     RETURN;
   END IF;
 
-  SELECT * INTO d FROM budgets_run_reservation(w, p_member, v_agent, p_day, p_community);
+  SELECT * INTO d FROM budgets_run_reservation(w, p_member, v_agent, p_token, p_model, p_day, p_now, p_reserve,
+                                               NULL, NULL, p_community);
   IF d.code IS NOT NULL THEN
     RETURN QUERY SELECT d.code, d.remaining, d.running, d.allowed, NULL::bigint, NULL::timestamptz,
                         NULL::bigint, NULL::bigint, d.period_start, v_workflow, v_agent, NULL::text;
     RETURN;
   END IF;
 
-  -- What the reservation can pay for at the output rate after the estimated input (of which the
-  -- cached part at the cached input rate); the client's own cap when lower. Numeric: no overflow.
-  IF v_output_rate = 0 THEN
-    v_max_output := p_max_output;
-  ELSE
-    v_max_output := div(greatest(d.amount::numeric
-                                 - (coalesce(p_estimated_input, 0) - coalesce(p_estimated_cached_input, 0))::numeric
-                                   * v_input_rate
-                                 - coalesce(p_estimated_cached_input, 0)::numeric * v_cached_rate, 0),
-                        v_output_rate);
-    v_max_output := least(v_max_output, p_max_output);  -- least() ignores a NULL cap
-  END IF;
+  v_max_output := usage_run_max_output(d.amount, p_estimated_input, p_estimated_cached_input, p_max_output,
+                                       v_input_rate, v_output_rate, v_cached_rate);
 
-  INSERT INTO usage_run (workspace_id, public_id, workflow_id, agent_id, member_id, model_id, status, reserved,
-      credits, over_reservation, input_tokens, output_tokens, estimated_input_tokens, max_output_tokens, day,
-      period_start, created_at, expires_at, authorize_hash, complete_hash)
-  VALUES (p_workspace, p_public_id, v_workflow, v_agent, p_member, p_model, 'running', d.amount, 0, false, 0, 0,
-      p_estimated_input, v_max_output, p_day, d.period_start, p_now, p_now + make_interval(secs => p_ttl_seconds),
-      p_hash, '')
+  INSERT INTO usage_run (workspace_id, public_id, workflow_id, agent_id, member_id, token_id, model_id, status,
+      reserved, credits, over_reservation, input_tokens, output_tokens, estimated_input_tokens,
+      estimated_cached_input_tokens, requested_max_output_tokens, max_output_tokens, tags, day, period_start,
+      created_at, expires_at, authorize_hash, complete_hash)
+  VALUES (p_workspace, p_public_id, v_workflow, v_agent, p_member, p_token, p_model, 'running', d.amount, 0, false,
+      0, 0, p_estimated_input, p_estimated_cached_input, p_max_output, v_max_output, coalesce(p_tags, '{}'), p_day,
+      d.period_start, p_now, p_now + make_interval(secs => p_ttl_seconds), p_hash, '')
   RETURNING id INTO v_run;
   -- The exactly-once guard for the client's id (see usage.models.RunKey).
   INSERT INTO usage_runkey (workspace_id, public_id, run_id, run_created_at)
   VALUES (p_workspace, p_public_id, v_run, p_now);
   v_key := billing_hold_place(p_workspace, d.amount);
-  PERFORM budgets_run_counters_add(p_workspace, v_agent, p_member, p_day, d.period_start, 0, d.amount);
+  PERFORM budgets_run_counters_add(p_workspace, v_agent, p_member, p_token, p_day, d.period_start, 0, d.amount);
   RETURN QUERY SELECT 'authorized', NULL::bigint, NULL::int, NULL::int, v_run, p_now, d.amount, v_max_output,
                       d.period_start, v_workflow, v_agent, v_key;
+END $$;
+
+
+-- Grow a running run's hold (POST /v1/runs/<id>/extend, issue 29): the same locked decision as
+-- authorize, against every limit, in the run's own windows (its day and period, its member, agent and
+-- token), the per-run maximums included. The hold grows by the smaller of p_credits and what the
+-- limits leave. Returns one row; `outcome` says which of these it is:
+--   'extended'         the hold grew by `added`; reserved, max_output_tokens and expires_at are the
+--                      run's new figures (expires_at: p_now plus the reservation TTL); the extension
+--                      key is stored with them (usage_runextension, unique per run and key)
+--   'replay'           the key was used for this run before: request_hash and the figures of that
+--                      answer; nothing was written
+--   'not_found'        no run has that id in this workspace
+--   'run_not_running'  the run was completed, or expired (swept, or past its expires_at); status says
+--                      which; nothing was written
+--   a refusal code     budgets_run_reservation's, with remaining; nothing was written
+-- agent_id, member_id and token_id name the run's, for a refusal's message and alerts; recharge_key
+-- an auto-recharge to enqueue, as authorize's.
+CREATE OR REPLACE FUNCTION usage_run_extend(p_workspace bigint, p_public_id text, p_key text, p_credits bigint,
+    p_hash text, p_now timestamptz, p_ttl_seconds int, p_community boolean)
+RETURNS TABLE (outcome text, remaining bigint, request_hash text, status text, added bigint, reserved bigint,
+               max_output_tokens bigint, expires_at timestamptz, agent_id bigint, member_id bigint, token_id bigint,
+               recharge_key text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  w billing_wallet%ROWTYPE;
+  x record;  -- (not %ROWTYPE: an older migration installs this file before the table exists)
+  r usage_run%ROWTYPE;
+  d record;
+  v_run bigint;
+  v_created timestamptz;
+  v_input_rate bigint;
+  v_output_rate bigint;
+  v_cached_rate bigint;
+  v_max_output bigint;
+  v_expires timestamptz := p_now + make_interval(secs => p_ttl_seconds);
+  v_key text;
+BEGIN
+  SELECT * INTO w FROM billing_wallet WHERE workspace_id = p_workspace FOR UPDATE;
+  -- The key, already used for this run: a replay (or a racing twin that got the lock first). The
+  -- unique key on usage_runextension holds it even without this.
+  SELECT * INTO x FROM usage_runextension e
+   WHERE e.workspace_id = p_workspace AND e.run_public_id = p_public_id AND e.key = p_key;
+  IF FOUND THEN
+    RETURN QUERY SELECT 'replay', NULL::bigint, x.request_hash::text, 'running'::text, x.added, x.reserved,
+                        x.max_output_tokens, x.expires_at, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text;
+    RETURN;
+  END IF;
+  SELECT k.run_id, k.run_created_at INTO v_run, v_created
+    FROM usage_runkey k WHERE k.workspace_id = p_workspace AND k.public_id = p_public_id;
+  IF FOUND THEN
+    SELECT * INTO r FROM usage_run WHERE id = v_run AND created_at = v_created AND workspace_id = p_workspace;
+  END IF;
+  IF r.id IS NULL THEN
+    RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::bigint,
+                        NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text;
+    RETURN;
+  END IF;
+  IF r.completed_at IS NOT NULL OR r.released_at IS NOT NULL OR r.expires_at <= p_now THEN
+    RETURN QUERY SELECT 'run_not_running', NULL::bigint, NULL::text,
+                        CASE WHEN r.completed_at IS NULL THEN 'expired' ELSE r.status END::text, NULL::bigint,
+                        r.reserved, NULL::bigint, r.expires_at, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text;
+    RETURN;
+  END IF;
+
+  SELECT * INTO d FROM budgets_run_reservation(w, r.member_id, r.agent_id, r.token_id, r.model_id, r.day, p_now,
+                                               p_credits, r.reserved, r.period_start, p_community);
+  IF d.code IS NOT NULL THEN
+    RETURN QUERY SELECT d.code, d.remaining, NULL::text, r.status::text, NULL::bigint, r.reserved, NULL::bigint,
+                        r.expires_at, r.agent_id, r.member_id, r.token_id, NULL::text;
+    RETURN;
+  END IF;
+
+  -- max_output_tokens for the grown hold, at the rates the run was authorized with.
+  SELECT mr.input_nanos_per_token, mr.output_nanos_per_token,
+         coalesce(mr.cached_input_nanos_per_token, mr.input_nanos_per_token)
+    INTO v_input_rate, v_output_rate, v_cached_rate
+    FROM billing_modelrate mr
+   WHERE mr.model_id = r.model_id AND mr.effective_from <= r.created_at
+   ORDER BY mr.effective_from DESC LIMIT 1;
+  IF p_community THEN
+    v_input_rate := 0; v_output_rate := 0; v_cached_rate := 0;
+  END IF;
+  v_max_output := usage_run_max_output(r.reserved + d.amount, r.estimated_input_tokens,
+                                       r.estimated_cached_input_tokens, r.requested_max_output_tokens,
+                                       v_input_rate, v_output_rate, v_cached_rate);
+
+  UPDATE usage_run SET reserved = usage_run.reserved + d.amount, max_output_tokens = v_max_output,
+                       expires_at = v_expires
+   WHERE id = v_run AND created_at = v_created;
+  INSERT INTO usage_runextension (workspace_id, run_public_id, key, request_hash, requested, added, reserved,
+      max_output_tokens, expires_at, created_at)
+  VALUES (p_workspace, p_public_id, p_key, p_hash, p_credits, d.amount, r.reserved + d.amount, v_max_output,
+      v_expires, p_now);
+  v_key := billing_hold_grow(p_workspace, d.amount);
+  PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.token_id, r.day, r.period_start, 0,
+                                   d.amount);
+  RETURN QUERY SELECT 'extended', NULL::bigint, NULL::text, 'running'::text, d.amount, r.reserved + d.amount,
+                      v_max_output, v_expires, r.agent_id, r.member_id, r.token_id, v_key;
 END $$;
 
 
@@ -225,7 +345,7 @@ BEGIN
 
   v_key := billing_run_charge(w, r.id, r.public_id, p_cost, CASE WHEN v_open THEN r.reserved END, p_now,
                              p_overdraft);
-  PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.day, r.period_start, p_cost,
+  PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.token_id, r.day, r.period_start, p_cost,
                                    CASE WHEN v_open THEN -r.reserved ELSE 0 END);
 
   -- The daily rollup (the dashboard's rows): the nodes' sums per model on the day of the charge; the
@@ -280,6 +400,7 @@ BEGIN
     RETURN;
   END IF;
   v_key := billing_hold_release(p_workspace, r.reserved);
-  PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.day, r.period_start, 0, -r.reserved);
+  PERFORM budgets_run_counters_add(p_workspace, r.agent_id, r.member_id, r.token_id, r.day, r.period_start, 0,
+                                   -r.reserved);
   RETURN QUERY SELECT true, v_key;
 END $$;

@@ -59,6 +59,10 @@ ACME_AGENTS = {
     "Data Analyst": (50, 400, 3000),
     "Support Triage": (10, 100, 1000),
 }
+# Cost tags on Acme's runs (issue 29): the customer each run was for, so the Usage page's "Spend by
+# tag" has something to split. Taken in turn (no draw from the seed's random stream, whose figures
+# tests/operations/test_seed_demo.py holds).
+ACME_CUSTOMERS = ("globex", "initech", "umbrella", "globex", "hooli", "initech", "globex")
 ACME_WORKFLOWS = {
     "Research Assistant": ["Market research", "Competitor digest"],
     "Code Reviewer": ["PR review", "Release notes"],
@@ -274,9 +278,10 @@ class Command(BaseCommand):
         model = self.random.choices([m for m, _ in models], weights=[w for _, w in models])[0]
         workflow = self.random.choice(ACME_WORKFLOWS.get(agent, ["Personal notes"]))
         try:
+            tags = {"customer": ACME_CUSTOMERS[self.counts["runs"] % len(ACME_CUSTOMERS)]} if team else None
             auth = run_authorize(membership=membership, workflow=workflow, agent=agent, model=model,
                                  estimated_input_tokens=self.random.randint(2, 40) * 1000, now=moment,
-                                 body_hash=f"seed-{self.counts['runs']}")
+                                 tags=tags, body_hash=f"seed-{self.counts['runs']}")
         except RunRefused:
             self.counts["refused"] += 1
             return None
