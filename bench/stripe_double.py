@@ -8,7 +8,9 @@ stripe-python as it would to Stripe. It plays the few endpoints the service call
   rejection is armed; a second confirm is payment_intent_unexpected_state);
   GET /v1/payment_intents/<id>, GET /v1/payment_intents (?customer=),
   GET /v1/payment_intents/search (?query=metadata['key']:'value');
-- POST /v1/checkout/sessions (mode=payment); the customer "pays" with `checkout_pay`.
+- POST /v1/checkout/sessions (mode=payment); the customer "pays" with `checkout_pay`;
+- POST /v1/tax/calculations (Stripe Tax, before an auto-recharge's PaymentIntent): no tax, as for a
+  customer where none is due.
 
 Like Stripe it keeps every idempotency key: the same key with the same parameters replays the first
 answer (`Idempotent-Replayed: true`), with other parameters it is a 400 idempotency_error. It
@@ -176,6 +178,8 @@ class StripeDouble:
             return self._intent_create(params, key)
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._session_create(params, key)
+        if method == "POST" and path == "/v1/tax/calculations":
+            return 200, self._tax_calculation(params), {}
         if method == "GET" and path == "/v1/payment_intents/search":
             return 200, self._intent_search(query.get("query", "")), {}
         if method == "GET" and path == "/v1/payment_intents":
@@ -246,6 +250,12 @@ class StripeDouble:
             error["error"]["payment_intent"] = _public(intent)
             return 402, error, {}
         return 200, _public(intent), {}
+
+    def _tax_calculation(self, params: dict) -> dict:
+        amount = sum(int(line.get("amount") or 0) for line in (params.get("line_items") or {}).values())
+        return {"id": f"taxcalc_double_{next(self._ids)}", "object": "tax.calculation", "amount_total": amount,
+                "currency": params.get("currency") or "usd", "customer": params.get("customer"),
+                "tax_amount_exclusive": 0, "tax_amount_inclusive": 0, "tax_breakdown": [], "livemode": False}
 
     def _session_create(self, params: dict, key: str):
         if self._take_rejection("/v1/checkout/sessions"):

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+import stripe
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -228,7 +229,15 @@ def _stripe_charge(attempt: AutoRechargeAttempt, row: AutoRecharge, *, resumed: 
     if not intent_id and not may_confirm:
         return None  # without a recorded PaymentIntent, nothing was ever confirmed
     if not intent_id:  # never created, or created but not recorded: the same key answers the same one
-        _stripe_tax_record(attempt)
+        try:
+            _stripe_tax_record(attempt)
+        except stripe.InvalidRequestError as error:
+            # Stripe refused to calculate the tax (Stripe Tax off, an address it cannot tax): no
+            # PaymentIntent exists, nothing was charged. A failed try, retried and then paused like
+            # a decline, rather than an error that leaves the attempt in flight and blocks the next.
+            return {"status": PaymentOutcome.DECLINED, "error": ("Stripe could not calculate the tax, so nothing was "
+                                                                 f"charged: {error.user_message or error}")[:300],
+                    "try_number": attempt.tries}
         intent_id = stripe_client.auto_recharge_intent_create(
             purchase=attempt.purchase, attempt_key=attempt.key, try_number=attempt.tries,
             customer_id=attempt.workspace.stripe_customer_id, payment_method_id=row.stripe_payment_method_id)

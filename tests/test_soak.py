@@ -80,3 +80,16 @@ def test_it_charges_a_payment_intent_created_unconfirmed_only_when_confirmed_and
     with pytest.raises(stripe.InvalidRequestError) as again:
         client.v1.payment_intents.confirm(created["id"], {"off_session": True})
     assert again.value.code == "payment_intent_unexpected_state" and len(double.accepted) == 1
+
+
+@pytest.mark.django_db
+def test_it_answers_the_tax_calculation_an_auto_recharge_asks_first(double, team):
+    """The soak found every auto-recharge stuck: the double did not play Stripe Tax's calculation,
+    which an auto-recharge makes before its PaymentIntent."""
+    from buying.purchases import purchase_start
+    from invoices.tax import stripe_calculation_tax
+
+    purchase = purchase_start(workspace=team.workspace, pack_id="builder", source="stripe")
+    calculation = stripe_client.auto_recharge_tax_calculate(purchase=purchase, customer_id="cus_1")
+    assert calculation["object"] == "tax.calculation" and calculation["amount_total"] == purchase.amount_cents
+    assert stripe_calculation_tax(calculation).tax_cents == 0

@@ -329,6 +329,7 @@ class FakeStripe:
         self.card = "succeeds"
         self.after_charge = None  # e.g. the webhook arriving before the synchronous answer
         self.tax_percent = 0  # what Stripe Tax charges on an auto-recharge (tax.calculations)
+        self.tax_error = ""  # Stripe Tax's refusal to calculate (e.g. Stripe Tax not activated)
 
     def creates(self):
         return [(body, headers) for method, url, body, headers in self.requests
@@ -350,6 +351,8 @@ class FakeStripe:
                 "payment_method": params.get("payment_method"), "metadata": metadata, "livemode": False,
                 "last_payment_error": None, "next_action": None}
             answer = self._confirm(intent_id) if params.get("confirm") == "true" else self._ok(intent_id)
+        elif method == "post" and path == "/v1/tax/calculations" and self.tax_error:
+            answer = json.dumps({"error": {"type": "invalid_request_error", "message": self.tax_error}}), 400, {}
         elif method == "post" and path == "/v1/tax/calculations":
             amount = int(params["line_items[0][amount]"])
             tax = amount * self.tax_percent // 100
@@ -772,3 +775,24 @@ def test_a_started_try_turned_off_meanwhile_is_credited_if_charged_and_never_cha
     assert LedgerEntry.objects.filter(workspace=ws, kind="purchase").count() == 1  # one pack, the one paid
     assert Purchase.objects.get(pk=second.purchase_id).status == Purchase.PENDING  # never paid, never credited
     assert reconcile_workspace(workspace=ws) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tax_calculation_stripe_refuses_is_a_failed_try_not_an_attempt_left_in_flight(team, fake_stripe):
+    """Found by the soak: Stripe refusing the tax calculation raised out of the task, and the attempt
+    stayed pending (resumed every lease, failing alike) while the workspace's runs were refused."""
+    ws = team.workspace
+    _stripe_on(ws)
+    fake_stripe.tax_error = "Stripe Tax has not been activated on your account."
+    auto_recharge_set(workspace=ws, enabled=True, threshold=credits(5001), pack_id="builder")
+    attempt = _attempts(ws).get()
+    assert attempt.status == "retrying" and attempt.tries == 1
+    assert "could not calculate the tax" in attempt.last_error and "not been activated" in attempt.last_error
+    assert fake_stripe.creates() == [] and fake_stripe.charges == []
+    assert _wallet(ws).purchased == 0
+    # Once Stripe Tax answers, the retry pays it.
+    fake_stripe.tax_error = ""
+    from buying.auto_recharge import auto_recharge_attempt_pay
+
+    assert auto_recharge_attempt_pay(key=attempt.key).status == "succeeded"
+    assert fake_stripe.charges == ["pi_auto_1"] and _wallet(ws).purchased == credits(525)
