@@ -426,6 +426,7 @@ class Purchase(models.Model):
     CANCELLED = "cancelled"
     STATUSES = [(PENDING, "Pending"), (PAID, "Paid"), (REFUNDED, "Refunded"), (PARTIALLY_REFUNDED, "Partially refunded"),
                 (CANCELLED, "Cancelled")]
+    UNPAID = (PENDING, CANCELLED)  # no payment received (yet): nothing to refund, a payment still fulfils it
     STRIPE, TEST, MANUAL = "stripe", "test", "manual"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="purchases")

@@ -70,7 +70,7 @@ def pack_purchase_fulfil(*, purchase: Purchase, paid_at=None, stripe_checkout_se
             changes["stripe_payment_intent_id"] = stripe_payment_intent_id
         # A cancelled purchase is paid too: Stripe can still take a payment for a checkout we
         # cancelled on the buyer's return or by the sweep, and money received is credited.
-        won = Purchase.objects.filter(pk=purchase.pk, status__in=[Purchase.PENDING, Purchase.CANCELLED]).update(**changes)
+        won = Purchase.objects.filter(pk=purchase.pk, status__in=Purchase.UNPAID).update(**changes)
         purchase.refresh_from_db()
         if not won:
             return purchase  # already fulfilled: a replay or a second delivery
@@ -170,7 +170,7 @@ def purchase_refund(*, purchase: Purchase, amount_cents: int | None = None, key:
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         if LedgerEntry.objects.filter(idempotency_key=ledger_key).exists():
             return purchase
-        if purchase.status in (Purchase.PENDING, Purchase.CANCELLED):
+        if purchase.status in Purchase.UNPAID:
             raise PurchaseError("An unpaid purchase cannot be refunded.")
         if refunded_total_cents is not None:
             amount_cents = refunded_total_cents - purchase.refunded_cents

@@ -297,7 +297,7 @@ def charge_refunded(event: dict, charge: dict) -> str:
         if charge.get("invoice"):
             return "ignored: a plan payment refund (credit notes for plans are issued by staff)"
         raise NotYetKnown(f"No purchase for payment {payment_intent} yet")
-    if purchase.status in (Purchase.PENDING, Purchase.CANCELLED):
+    if purchase.status in Purchase.UNPAID:
         raise NotYetKnown(f"Purchase {purchase.pk} is not fulfilled yet")
     total = int(charge.get("amount_refunded") or 0)
     purchase_refund(purchase=purchase, refunded_total_cents=total, key=f"upto:{total}")

@@ -160,7 +160,7 @@ def _auto_recharge_problems(workspace: Workspace, label: str) -> list[str]:
     succeeded = AutoRechargeAttempt.objects.filter(workspace_id=workspace.pk, status=AutoRechargeAttempt.SUCCEEDED)
     for attempt in succeeded.select_related("purchase"):
         purchase = attempt.purchase
-        if purchase is None or purchase.status in (Purchase.PENDING, Purchase.CANCELLED):
+        if purchase is None or purchase.status in Purchase.UNPAID:
             problems.append(f"{label}: auto-recharge {attempt.key} succeeded without a paid purchase")
         elif not purchase.invoices.exists():
             problems.append(f"{label}: auto-recharge {attempt.key} has no invoice")
