@@ -1,6 +1,8 @@
 """Login throttling with django-axes (settings: "Login throttling" in config/settings.py)."""
 
 from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.shortcuts import render
 
 
 def login_username(request, credentials) -> str | None:
@@ -23,9 +25,6 @@ class LoginThrottleBackend(AxesStandaloneBackend):
 
 def lockout_response(request, original_response, credentials):
     """AXES_LOCKOUT_CALLABLE: the "too many attempts" page (429) with the cooling-off in minutes."""
-    from django.conf import settings
-    from django.shortcuts import render
-
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return render(request, "registration/locked_out.html",
                   {"failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}, status=429)

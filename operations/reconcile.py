@@ -6,20 +6,19 @@ that name the workspace and both figures."""
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, time, timezone as dt_timezone
 
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from budgets.counters import AGENT, DAY, MEMBER, PERIOD, TOKEN, WORKSPACE, day_start
-from invoices.models import Invoice, InvoiceLine, InvoiceTax
-from budgets.models import SpendCounter
-from usage.models import Run
-from usage.selectors import detail_kept_from
-
 from billing.models import AutoRechargeAttempt, LedgerEntry, Purchase, Wallet, Workspace
 from billing.money import nanos_to_str
+from budgets.counters import AGENT, DAY, MEMBER, PERIOD, TOKEN, WORKSPACE, day_start
+from budgets.models import SpendCounter
+from invoices.models import Invoice, InvoiceLine, InvoiceTax
+from usage.models import Run
+from usage.selectors import detail_kept_from
 
 
 def _credits(nanos: int) -> str:
@@ -205,8 +204,6 @@ def _counter_problems(workspace: Workspace, label: str) -> list[str]:
     kept_from = detail_kept_from()
     counters = SpendCounter.objects.filter(workspace_id=workspace.pk)
     if kept_from:
-        from datetime import datetime, time, timezone as dt_timezone
-
         counters = counters.filter(span_start__gte=datetime.combine(kept_from, time.min, tzinfo=dt_timezone.utc))
     for counter in counters:
         identity = (counter.scope, counter.scope_id, counter.span, counter.span_start)

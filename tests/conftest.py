@@ -89,11 +89,21 @@ def outsider(db):
 
 
 
+DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
+
+
 @pytest.fixture(scope="session", autouse=True)
-def stray_connections_closed(django_db_setup, django_db_blocker):
+def stray_connections_closed(request, django_db_blocker):
     """At the end of the run, close whatever connection a thread or process of a test left on the
     test database, so that dropping it never fails ("is being accessed by other users"). The one seen
-    so far follows the schemathesis run; which holder leaves it is not found yet (closing note)."""
+    so far follows the schemathesis run; which holder leaves it is not found yet (closing note).
+    Only a run with a database test sets the test database up (asking for it here orders this
+    teardown before its drop); a run of database-free tests needs none."""
+    if not any(item.get_closest_marker("django_db") or DB_FIXTURES & set(item.fixturenames)
+               for item in request.session.items):
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
     yield
     from django.db import connection
 
