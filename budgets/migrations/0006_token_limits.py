@@ -16,5 +16,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        sql_file_install("budgets/sql/limits.sql", sha256="e4f8522d11b174a42d85cad4e3c17e73a9c5ac5cac9801d9b42b339a476b5f85"),
+        sql_file_install("budgets/sql/limits.sql", sha256="59c41f94a2da2867aa4850cdb4f47ebe61b2fe82776d1f5c147825c517d4c319"),
     ]

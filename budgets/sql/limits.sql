@@ -221,27 +221,19 @@ LANGUAGE plpgsql AS $$
 BEGIN
   RETURN EXISTS (
     SELECT 1
-      FROM (SELECT CASE WHEN ws.period_start <> p_period_start THEN 0 END AS limit_, 0::bigint AS used
-              FROM billing_workspace ws WHERE ws.id = p_workspace
-            UNION ALL
-            SELECT b.monthly_limit, c.charged + c.reserved
-              FROM budgets_workspacebudget b
-              JOIN budgets_spendcounter c ON c.workspace_id = p_workspace AND c.scope = 'workspace'
-                   AND c.scope_id = p_workspace AND c.span = 'period' AND c.span_start = p_period_start
-             WHERE b.workspace_id = p_workspace
-            UNION ALL
-            SELECT a.max_per_month, c.charged + c.reserved
-              FROM usage_agent a
-              JOIN budgets_spendcounter c ON c.workspace_id = p_workspace AND c.scope = 'agent' AND c.scope_id = a.id
-                   AND c.span = 'period' AND c.span_start = p_period_start
-             WHERE a.id = p_agent
-            UNION ALL
-            SELECT m.monthly_budget, c.charged + c.reserved
-              FROM billing_membership m
-              JOIN budgets_spendcounter c ON c.workspace_id = p_workspace AND c.scope = 'member' AND c.scope_id = m.id
-                   AND c.span = 'period' AND c.span_start = p_period_start
-             WHERE m.id = p_member) AS budget
+      FROM (VALUES ('period', 0::bigint,  -- the period rolled while the run was open: always check
+                    (SELECT CASE WHEN ws.period_start <> p_period_start THEN 0::bigint END
+                       FROM billing_workspace ws WHERE ws.id = p_workspace)),
+                   ('workspace', p_workspace,
+                    (SELECT b.monthly_limit FROM budgets_workspacebudget b WHERE b.workspace_id = p_workspace)),
+                   ('agent', p_agent, (SELECT a.max_per_month FROM usage_agent a WHERE a.id = p_agent)),
+                   ('member', p_member, (SELECT m.monthly_budget FROM billing_membership m WHERE m.id = p_member)))
+           AS budget(scope, scope_id, limit_)
+      LEFT JOIN budgets_spendcounter c
+             ON c.workspace_id = p_workspace AND c.scope = budget.scope AND c.scope_id = budget.scope_id
+            AND c.span = 'period' AND c.span_start = p_period_start
      WHERE budget.limit_ IS NOT NULL
-       AND (budget.limit_ <= 0  -- a zero budget, or the period rolled while the run was open
-            OR greatest(budget.used, budget.used - p_change)::numeric * 100 >= budget.limit_::numeric * p_from_percent));
+       AND (budget.limit_ <= 0  -- a zero budget, or the rolled period
+            OR greatest(coalesce(c.charged + c.reserved, 0), coalesce(c.charged + c.reserved, 0) - p_change)::numeric
+               * 100 >= budget.limit_::numeric * p_from_percent));
 END $$;
